@@ -1,0 +1,110 @@
+//! Object references: large text and audio travel between steps as keys, never inline.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::id::ConversionId;
+
+/// The key of a stored object (an S3 key on AWS, a relative path under the data folder locally).
+///
+/// Keys are made by Lector, never taken from users, and are always relative, `/`-separated and
+/// free of `..`, so that a folder-backed store can join them safely.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "String", into = "String")]
+pub struct ObjectKey(String);
+
+/// Why a string is not an object key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not an object key: keys are relative, '/'-separated, without '..', '.' or empty segments")]
+pub struct InvalidObjectKey(pub String);
+
+impl ObjectKey {
+    pub fn new(key: impl Into<String>) -> Result<Self, InvalidObjectKey> {
+        let key = key.into();
+        let valid = !key.is_empty()
+            && key.len() <= 1024
+            && !key.starts_with('/')
+            && key.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != ".." && !seg.contains('\\'))
+            && !key.chars().any(char::is_control);
+        if valid { Ok(Self(key)) } else { Err(InvalidObjectKey(key)) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The extracted text of an attempt.
+    pub fn article_text(id: &ConversionId, attempt: u32) -> Self {
+        Self(format!("work/{id}/{attempt}/article.txt"))
+    }
+
+    /// The post's content as the feed carried it.
+    pub fn feed_content(id: &ConversionId) -> Self {
+        Self(format!("work/{id}/feed-content.html"))
+    }
+
+    /// The chunks of an attempt, as one JSON document.
+    pub fn speech_chunks(id: &ConversionId, attempt: u32) -> Self {
+        Self(format!("work/{id}/{attempt}/chunks.json"))
+    }
+
+    /// The audio of one chunk. Keyed by the hash of what was synthesized, so synthesizing the
+    /// same chunk again overwrites the same object and never leaves a duplicate.
+    pub fn chunk_audio(id: &ConversionId, content_hash: &str) -> Self {
+        Self(format!("work/{id}/chunks/{content_hash}.mp3"))
+    }
+
+    /// The finished audio of a conversion.
+    pub fn audio(id: &ConversionId) -> Self {
+        Self(format!("audio/{id}.mp3"))
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for ObjectKey {
+    type Error = InvalidObjectKey;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::new(s)
+    }
+}
+
+impl From<ObjectKey> for String {
+    fn from(key: ObjectKey) -> Self {
+        key.0
+    }
+}
+
+/// What the store knows of an object without reading it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    pub key: ObjectKey,
+    pub size: u64,
+    pub content_type: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_refuse_escapes() {
+        for bad in ["", "/abs", "a/../b", "a//b", "./a", "a/.", "a\\b", "a\nb"] {
+            assert!(ObjectKey::new(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(ObjectKey::new("audio/abc.mp3").is_ok());
+    }
+
+    #[test]
+    fn keys_deserialize_only_when_valid() {
+        assert!(serde_json::from_str::<ObjectKey>("\"../x\"").is_err());
+        let key: ObjectKey = serde_json::from_str("\"work/x/1/article.txt\"").unwrap();
+        assert_eq!(key.as_str(), "work/x/1/article.txt");
+    }
+}

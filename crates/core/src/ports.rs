@@ -1,0 +1,115 @@
+//! Ports: the capabilities the domain and the steps need, one small trait each. Adapters live in
+//! `lector-local` (embedded) and `lector-aws`; the event store's port is in [`crate::store`].
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use crate::envelope::RecordedEvent;
+use crate::object::{ObjectKey, ObjectMeta};
+use crate::voice::{SpeechLimits, VoiceEngine, VoiceId, VoiceInfo};
+
+/// The time, given to whoever needs it; the domain never reads a clock itself.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// Why an object operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("no object at {0}")]
+    NotFound(ObjectKey),
+    /// The store could not be reached or was throttled; retry.
+    #[error("object store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else the store refused; retrying will not help.
+    #[error("object store error: {0}")]
+    Failed(String),
+}
+
+impl ObjectError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ObjectError::Unavailable(_))
+    }
+}
+
+/// Large blobs (texts, chunks, audio) by key: a folder locally, S3 on AWS.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Store `body` under `key`, replacing what was there. Atomic: a reader sees the old
+    /// object or the new one, never a part.
+    async fn put(&self, key: &ObjectKey, body: Bytes, content_type: &str) -> Result<(), ObjectError>;
+
+    async fn get(&self, key: &ObjectKey) -> Result<Bytes, ObjectError>;
+
+    /// Bytes `start..end` (end exclusive, clamped to the object's size).
+    async fn get_range(&self, key: &ObjectKey, start: u64, end: u64) -> Result<Bytes, ObjectError>;
+
+    /// The object's size and type, or `None` when there is none.
+    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>, ObjectError>;
+
+    /// Every object whose key starts with `prefix`, in key order.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, ObjectError>;
+}
+
+/// What to speak with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VoiceSpec {
+    pub voice: VoiceId,
+    pub engine: VoiceEngine,
+    /// BCP 47 language of the text, when known.
+    pub language: Option<String>,
+}
+
+/// Why a synthesis failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VoiceError {
+    /// Throttled, timed out, or the service failed on its side: retry with backoff.
+    #[error("voice service unavailable: {0}")]
+    Unavailable(String),
+    /// The voice does not exist, or does not speak on this engine.
+    #[error("unsupported voice: {0}")]
+    UnsupportedVoice(String),
+    /// The voice cannot speak this language.
+    #[error("unsupported language: {0}")]
+    UnsupportedLanguage(String),
+    /// The request was refused as it is (markup, length); retrying will not help.
+    #[error("speech request refused: {0}")]
+    Refused(String),
+}
+
+impl VoiceError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, VoiceError::Unavailable(_))
+    }
+}
+
+/// A text-to-speech service. Takes SSML, gives MP3.
+#[async_trait]
+pub trait Voice: Send + Sync {
+    /// The voices this service offers.
+    async fn voices(&self) -> Result<Vec<VoiceInfo>, VoiceError>;
+
+    /// The per-request limits on `engine`.
+    fn limits(&self, engine: VoiceEngine) -> SpeechLimits {
+        engine.limits()
+    }
+
+    /// Speak one SSML document (`<speak>...</speak>`), as MP3.
+    async fn synthesize(&self, ssml: &str, spec: &VoiceSpec) -> Result<Bytes, VoiceError>;
+}
+
+/// Why publishing to the bus failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Some or all events were not accepted; retry them.
+    #[error("{failed} of {total} events were not published: {reason}")]
+    Failed { failed: usize, total: usize, reason: String },
+}
+
+/// The bus other teams subscribe to: EventBridge on AWS, the in-process bus locally. Events are
+/// published from the log (never directly by a step), in log order, at least once.
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    async fn publish(&self, events: &[RecordedEvent]) -> Result<(), PublishError>;
+}
