@@ -1,1 +1,4 @@
-//! placeholder
+//! Embedded adapters for the local default: the SQLite event log and its outbox, the object
+//! folder, the espeak-ng voice.
+
+pub mod espeak;

@@ -1,1 +1,5 @@
-//! placeholder
+//! Test support shared by the crates' test suites: the port contract suites that every adapter
+//! must pass, and the real services (DynamoDB Local, moto) the AWS adapters are tested against.
+
+pub mod contract;
+pub mod services;

@@ -1,0 +1,10 @@
+//! `lector feed`.
+
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("lector feed is not available in this build")
+}

@@ -1,0 +1,5 @@
+//! One module per subcommand.
+
+pub mod article;
+pub mod asl;
+pub mod feed;
