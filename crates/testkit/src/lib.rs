@@ -2,4 +2,5 @@
 //! must pass, and the real services (DynamoDB Local, moto) the AWS adapters are tested against.
 
 pub mod contract;
+pub mod http;
 pub mod services;
