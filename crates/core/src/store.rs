@@ -43,7 +43,8 @@ pub enum StoreError {
     Conflict {
         stream: StreamId,
         expected: u64,
-        /// The stream's version when the conflict was seen (at least `expected + 1`).
+        /// The stream's version when the conflict was seen. Writers that keep appending can
+        /// expect this version next time instead of reading the whole stream again.
         actual: u64,
     },
     /// The append cannot be made as asked (empty, too many events for one atomic write, data

@@ -1,4 +1,9 @@
 //! Embedded adapters for the local default: the SQLite event log and its outbox, the object
 //! folder, the espeak-ng voice.
 
+pub mod clock;
+pub mod db;
 pub mod espeak;
+pub mod event_store;
+pub mod objects;
+pub mod outbox;

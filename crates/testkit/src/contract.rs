@@ -1,1 +1,359 @@
-//! Contract suites.
+//! The event store contract: one suite every `EventStore` adapter must pass, conflicts and
+//! concurrency included. An adapter's test file invokes [`event_store_contract!`] with a
+//! function that makes a fresh, empty store.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use lector_core::store::MAX_EVENTS_PER_APPEND;
+use lector_core::{
+    AppendOutcome, EventId, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamId,
+};
+use serde_json::{Value, json};
+
+/// Expands to one `#[tokio::test]` per contract case, each with a fresh store from `$make`, an
+/// `async fn() -> Arc<dyn EventStore>`. The calling crate needs `tokio` as a dev-dependency.
+#[macro_export]
+macro_rules! event_store_contract {
+    ($make:path) => {
+        $crate::event_store_contract!(@cases $make;
+            reads_of_missing_streams_are_empty,
+            appends_read_back_in_order_with_their_envelope,
+            a_stale_expected_version_conflicts_and_writes_nothing,
+            an_expected_version_beyond_the_stream_conflicts,
+            a_retried_identical_append_is_a_no_op,
+            a_different_append_at_a_taken_version_conflicts,
+            read_stream_starts_after_the_given_version,
+            read_all_pages_through_every_stream_in_position_order,
+            appends_are_bounded_and_never_empty,
+            data_round_trips_exactly,
+            a_stream_longer_than_one_megabyte_reads_back_whole,
+            concurrent_writers_on_one_stream_lose_nothing,
+            a_reader_following_read_all_misses_nothing_under_concurrent_writers,
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let store = $make().await;
+                $crate::contract::$case(store).await;
+            }
+        )*
+    };
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_750_000_000 + seconds, 0).expect("a valid timestamp")
+}
+
+/// A new event with a unique id derived from `key`.
+pub fn event(key: &str, data: Value) -> NewEvent {
+    NewEvent {
+        event_id: EventId::derive(&["contract", key]),
+        event_type: "ContractTested".into(),
+        schema_version: 1,
+        occurred_at: at(key.len() as i64),
+        correlation_id: format!("corr-{key}"),
+        causation_id: Some(format!("cause-{key}")),
+        data,
+    }
+}
+
+fn stream(name: &str) -> StreamId {
+    StreamId::new(format!("contract-{name}"))
+}
+
+async fn append_ok(
+    store: &dyn EventStore,
+    s: &StreamId,
+    expected: u64,
+    events: Vec<NewEvent>,
+) -> AppendOutcome {
+    store
+        .append(s, ExpectedVersion(expected), events)
+        .await
+        .unwrap_or_else(|e| panic!("append to {s} at {expected} failed: {e}"))
+}
+
+fn assert_same(recorded: &RecordedEvent, new: &NewEvent) {
+    assert_eq!(recorded.event_id, new.event_id);
+    assert_eq!(recorded.event_type, new.event_type);
+    assert_eq!(recorded.schema_version, new.schema_version);
+    assert_eq!(recorded.occurred_at, new.occurred_at);
+    assert_eq!(recorded.correlation_id, new.correlation_id);
+    assert_eq!(recorded.causation_id, new.causation_id);
+    assert_eq!(recorded.data, new.data);
+}
+
+pub async fn reads_of_missing_streams_are_empty(store: Arc<dyn EventStore>) {
+    assert!(store.read_stream(&stream("missing"), 0).await.unwrap().is_empty());
+    assert!(store.read_all(0, 100).await.unwrap().is_empty());
+}
+
+pub async fn appends_read_back_in_order_with_their_envelope(store: Arc<dyn EventStore>) {
+    let s = stream("basic");
+    let first = vec![event("a", json!({"n": 1})), event("b", json!({"n": 2}))];
+    let outcome = append_ok(&*store, &s, 0, first.clone()).await;
+    assert_eq!(outcome, AppendOutcome::Appended { first_version: 1, last_version: 2 });
+    let third = event("c", json!({"n": 3}));
+    let outcome = append_ok(&*store, &s, 2, vec![third.clone()]).await;
+    assert_eq!(outcome, AppendOutcome::Appended { first_version: 3, last_version: 3 });
+
+    let read = store.read_stream(&s, 0).await.unwrap();
+    assert_eq!(read.len(), 3);
+    for (i, (recorded, new)) in read.iter().zip(first.iter().chain([&third])).enumerate() {
+        assert_same(recorded, new);
+        assert_eq!(recorded.version, i as u64 + 1);
+        assert_eq!(recorded.stream_id, s);
+    }
+    assert!(read.windows(2).all(|w| w[0].position < w[1].position), "positions increase within a stream");
+}
+
+pub async fn a_stale_expected_version_conflicts_and_writes_nothing(store: Arc<dyn EventStore>) {
+    let s = stream("stale");
+    append_ok(&*store, &s, 0, vec![event("s1", json!(1)), event("s2", json!(2))]).await;
+    let err = store
+        .append(&s, ExpectedVersion(1), vec![event("x1", json!("x")), event("x2", json!("y"))])
+        .await
+        .expect_err("an append at a stale version must conflict");
+    match err {
+        StoreError::Conflict { stream, expected, actual } => {
+            assert_eq!((stream, expected, actual), (s.clone(), 1, 2));
+        }
+        other => panic!("expected a conflict, got {other}"),
+    }
+    let read = store.read_stream(&s, 0).await.unwrap();
+    assert_eq!(read.iter().map(|e| e.data.clone()).collect::<Vec<_>>(), vec![json!(1), json!(2)]);
+    // And nothing of the refused append leaked into the global log.
+    let all = store.read_all(0, 100).await.unwrap();
+    assert_eq!(all.len(), 2);
+}
+
+pub async fn an_expected_version_beyond_the_stream_conflicts(store: Arc<dyn EventStore>) {
+    let s = stream("ahead");
+    let err = store.append(&s, ExpectedVersion(5), vec![event("h", json!(null))]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { expected: 5, actual: 0, .. }), "got {err}");
+    assert!(store.read_stream(&s, 0).await.unwrap().is_empty(), "no gap may be written");
+}
+
+pub async fn a_retried_identical_append_is_a_no_op(store: Arc<dyn EventStore>) {
+    let s = stream("retried");
+    let events = vec![event("r1", json!({"k": 1})), event("r2", json!({"k": 2}))];
+    append_ok(&*store, &s, 0, events.clone()).await;
+    let again = append_ok(&*store, &s, 0, events.clone()).await;
+    assert_eq!(again, AppendOutcome::AlreadyAppended { last_version: 2 });
+    // Also once the stream has moved on past the retried events.
+    append_ok(&*store, &s, 2, vec![event("r3", json!({"k": 3}))]).await;
+    let late = append_ok(&*store, &s, 0, events).await;
+    assert_eq!(late, AppendOutcome::AlreadyAppended { last_version: 2 });
+    assert_eq!(store.read_stream(&s, 0).await.unwrap().len(), 3, "nothing duplicated");
+    assert_eq!(store.read_all(0, 100).await.unwrap().len(), 3);
+}
+
+pub async fn a_different_append_at_a_taken_version_conflicts(store: Arc<dyn EventStore>) {
+    let s = stream("taken");
+    append_ok(&*store, &s, 0, vec![event("t1", json!(1)), event("t2", json!(2))]).await;
+    // Same ids, different data: not the same fact.
+    let mut changed = event("t1", json!(1));
+    changed.data = json!("other");
+    assert!(matches!(
+        store.append(&s, ExpectedVersion(0), vec![changed]).await,
+        Err(StoreError::Conflict { actual: 2, .. })
+    ));
+    // A prefix of what is there plus something new: a conflict, never a partial no-op.
+    let partial = vec![event("t1", json!(1)), event("t9", json!(9))];
+    assert!(matches!(store.append(&s, ExpectedVersion(0), partial).await, Err(StoreError::Conflict { .. })));
+    assert_eq!(store.read_stream(&s, 0).await.unwrap().len(), 2);
+}
+
+pub async fn read_stream_starts_after_the_given_version(store: Arc<dyn EventStore>) {
+    let s = stream("after");
+    let events: Vec<_> = (0..5).map(|i| event(&format!("after{i}"), json!(i))).collect();
+    append_ok(&*store, &s, 0, events).await;
+    let tail = store.read_stream(&s, 3).await.unwrap();
+    assert_eq!(tail.iter().map(|e| e.version).collect::<Vec<_>>(), vec![4, 5]);
+    assert!(store.read_stream(&s, 5).await.unwrap().is_empty());
+}
+
+pub async fn read_all_pages_through_every_stream_in_position_order(store: Arc<dyn EventStore>) {
+    let mut expected = Vec::new();
+    for round in 0..4 {
+        for name in ["x", "y", "z"] {
+            let e = event(&format!("all-{name}-{round}"), json!({"s": name, "r": round}));
+            append_ok(&*store, &stream(name), round, vec![e.clone()]).await;
+            expected.push(e.event_id);
+        }
+    }
+    // Page through with a small limit.
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.read_all(after, 5).await.unwrap();
+        assert!(page.len() <= 5, "read_all returned more than its limit");
+        let Some(last) = page.last() else { break };
+        assert!(page.windows(2).all(|w| w[0].position < w[1].position));
+        assert!(page[0].position > after);
+        after = last.position;
+        seen.extend(page.iter().map(|e| e.event_id));
+    }
+    assert_eq!(seen, expected, "the global order is the commit order");
+}
+
+pub async fn appends_are_bounded_and_never_empty(store: Arc<dyn EventStore>) {
+    let s = stream("bounds");
+    assert!(matches!(store.append(&s, ExpectedVersion(0), vec![]).await, Err(StoreError::Invalid(_))));
+    let too_many: Vec<_> =
+        (0..=MAX_EVENTS_PER_APPEND).map(|i| event(&format!("many{i}"), json!(i))).collect();
+    assert!(matches!(store.append(&s, ExpectedVersion(0), too_many).await, Err(StoreError::Invalid(_))));
+    assert!(store.read_stream(&s, 0).await.unwrap().is_empty());
+    let most: Vec<_> = (0..MAX_EVENTS_PER_APPEND).map(|i| event(&format!("most{i}"), json!(i))).collect();
+    let outcome = append_ok(&*store, &s, 0, most).await;
+    assert_eq!(outcome.last_version(), MAX_EVENTS_PER_APPEND as u64);
+}
+
+pub async fn data_round_trips_exactly(store: Arc<dyn EventStore>) {
+    let s = stream("data");
+    let data = json!({
+        "text": "Grüße, 世界 — \"quotes\" <tags> & \u{1F600}",
+        "float": 12.625,
+        "negative": -3,
+        "big": 9_007_199_254_740_991_u64,
+        "empty": {},
+        "list": [1, "two", null, true, {"nested": [1.5]}],
+        "null": null,
+    });
+    let mut e = event("data", data.clone());
+    e.causation_id = None;
+    append_ok(&*store, &s, 0, vec![e.clone()]).await;
+    let read = store.read_stream(&s, 0).await.unwrap();
+    assert_same(&read[0], &e);
+}
+
+pub async fn a_stream_longer_than_one_megabyte_reads_back_whole(store: Arc<dyn EventStore>) {
+    let s = stream("large");
+    let filler = "x".repeat(4_000);
+    let events: Vec<_> =
+        (0..300).map(|i| event(&format!("large{i}"), json!({"i": i, "pad": filler}))).collect();
+    let mut version = 0;
+    for batch in events.chunks(25) {
+        version = append_ok(&*store, &s, version, batch.to_vec()).await.last_version();
+    }
+    let read = store.read_stream(&s, 0).await.unwrap();
+    assert_eq!(read.len(), 300, "every event of a stream longer than one page reads back");
+    assert!(read.iter().enumerate().all(|(i, e)| e.version == i as u64 + 1 && e.data["i"] == json!(i)));
+    let all_len = {
+        let mut n = 0;
+        let mut after = 0;
+        loop {
+            let page = store.read_all(after, 128).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.position;
+            n += page.len();
+        }
+        n
+    };
+    assert_eq!(all_len, 300);
+}
+
+/// Writers on one stream: each appends its own numbered events, one at a time, re-expecting
+/// the version a conflict reports.
+async fn write_concurrently(store: Arc<dyn EventStore>, s: StreamId, writers: usize, each: usize) {
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut expected = 0;
+                for n in 0..each {
+                    let e = event(&format!("{s}-w{w}-n{n}"), json!({"writer": w, "n": n}));
+                    loop {
+                        match store.append(&s, ExpectedVersion(expected), vec![e.clone()]).await {
+                            Ok(outcome) => {
+                                expected = outcome.last_version();
+                                break;
+                            }
+                            Err(StoreError::Conflict { actual, .. }) => expected = actual,
+                            Err(StoreError::Unavailable(_)) => tokio::task::yield_now().await,
+                            Err(other) => panic!("writer {w} failed: {other}"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in futures::future::join_all(tasks).await {
+        task.expect("a writer panicked");
+    }
+}
+
+pub async fn concurrent_writers_on_one_stream_lose_nothing(store: Arc<dyn EventStore>) {
+    const WRITERS: usize = 8;
+    const EACH: usize = 1_000;
+    let s = stream("hot");
+    write_concurrently(store.clone(), s.clone(), WRITERS, EACH).await;
+
+    let read = store.read_stream(&s, 0).await.unwrap();
+    assert_eq!(read.len(), WRITERS * EACH);
+    assert!(read.iter().enumerate().all(|(i, e)| e.version == i as u64 + 1), "versions are contiguous");
+    let mut per_writer: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for e in &read {
+        per_writer.entry(e.data["writer"].as_u64().unwrap()).or_default().push(e.data["n"].as_u64().unwrap());
+    }
+    for (w, ns) in per_writer {
+        assert_eq!(ns, (0..EACH as u64).collect::<Vec<_>>(), "writer {w}: each event once, in its order");
+    }
+    // The global log holds the same events in the same order.
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.read_all(after, 1_000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        all.extend(page);
+    }
+    assert_eq!(
+        all.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        read.iter().map(|e| e.event_id).collect::<Vec<_>>()
+    );
+}
+
+pub async fn a_reader_following_read_all_misses_nothing_under_concurrent_writers(store: Arc<dyn EventStore>) {
+    let streams: Vec<StreamId> = (0..4).map(|i| stream(&format!("follow{i}"))).collect();
+    let writers: Vec<_> =
+        streams.iter().map(|s| tokio::spawn(write_concurrently(store.clone(), s.clone(), 2, 60))).collect();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let store = store.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut after = 0;
+            loop {
+                // Read the flag before the page: once the writers are done, one more empty page
+                // means the reader has caught up for good.
+                let writers_done = done.load(std::sync::atomic::Ordering::SeqCst);
+                let page = store.read_all(after, 17).await.unwrap();
+                match page.last() {
+                    Some(last) => {
+                        assert!(page[0].position > after);
+                        after = last.position;
+                        seen.extend(page.into_iter().map(|e| e.event_id));
+                    }
+                    None if writers_done => break,
+                    None => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+                }
+            }
+            seen
+        })
+    };
+    for w in writers {
+        w.await.expect("writer panicked");
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = reader.await.expect("reader panicked");
+    let unique: HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "the reader saw an event twice");
+    assert_eq!(seen.len(), 4 * 2 * 60, "a reader following positions saw every committed event");
+}
