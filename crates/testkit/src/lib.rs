@@ -3,4 +3,5 @@
 
 pub mod contract;
 pub mod http;
+pub mod memory;
 pub mod services;
