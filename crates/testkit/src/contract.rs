@@ -357,3 +357,88 @@ pub async fn a_reader_following_read_all_misses_nothing_under_concurrent_writers
     assert_eq!(unique.len(), seen.len(), "the reader saw an event twice");
     assert_eq!(seen.len(), 4 * 2 * 60, "a reader following positions saw every committed event");
 }
+
+/// Expands to one `#[tokio::test]` per object store contract case, each with a fresh, empty
+/// store from `$make`, an `async fn() -> Arc<dyn ObjectStore>`.
+#[macro_export]
+macro_rules! object_store_contract {
+    ($make:path) => {
+        $crate::object_store_contract!(@cases $make;
+            objects_round_trip_and_overwrite,
+            missing_objects_are_not_found,
+            ranges_are_clamped_to_the_object,
+            listing_is_by_prefix_in_key_order,
+            a_large_object_round_trips,
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store = $make().await;
+                $crate::contract::objects::$case(store).await;
+            }
+        )*
+    };
+}
+
+/// The cases of [`object_store_contract!`].
+pub mod objects {
+    use std::sync::Arc;
+
+    use lector_core::ObjectKey;
+    use lector_core::ports::{ObjectError, ObjectStore};
+
+    fn key(s: &str) -> ObjectKey {
+        ObjectKey::new(s).expect("a valid key")
+    }
+
+    pub async fn objects_round_trip_and_overwrite(store: Arc<dyn ObjectStore>) {
+        let k = key("work/c1/1/article.txt");
+        store.put(&k, "first".into(), "text/plain").await.unwrap();
+        assert_eq!(store.get(&k).await.unwrap(), "first");
+        store.put(&k, "second, longer".into(), "text/plain").await.unwrap();
+        assert_eq!(store.get(&k).await.unwrap(), "second, longer");
+        let meta = store.head(&k).await.unwrap().expect("the object exists");
+        assert_eq!((meta.key, meta.size), (k, 14));
+    }
+
+    pub async fn missing_objects_are_not_found(store: Arc<dyn ObjectStore>) {
+        let k = key("audio/none.mp3");
+        assert!(matches!(store.get(&k).await, Err(ObjectError::NotFound(missing)) if missing == k));
+        assert!(store.head(&k).await.unwrap().is_none());
+        assert!(matches!(store.get_range(&k, 0, 10).await, Err(ObjectError::NotFound(_))));
+    }
+
+    pub async fn ranges_are_clamped_to_the_object(store: Arc<dyn ObjectStore>) {
+        let k = key("audio/range.mp3");
+        store.put(&k, "0123456789".into(), "audio/mpeg").await.unwrap();
+        assert_eq!(store.get_range(&k, 2, 5).await.unwrap(), "234");
+        assert_eq!(store.get_range(&k, 7, 100).await.unwrap(), "789");
+        assert_eq!(store.get_range(&k, 0, 10).await.unwrap(), "0123456789");
+    }
+
+    pub async fn listing_is_by_prefix_in_key_order(store: Arc<dyn ObjectStore>) {
+        for k in ["work/c2/chunks/b.mp3", "work/c2/chunks/a.mp3", "work/c2/1/article.txt", "work/c3/x.mp3"] {
+            store.put(&key(k), vec![1u8; 3].into(), "application/octet-stream").await.unwrap();
+        }
+        let listed: Vec<String> = store
+            .list("work/c2/chunks/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key.as_str().to_owned())
+            .collect();
+        assert_eq!(listed, ["work/c2/chunks/a.mp3", "work/c2/chunks/b.mp3"]);
+        assert_eq!(store.list("work/c2").await.unwrap().len(), 3);
+        assert!(store.list("nothing/").await.unwrap().is_empty());
+    }
+
+    pub async fn a_large_object_round_trips(store: Arc<dyn ObjectStore>) {
+        let k = key("audio/large.mp3");
+        let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        store.put(&k, body.clone().into(), "audio/mpeg").await.unwrap();
+        assert_eq!(store.get(&k).await.unwrap().as_ref(), body.as_slice());
+        assert_eq!(store.get_range(&k, 1_000_000, 1_000_010).await.unwrap().as_ref(), &body[1_000_000..1_000_010]);
+    }
+}
