@@ -2,4 +2,7 @@
 
 pub mod article;
 pub mod asl;
+pub mod events;
 pub mod feed;
+pub mod schemas;
+pub mod status;

@@ -18,6 +18,7 @@ pub mod id;
 pub mod object;
 pub mod ports;
 pub mod response;
+pub mod schema;
 pub mod service;
 pub mod status;
 pub mod step_error;

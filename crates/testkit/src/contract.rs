@@ -439,6 +439,9 @@ pub mod objects {
         let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         store.put(&k, body.clone().into(), "audio/mpeg").await.unwrap();
         assert_eq!(store.get(&k).await.unwrap().as_ref(), body.as_slice());
-        assert_eq!(store.get_range(&k, 1_000_000, 1_000_010).await.unwrap().as_ref(), &body[1_000_000..1_000_010]);
+        assert_eq!(
+            store.get_range(&k, 1_000_000, 1_000_010).await.unwrap().as_ref(),
+            &body[1_000_000..1_000_010]
+        );
     }
 }

@@ -4,4 +4,5 @@
 pub mod contract;
 pub mod http;
 pub mod memory;
+pub mod schema;
 pub mod services;
