@@ -1,0 +1,569 @@
+//! The engine's API, shaped like the Step Functions API: register state machines, start,
+//! describe, list, wait for, stop and redrive executions, and resume the executions a
+//! stopped process left running.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::definition::{Definition, DefinitionSubstitutions};
+use crate::error::{EngineError, Failure, PAYLOAD_LIMIT_BYTES};
+use crate::exec::{EngineConfig, Exec, Frame, Halt, Runtime, Write, run_frame, to_json};
+use crate::history::{self, HistoryEvent};
+use crate::store::{
+    Batch, CreateOutcome, ExecutionRecord, ExecutionStatus, ExecutionStore, ExecutionUpdate, FrameRecord,
+    FrameStatus, ListFilter,
+};
+use crate::task::TaskRegistry;
+
+/// What `start_execution` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedExecution {
+    /// The execution's ARN.
+    pub execution_arn: String,
+    /// When it started.
+    pub start_date: DateTime<Utc>,
+    /// False when an execution of the same name and input was already running and is
+    /// returned instead of a new one.
+    pub created: bool,
+}
+
+struct Registered {
+    arn: String,
+    definition: Definition,
+}
+
+struct Running {
+    done: Arc<watch::Sender<bool>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+struct Inner {
+    rt: Arc<Runtime>,
+    machines: RwLock<HashMap<String, Registered>>,
+    running: Mutex<HashMap<String, Running>>,
+}
+
+/// The local Step Functions engine. Cheap to clone; clones share executions.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.inner.rt.store)
+            .field("clock", &self.inner.rt.clock)
+            .field("config", &self.inner.rt.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// AWS's rule for state machine and execution names.
+fn check_name(name: &str) -> Result<(), String> {
+    let len = name.chars().count();
+    if len == 0 || len > 80 {
+        return Err(format!("'{name}' must be 1 to 80 characters long"));
+    }
+    if let Some(c) = name.chars().find(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || ('\u{7f}'..='\u{9f}').contains(c)
+            || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(*c)
+    }) {
+        return Err(format!("'{name}' contains the character {c:?}, which names may not hold"));
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// An engine over a store, a clock and the task handlers, with default ARNs.
+    pub fn new(store: Arc<dyn ExecutionStore>, clock: Arc<dyn Clock>, registry: TaskRegistry) -> Engine {
+        Engine::with_config(store, clock, registry, EngineConfig::default())
+    }
+
+    /// An engine with its region, account and role set.
+    pub fn with_config(
+        store: Arc<dyn ExecutionStore>,
+        clock: Arc<dyn Clock>,
+        registry: TaskRegistry,
+        config: EngineConfig,
+    ) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                rt: Arc::new(Runtime { store, clock, registry, config }),
+                machines: RwLock::new(HashMap::new()),
+                running: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The engine's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.rt.clock
+    }
+
+    /// The ARN a state machine of this name has.
+    pub fn state_machine_arn(&self, name: &str) -> String {
+        let c = &self.inner.rt.config;
+        format!("arn:aws:states:{}:{}:stateMachine:{name}", c.region, c.account)
+    }
+
+    /// Registers (or replaces) a state machine. Executions already started keep the
+    /// definition they started with.
+    pub fn register_state_machine(&self, name: &str, definition: Definition) -> Result<String, EngineError> {
+        check_name(name).map_err(EngineError::InvalidName)?;
+        let arn = self.state_machine_arn(name);
+        let mut machines = self.inner.machines.write().unwrap_or_else(|e| e.into_inner());
+        machines.insert(name.to_string(), Registered { arn: arn.clone(), definition });
+        Ok(arn)
+    }
+
+    /// Parses and registers a state machine from ASL text.
+    pub fn register_state_machine_text(
+        &self,
+        name: &str,
+        text: &str,
+        substitutions: &DefinitionSubstitutions,
+    ) -> Result<String, EngineError> {
+        let d = Definition::parse(text, substitutions)?;
+        self.register_state_machine(name, d)
+    }
+
+    /// Starts an execution. `name` defaults to a UUID. Starting the name of a running
+    /// execution again with the same input returns that execution; any other reuse of a name
+    /// is `ExecutionAlreadyExists`.
+    pub async fn start_execution(
+        &self,
+        state_machine: &str,
+        name: Option<&str>,
+        input: Value,
+    ) -> Result<StartedExecution, EngineError> {
+        let (sm_arn, definition) = {
+            let machines = self.inner.machines.read().unwrap_or_else(|e| e.into_inner());
+            let r = machines
+                .get(state_machine)
+                .ok_or_else(|| EngineError::StateMachineDoesNotExist(state_machine.to_string()))?;
+            (r.arn.clone(), r.definition.clone())
+        };
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        check_name(&name).map_err(EngineError::InvalidName)?;
+        let input_json = to_json(&input);
+        if input_json.len() > PAYLOAD_LIMIT_BYTES {
+            return Err(EngineError::InvalidExecutionInput(format!(
+                "the input is {} bytes, more than the 262144 bytes allowed",
+                input_json.len()
+            )));
+        }
+        let rt = &self.inner.rt;
+        let arn = format!(
+            "arn:aws:states:{}:{}:execution:{state_machine}:{name}",
+            rt.config.region, rt.config.account
+        );
+        let now = rt.clock.now();
+        let machine = definition.machine().clone();
+        let start = &machine.states[machine.start_at];
+        let mut events =
+            history::number(vec![history::execution_started(&input_json, &rt.config.role_arn)], 1, 0, now);
+        events.extend(history::number(
+            vec![history::state_entered(start.kind.event_prefix(), &start.name, &input_json)],
+            2,
+            0,
+            now,
+        ));
+        let root = Frame {
+            path: String::new(),
+            machine: machine.clone(),
+            state: machine.start_at,
+            input: input.clone(),
+            vars: Arc::new(Map::new()),
+            entered_event_id: 2,
+            last_event_id: 2,
+            entered_time: now,
+            retries: Vec::new(),
+            resumed: false,
+            progress: None,
+            map_index: None,
+            pending: Vec::new(),
+            pending_deletes: Vec::new(),
+        };
+        let record = ExecutionRecord {
+            execution_arn: arn.clone(),
+            name: name.clone(),
+            state_machine_name: state_machine.to_string(),
+            state_machine_arn: sm_arn.clone(),
+            status: ExecutionStatus::Running,
+            input: input_json,
+            output: None,
+            error: None,
+            cause: None,
+            start_date: now,
+            stop_date: None,
+            redrive_count: 0,
+            redrive_date: None,
+            definition: to_json(definition.source()),
+        };
+        let first = Batch {
+            execution_arn: arn.clone(),
+            events,
+            put_frames: vec![root.record(FrameStatus::Running, None)],
+            ..Batch::default()
+        };
+        match rt.store.create(record, first).await? {
+            CreateOutcome::Created => {}
+            CreateOutcome::Existing(existing) => {
+                let same_input = serde_json::from_str::<Value>(&existing.input).ok().as_ref() == Some(&input);
+                if existing.status == ExecutionStatus::Running && same_input {
+                    return Ok(StartedExecution {
+                        execution_arn: existing.execution_arn,
+                        start_date: existing.start_date,
+                        created: false,
+                    });
+                }
+                return Err(EngineError::ExecutionAlreadyExists(existing.execution_arn));
+            }
+        }
+        let exec = Arc::new(Exec {
+            arn: arn.clone(),
+            name,
+            sm_name: state_machine.to_string(),
+            sm_arn,
+            input: Arc::new(input),
+            start_time: now,
+            redrive_count: 0,
+            redrive_time: None,
+            definition,
+            rt: rt.clone(),
+            next_event_id: Mutex::new(3),
+            resume: Mutex::new(HashMap::new()),
+        });
+        self.launch(exec, root);
+        Ok(StartedExecution { execution_arn: arn, start_date: now, created: true })
+    }
+
+    fn launch(&self, exec: Arc<Exec>, root: Frame) {
+        let arn = exec.arn.clone();
+        let (tx, _) = watch::channel(false);
+        let done = Arc::new(tx);
+        let mut running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = self.inner.clone();
+        let done2 = done.clone();
+        let arn2 = arn.clone();
+        let handle = tokio::spawn(async move {
+            drive(exec, root).await;
+            let mut running = inner.running.lock().unwrap_or_else(|e| e.into_inner());
+            running.remove(&arn2);
+            drop(running);
+            done2.send_replace(true);
+        });
+        running.insert(arn, Running { done, handle: Some(handle) });
+    }
+
+    /// An execution's record (`DescribeExecution`).
+    pub async fn describe(&self, execution_arn: &str) -> Result<ExecutionRecord, EngineError> {
+        self.inner
+            .rt
+            .store
+            .execution(execution_arn)
+            .await?
+            .ok_or_else(|| EngineError::ExecutionDoesNotExist(execution_arn.to_string()))
+    }
+
+    /// An execution's history, oldest first (`GetExecutionHistory`).
+    pub async fn history(&self, execution_arn: &str) -> Result<Vec<HistoryEvent>, EngineError> {
+        self.describe(execution_arn).await?;
+        Ok(self.inner.rt.store.history(execution_arn).await?)
+    }
+
+    /// Executions, newest first, optionally of one state machine and one status.
+    pub async fn list_executions(
+        &self,
+        state_machine: Option<&str>,
+        status: Option<ExecutionStatus>,
+    ) -> Result<Vec<ExecutionRecord>, EngineError> {
+        let filter = ListFilter { state_machine_name: state_machine.map(str::to_string), status };
+        Ok(self.inner.rt.store.list(filter).await?)
+    }
+
+    /// Waits until an execution started (or resumed) by this engine stops, then describes it.
+    pub async fn wait(&self, execution_arn: &str) -> Result<ExecutionRecord, EngineError> {
+        let rx = {
+            let running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
+            running.get(execution_arn).map(|r| r.done.subscribe())
+        };
+        if let Some(mut rx) = rx {
+            let _ = rx.wait_for(|done| *done).await;
+        }
+        self.describe(execution_arn).await
+    }
+
+    /// True while this engine is running the execution.
+    pub fn is_running(&self, execution_arn: &str) -> bool {
+        self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).contains_key(execution_arn)
+    }
+
+    /// Stops a running execution (`StopExecution`); it ends ABORTED and can be redriven.
+    pub async fn stop(
+        &self,
+        execution_arn: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let record = self.describe(execution_arn).await?;
+        let entry = self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).remove(execution_arn);
+        let done = match entry {
+            Some(mut r) => {
+                if let Some(h) = r.handle.take() {
+                    h.abort();
+                    let _ = h.await;
+                }
+                Some(r.done)
+            }
+            None => None,
+        };
+        if record.status == ExecutionStatus::Running {
+            let store = &self.inner.rt.store;
+            let last = store.last_event_id(execution_arn).await?;
+            let now = self.inner.rt.clock.now();
+            let events = history::number(vec![history::execution_aborted(error, cause)], last + 1, last, now);
+            store
+                .commit(Batch {
+                    execution_arn: execution_arn.to_string(),
+                    events,
+                    update: Some(ExecutionUpdate {
+                        status: Some(ExecutionStatus::Aborted),
+                        error: Some(error.map(str::to_string)),
+                        cause: Some(cause.map(str::to_string)),
+                        stop_date: Some(Some(now)),
+                        ..ExecutionUpdate::default()
+                    }),
+                    ..Batch::default()
+                })
+                .await?;
+        }
+        if let Some(d) = done {
+            d.send_replace(true);
+        }
+        Ok(())
+    }
+
+    /// Resumes a FAILED, ABORTED or TIMED_OUT execution from the states that did not
+    /// succeed (`RedriveExecution`): finished Map iterations and Parallel branches keep their
+    /// results, the failed ones run again from the state that failed. Returns the redrive date.
+    pub async fn redrive(&self, execution_arn: &str) -> Result<DateTime<Utc>, EngineError> {
+        let record = self.describe(execution_arn).await?;
+        match record.status {
+            ExecutionStatus::Failed | ExecutionStatus::Aborted | ExecutionStatus::TimedOut => {}
+            s => {
+                return Err(EngineError::ExecutionNotRedrivable(format!(
+                    "the execution is {s}; only FAILED, ABORTED and TIMED_OUT executions can be redriven"
+                )));
+            }
+        }
+        if self.is_running(execution_arn) {
+            return Err(EngineError::ExecutionNotRedrivable("the execution is running".into()));
+        }
+        let store = &self.inner.rt.store;
+        let frames = store.frames(execution_arn).await?;
+        if !frames.iter().any(|f| f.path.is_empty()) {
+            return Err(EngineError::ExecutionNotRedrivable(
+                "nothing is left to run in this execution".into(),
+            ));
+        }
+        let count = record.redrive_count + 1;
+        let now = self.inner.rt.clock.now();
+        let last = store.last_event_id(execution_arn).await?;
+        let reset: Vec<FrameRecord> = frames
+            .iter()
+            .filter(|f| f.status == FrameStatus::Failed)
+            .map(|f| FrameRecord {
+                status: FrameStatus::Running,
+                result: None,
+                retries: Vec::new(),
+                ..f.clone()
+            })
+            .collect();
+        let events = history::number(vec![history::execution_redriven(count)], last + 1, last, now);
+        store
+            .commit(Batch {
+                execution_arn: execution_arn.to_string(),
+                events,
+                put_frames: reset.clone(),
+                delete_frames_under: Vec::new(),
+                update: Some(ExecutionUpdate {
+                    status: Some(ExecutionStatus::Running),
+                    error: Some(None),
+                    cause: Some(None),
+                    stop_date: Some(None),
+                    redrive: Some((count, now)),
+                    ..ExecutionUpdate::default()
+                }),
+            })
+            .await?;
+        let mut frames: HashMap<String, FrameRecord> =
+            frames.into_iter().map(|f| (f.path.clone(), f)).collect();
+        for f in reset {
+            frames.insert(f.path.clone(), f);
+        }
+        let record = ExecutionRecord { redrive_count: count, redrive_date: Some(now), ..record };
+        self.relaunch(&record, frames, last + 2)?;
+        Ok(now)
+    }
+
+    /// Resumes every RUNNING execution in the store that this engine is not running: the
+    /// executions a killed process left behind. Completed Tasks are not run again; Tasks that
+    /// were in flight run again. Returns the ARNs resumed.
+    pub async fn resume(&self) -> Result<Vec<String>, EngineError> {
+        let store = &self.inner.rt.store;
+        let running = store
+            .list(ListFilter { status: Some(ExecutionStatus::Running), ..ListFilter::default() })
+            .await?;
+        let mut resumed = Vec::new();
+        for record in running {
+            if self.is_running(&record.execution_arn) {
+                continue;
+            }
+            let frames = store.frames(&record.execution_arn).await?;
+            let last = store.last_event_id(&record.execution_arn).await?;
+            let frames: HashMap<String, FrameRecord> =
+                frames.into_iter().map(|f| (f.path.clone(), f)).collect();
+            match self.relaunch(&record, frames, last + 1) {
+                Ok(()) => resumed.push(record.execution_arn.clone()),
+                Err(e) => {
+                    tracing::error!(execution = %record.execution_arn, error = %e, "cannot resume the execution")
+                }
+            }
+        }
+        Ok(resumed)
+    }
+
+    fn relaunch(
+        &self,
+        record: &ExecutionRecord,
+        mut frames: HashMap<String, FrameRecord>,
+        next_event_id: u64,
+    ) -> Result<(), EngineError> {
+        let definition = Definition::parse(&record.definition, &DefinitionSubstitutions::new())?;
+        let machine = definition.machine().clone();
+        let root_rec = frames.remove("").ok_or_else(|| {
+            EngineError::ExecutionNotRedrivable("the execution has no recorded position".into())
+        })?;
+        let root = Frame::from_record(&root_rec, machine, None).ok_or_else(|| {
+            EngineError::ExecutionNotRedrivable(format!(
+                "the recorded state '{}' is not in the definition",
+                root_rec.state
+            ))
+        })?;
+        let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
+        let exec = Arc::new(Exec {
+            arn: record.execution_arn.clone(),
+            name: record.name.clone(),
+            sm_name: record.state_machine_name.clone(),
+            sm_arn: record.state_machine_arn.clone(),
+            input: Arc::new(input),
+            start_time: record.start_date,
+            redrive_count: record.redrive_count,
+            redrive_time: record.redrive_date,
+            definition,
+            rt: self.inner.rt.clone(),
+            next_event_id: Mutex::new(next_event_id),
+            resume: Mutex::new(frames),
+        });
+        self.launch(exec, root);
+        Ok(())
+    }
+}
+
+/// Runs an execution's root frame and records how it ended.
+async fn drive(exec: Arc<Exec>, root: Frame) {
+    let timeout = exec.definition.machine().timeout_seconds;
+    let run = run_frame(exec.clone(), root);
+    let outcome = match timeout {
+        Some(secs) => {
+            let deadline = exec.start_time + chrono::Duration::seconds(secs as i64);
+            let sleep = exec.rt.clock.sleep_until(deadline);
+            tokio::select! {
+                r = run => Some(r),
+                _ = sleep => None,
+            }
+        }
+        None => Some(run.await),
+    };
+    let result = match outcome {
+        None => finish_timed_out(&exec).await,
+        Some((mut frame, Ok(output))) => {
+            let json = to_json(&output);
+            let now = exec.rt.clock.now();
+            let w = Write {
+                events: vec![history::execution_succeeded(&json)],
+                delete_under: vec![String::new()],
+                update: Some(ExecutionUpdate {
+                    status: Some(ExecutionStatus::Succeeded),
+                    output: Some(json),
+                    stop_date: Some(Some(now)),
+                    ..ExecutionUpdate::default()
+                }),
+                ..Write::default()
+            };
+            exec.write(&mut frame, w).await
+        }
+        Some((mut frame, Err(Halt::Fail(f)))) => fail_execution(&exec, &mut frame, f).await,
+        Some((_, Err(Halt::Store(e)))) => Err(Halt::Store(e)),
+    };
+    if let Err(Halt::Store(e)) = result {
+        tracing::error!(
+            execution = %exec.arn,
+            error = %e,
+            "the execution store failed; the execution stays RUNNING and resumes from its last recorded transition"
+        );
+    }
+}
+
+async fn fail_execution(exec: &Exec, frame: &mut Frame, f: Failure) -> Result<(), Halt> {
+    let now = exec.rt.clock.now();
+    let w = Write {
+        events: vec![history::execution_failed(f.error.as_deref(), f.cause.as_deref())],
+        save: Some((FrameStatus::Failed, Some(serde_json::to_value(&f).unwrap_or(Value::Null)))),
+        update: Some(ExecutionUpdate {
+            status: Some(ExecutionStatus::Failed),
+            error: Some(f.error.clone()),
+            cause: Some(f.cause.clone()),
+            stop_date: Some(Some(now)),
+            ..ExecutionUpdate::default()
+        }),
+        ..Write::default()
+    };
+    exec.write(frame, w).await
+}
+
+async fn finish_timed_out(exec: &Exec) -> Result<(), Halt> {
+    let now = exec.rt.clock.now();
+    let commit = {
+        let mut next = exec.next_event_id.lock().unwrap_or_else(|e| e.into_inner());
+        let id = *next;
+        *next += 1;
+        let events = history::number(vec![history::execution_timed_out()], id, id - 1, now);
+        exec.rt.store.commit(Batch {
+            execution_arn: exec.arn.clone(),
+            events,
+            update: Some(ExecutionUpdate {
+                status: Some(ExecutionStatus::TimedOut),
+                error: Some(Some("States.Timeout".into())),
+                cause: Some(Some("The execution ran longer than the state machine's TimeoutSeconds.".into())),
+                stop_date: Some(Some(now)),
+                ..ExecutionUpdate::default()
+            }),
+            ..Batch::default()
+        })
+    };
+    commit.await.map_err(Halt::Store)
+}
