@@ -420,10 +420,14 @@ fn is_footnote_mark(node: &NodeRef, name: &str) -> bool {
     };
     match name {
         "sup" => {
+            // A bare `<sup>2</sup>` is an exponent (ft², x²); a mark is bracketed or links to
+            // its note.
             let text = node.text();
-            let t = text.trim().trim_start_matches('[').trim_end_matches(']');
+            let t = text.trim();
+            let bracketed = t.starts_with('[') && t.ends_with(']');
             t.is_empty()
-                || t.chars().all(|c| c.is_ascii_digit() || matches!(c, '*' | '†' | '‡' | ',' | ' '))
+                || (bracketed && t.len() <= 6)
+                || matches!(t, "*" | "†" | "‡")
                 || node.descendants_it().any(|d| link_to_note(&d))
         }
         "a" => {
@@ -444,7 +448,7 @@ mod tests {
     #[test]
     fn html_becomes_blocks_with_structure() {
         let doc = Document::from_html(
-            "<h2>Intro</h2><p>One <b>bold</b>\n word.<sup>1</sup></p><ul><li>a</li><li>b <ul><li>c</li></ul></li></ul>\
+            "<h2>Intro</h2><p>One <b>bold</b>\n word.<sup>[1]</sup><sup><a href=\"#fn2\">2</a></sup></p><ul><li>a</li><li>b <ul><li>c</li></ul></li></ul>\
              <ol><li>first</li></ol><pre>let x = 1;\n\nlet y;</pre><blockquote><p>quoted</p></blockquote>\
              <script>alert(1)</script>",
         );

@@ -13,12 +13,14 @@
 //! use `?` and the workflow retries only what is transient.
 
 pub mod document;
+pub mod feed;
 pub mod fetch;
 pub mod narrate;
 pub mod speech;
 pub mod stitch;
 
 pub use document::{Block, Document};
+pub use feed::{Feed, FeedError, Post, parse_feed};
 pub use fetch::{AllowList, Backoff, FetchError, FetchPolicy, Fetched, Fetcher, Resource};
 pub use narrate::{Narration, Part, Pause, narrate};
 pub use speech::{Chunk, Speech, SpeechError};

@@ -1,0 +1,577 @@
+//! Feeds: RSS 0.9x/1.0/2.0, Atom and JSON Feed read into posts, with links resolved against the
+//! feed's address, stable ids for items that have none, entities decoded, and broken feeds
+//! repaired where Python's feedparser recovers (bare `&`, HTML entities, junk after the root,
+//! a wrong declared encoding) and refused with a named error where it cannot.
+
+use chrono::{DateTime, Utc};
+use feed_rs::model::{self, Entry, FeedType, Text};
+use lector_core::{ErrorKind, StepError};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::document::{Document, collapse_ws, count_words};
+
+/// A feed and its posts, in the order the feed lists them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Feed {
+    /// `rss0`, `rss1`, `rss2`, `atom` or `json`.
+    pub format: String,
+    pub title: Option<String>,
+    /// The site the feed belongs to.
+    pub link: Option<Url>,
+    pub description: Option<String>,
+    pub language: Option<String>,
+    pub posts: Vec<Post>,
+    /// What had to be repaired for the feed to read (empty for a well-formed feed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repairs: Vec<String>,
+}
+
+/// One post of a feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Post {
+    /// The feed's own id (guid, Atom id), else the post's address, else a hash of its title,
+    /// date and text: the same post gets the same id on every read.
+    pub id: String,
+    pub title: Option<String>,
+    /// The post's page, absolute.
+    pub url: Option<Url>,
+    pub published: Option<DateTime<Utc>>,
+    pub author: Option<String>,
+    /// Words of the full text when the feed carries it, else of the summary.
+    pub words: usize,
+    /// Whether the feed carries the whole post, so the page need not be fetched.
+    pub full_text: bool,
+    /// The post's HTML as the feed carries it, when `full_text`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_html: Option<String>,
+    /// The summary as plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+}
+
+impl Post {
+    /// The post's content as a document, when the feed carries the whole post.
+    pub fn document(&self) -> Option<Document> {
+        self.content_html.as_deref().filter(|_| self.full_text).map(Document::from_html)
+    }
+}
+
+/// Why a feed cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeedError {
+    /// The document is not a feed at all (an HTML page, an image, empty).
+    #[error("not a feed: {0}")]
+    NotAFeed(String),
+    /// The feed is broken beyond what can be repaired safely (truncated, unbalanced).
+    #[error("malformed feed: {0}")]
+    Malformed(String),
+}
+
+impl FeedError {
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidInput
+    }
+}
+
+impl From<FeedError> for StepError {
+    fn from(e: FeedError) -> Self {
+        StepError::new(e.kind(), e.to_string())
+    }
+}
+
+/// Marks entries that came without an id, so they get a stable one instead of a random one.
+const NO_ID: &str = "\u{0}lector:no-id";
+
+/// Reads a feed. `base` is the feed's own address (relative links resolve against it);
+/// `charset` is what the server declared, if anything.
+pub fn parse_feed(bytes: &[u8], base: Option<&Url>, charset: Option<&str>) -> Result<Feed, FeedError> {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    if start == bytes.len() {
+        return Err(FeedError::NotAFeed("the document is empty".into()));
+    }
+    let mut repairs = Vec::new();
+    let is_json = bytes[start] == b'{';
+    let text = if is_json {
+        String::from_utf8_lossy(&bytes[start..]).into_owned()
+    } else {
+        decode_xml(bytes, charset, &mut repairs)
+    };
+    let parser = || {
+        feed_rs::parser::Builder::new()
+            .base_uri(base.map(Url::as_str))
+            .id_generator(|_, _, _| NO_ID.to_string())
+            .build()
+    };
+    let parsed = match parser().parse(text.as_bytes()) {
+        Ok(feed) => feed,
+        Err(first) if !is_json => {
+            let first = describe(&first);
+            let (fixed, fixes) = repair_xml(&text);
+            if fixes.is_empty() {
+                return Err(classify_failure(&text, first));
+            }
+            match parser().parse(fixed.as_bytes()) {
+                Ok(feed) => {
+                    tracing::debug!(?fixes, "feed repaired");
+                    repairs.extend(fixes);
+                    feed
+                }
+                Err(_) => return Err(classify_failure(&text, first)),
+            }
+        }
+        Err(e) => return Err(FeedError::Malformed(describe(&e))),
+    };
+    Ok(convert(parsed, base, repairs))
+}
+
+fn describe(e: &feed_rs::parser::ParseFeedError) -> String {
+    e.to_string()
+}
+
+fn classify_failure(text: &str, error: String) -> FeedError {
+    let head: String = text.trim_start().chars().take(512).collect::<String>().to_ascii_lowercase();
+    if head.starts_with("<!doctype html")
+        || head.starts_with("<html")
+        || head.starts_with("<head")
+        || head.contains("<body")
+    {
+        FeedError::NotAFeed("the document is an HTML page, not a feed".into())
+    } else if error.contains("no root element") {
+        FeedError::NotAFeed("no RSS, Atom or JSON feed root element".into())
+    } else {
+        FeedError::Malformed(error)
+    }
+}
+
+/// Decodes an XML feed to UTF-8 text whose declaration says UTF-8. The order is feedparser's:
+/// a byte-order mark, the declared encoding (HTTP, then the XML declaration), then UTF-8, then
+/// Windows-1252. A single-byte declaration on a body that is valid multi-byte UTF-8 is taken
+/// as wrong: such bytes are all but never real Latin-1 text.
+fn decode_xml(bytes: &[u8], charset: Option<&str>, repairs: &mut Vec<String>) -> String {
+    use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
+    if let Some((enc, bom)) = Encoding::for_bom(bytes) {
+        let (text, _) = enc.decode_without_bom_handling(&bytes[bom..]);
+        return declare_utf8(&text);
+    }
+    let declared = charset
+        .and_then(|c| Encoding::for_label(c.as_bytes()))
+        .or_else(|| xml_declared_encoding(bytes).and_then(|c| Encoding::for_label(c.as_bytes())));
+    let utf8 = std::str::from_utf8(bytes).ok();
+    let text = match (declared, utf8) {
+        (Some(enc), Some(s)) if enc != UTF_8 && enc.is_single_byte() && !s.is_ascii() => {
+            repairs.push(format!("declared {} but is UTF-8", enc.name()));
+            s.to_string()
+        }
+        (Some(enc), _) if enc != UTF_8 => {
+            let (text, _, had_errors) = enc.decode(bytes);
+            if had_errors {
+                repairs.push(format!("invalid {} bytes replaced", enc.name()));
+            }
+            text.into_owned()
+        }
+        (_, Some(s)) => s.to_string(),
+        (_, None) => {
+            repairs.push("not valid UTF-8: read as Windows-1252".into());
+            WINDOWS_1252.decode_without_bom_handling(bytes).0.into_owned()
+        }
+    };
+    declare_utf8(&text)
+}
+
+fn xml_declared_encoding(bytes: &[u8]) -> Option<String> {
+    let head = &bytes[..bytes.len().min(512)];
+    let head = String::from_utf8_lossy(head);
+    let decl_end = head.find("?>")?;
+    let decl = &head[..decl_end];
+    let at = decl.find("encoding")? + "encoding".len();
+    let rest = decl[at..].trim_start().strip_prefix('=')?.trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = &rest[1..];
+    Some(value[..value.find(quote)?].trim().to_string())
+}
+
+/// The text with its XML declaration, if any, saying UTF-8 (it is UTF-8 now).
+fn declare_utf8(text: &str) -> String {
+    let trimmed = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
+    if let Some(rest) = trimmed.strip_prefix("<?xml")
+        && let Some(end) = rest.find("?>")
+    {
+        let decl = &rest[..end];
+        if let Some(at) = decl.find("encoding") {
+            let mut out = String::with_capacity(text.len());
+            out.push_str("<?xml");
+            out.push_str(&decl[..at]);
+            out.push_str("encoding=\"UTF-8\"");
+            let after = &decl[at + "encoding".len()..];
+            let after = after.trim_start().strip_prefix('=').unwrap_or(after).trim_start();
+            let quote = after.chars().next().unwrap_or('"');
+            let after = after.get(1..).unwrap_or("");
+            out.push_str(after.find(quote).map_or("", |q| &after[q + 1..]));
+            out.push_str(&rest[end..]);
+            return out;
+        }
+        return trimmed.to_string();
+    }
+    trimmed.to_string()
+}
+
+/// Repairs what feedparser's lenient reading forgives: bare `&`, HTML-only entities, control
+/// characters, and anything after the root element. CDATA sections and comments are left
+/// alone. Returns the text and what was done.
+fn repair_xml(text: &str) -> (String, Vec<String>) {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut bare_amps = 0usize;
+    let mut html_entities = 0usize;
+    let mut controls = 0usize;
+    let mut rest = text;
+    while !rest.is_empty() {
+        // Copy CDATA sections and comments verbatim.
+        if let Some(after) = rest.strip_prefix("<![CDATA[") {
+            let end = after.find("]]>").map_or(after.len(), |i| i + 3);
+            out.push_str("<![CDATA[");
+            out.push_str(&after[..end]);
+            rest = &after[end..];
+            continue;
+        }
+        if let Some(after) = rest.strip_prefix("<!--") {
+            let end = after.find("-->").map_or(after.len(), |i| i + 3);
+            out.push_str("<!--");
+            out.push_str(&after[..end]);
+            rest = &after[end..];
+            continue;
+        }
+        let mut chars = rest.chars();
+        let Some(c) = chars.next() else { break };
+        if c == '&' {
+            match entity_at(rest) {
+                Entity::Xml(len) => {
+                    out.push_str(&rest[..len]);
+                    rest = &rest[len..];
+                }
+                Entity::Html(len, decoded) => {
+                    for ch in decoded.chars() {
+                        out.push_str(&format!("&#{};", u32::from(ch)));
+                    }
+                    html_entities += 1;
+                    rest = &rest[len..];
+                }
+                Entity::Bare => {
+                    out.push_str("&amp;");
+                    bare_amps += 1;
+                    rest = &rest[1..];
+                }
+            }
+            continue;
+        }
+        if c.is_control() && !matches!(c, '\n' | '\r' | '\t') {
+            controls += 1;
+        } else {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    let mut fixes = Vec::new();
+    if bare_amps > 0 {
+        fixes.push(format!("{bare_amps} bare '&' escaped"));
+    }
+    if html_entities > 0 {
+        fixes.push(format!("{html_entities} HTML entities turned into character references"));
+    }
+    if controls > 0 {
+        fixes.push(format!("{controls} control characters removed"));
+    }
+    if let Some(end) = root_end(&out)
+        && !out[end..].trim().is_empty()
+    {
+        out.truncate(end);
+        fixes.push("junk after the root element dropped".into());
+    }
+    (out, fixes)
+}
+
+enum Entity {
+    /// A reference XML knows, `len` bytes long.
+    Xml(usize),
+    /// An HTML named entity XML does not know, and what it stands for.
+    Html(usize, String),
+    /// An `&` that starts no reference.
+    Bare,
+}
+
+fn entity_at(s: &str) -> Entity {
+    let body = &s[1..];
+    let end =
+        body.char_indices().take(40).find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '#')).map(|(i, _)| i);
+    let Some(end) = end.filter(|&i| body[i..].starts_with(';') && i > 0) else { return Entity::Bare };
+    let name = &body[..end];
+    let len = end + 2;
+    if let Some(num) = name.strip_prefix('#') {
+        let ok = match num.strip_prefix(['x', 'X']) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok(),
+            None => num.parse::<u32>().ok(),
+        }
+        .and_then(char::from_u32)
+        .is_some_and(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'));
+        return if ok { Entity::Xml(len) } else { Entity::Bare };
+    }
+    if matches!(name, "amp" | "lt" | "gt" | "quot" | "apos") {
+        return Entity::Xml(len);
+    }
+    let reference = &s[..len];
+    let decoded = html_escape::decode_html_entities(reference);
+    if decoded != reference { Entity::Html(len, decoded.into_owned()) } else { Entity::Bare }
+}
+
+/// The byte just after the root element's end tag, if it can be found.
+fn root_end(text: &str) -> Option<usize> {
+    // The root is the first element that is not a declaration, instruction or comment.
+    let mut pos = 0;
+    let name = loop {
+        let lt = pos + text[pos..].find('<')?;
+        let after = &text[lt + 1..];
+        if after.starts_with('?') || after.starts_with('!') {
+            pos = lt + 1;
+            continue;
+        }
+        let len = after.find(|c: char| c.is_whitespace() || c == '>' || c == '/')?;
+        break &after[..len];
+    };
+    let close = format!("</{name}>");
+    text.rfind(&close).map(|i| i + close.len())
+}
+
+fn convert(feed: model::Feed, base: Option<&Url>, repairs: Vec<String>) -> Feed {
+    let format = match feed.feed_type {
+        FeedType::Atom => "atom",
+        FeedType::JSON => "json",
+        FeedType::RSS0 => "rss0",
+        FeedType::RSS1 => "rss1",
+        FeedType::RSS2 => "rss2",
+    }
+    .to_string();
+    let link = pick_link(&feed.links, base);
+    let posts = feed.entries.iter().map(|e| convert_entry(e, base)).collect();
+    Feed {
+        format,
+        title: feed.title.as_ref().map(plain_text).filter(|t| !t.is_empty()),
+        link,
+        description: feed.description.as_ref().map(plain_text).filter(|t| !t.is_empty()),
+        language: feed.language.clone(),
+        posts,
+        repairs,
+    }
+}
+
+/// A text field as plain text: markup removed, entities decoded, whitespace collapsed.
+fn plain_text(text: &Text) -> String {
+    html_to_plain(&text.content, text.content_type.subty() == "html" || text.content_type.subty() == "xhtml")
+}
+
+fn html_to_plain(s: &str, is_html: bool) -> String {
+    if is_html || s.contains('<') {
+        let doc = Document::from_html(&format!("<p>{s}</p>"));
+        let joined = doc.blocks.iter().map(|b| b.text()).collect::<Vec<_>>().join(" ");
+        if !joined.is_empty() || !s.contains('&') {
+            return collapse_ws(&joined);
+        }
+    }
+    // Titles escaped twice (`&amp;#x24;`) reach here as `&#x24;`: decode what is left.
+    collapse_ws(&html_escape::decode_html_entities(s))
+}
+
+fn pick_link(links: &[model::Link], base: Option<&Url>) -> Option<Url> {
+    let preferred = links.iter().find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate")).or_else(|| {
+        links.iter().find(|l| !matches!(l.rel.as_deref(), Some("self" | "enclosure" | "replies" | "hub")))
+    });
+    preferred.and_then(|l| absolute(&l.href, base))
+}
+
+fn absolute(href: &str, base: Option<&Url>) -> Option<Url> {
+    let href = href.trim();
+    if href.is_empty() {
+        return None;
+    }
+    match Url::parse(href) {
+        Ok(u) => Some(u),
+        Err(url::ParseError::RelativeUrlWithoutBase) => base.and_then(|b| b.join(href).ok()),
+        Err(_) => None,
+    }
+}
+
+/// Text that ends like this is a teaser, not the whole post.
+const TEASER_ENDINGS: &[&str] = &[
+    "…",
+    "...",
+    "[…]",
+    "[...]",
+    "read more",
+    "continue reading",
+    "(more…)",
+    "read the full article",
+    "keep reading",
+];
+
+fn convert_entry(e: &Entry, base: Option<&Url>) -> Post {
+    let title = e.title.as_ref().map(plain_text).filter(|t| !t.is_empty());
+    let url = pick_link(&e.links, base);
+    let content_html = e.content.as_ref().and_then(|c| c.body.clone()).filter(|b| !b.trim().is_empty());
+    let summary_text = e.summary.as_ref().map(plain_text).filter(|s| !s.is_empty());
+    let content_doc = content_html.as_deref().map(Document::from_html);
+    let content_words = content_doc.as_ref().map_or(0, Document::words);
+    let full_text = content_doc.as_ref().is_some_and(|doc| {
+        let last = doc.blocks.last().map(|b| b.text().trim().to_lowercase()).unwrap_or_default();
+        content_words > 0 && !TEASER_ENDINGS.iter().any(|t| last.ends_with(t))
+    });
+    let words =
+        if content_words > 0 { content_words } else { summary_text.as_deref().map_or(0, count_words) };
+    let id = if e.id != NO_ID && !e.id.trim().is_empty() {
+        e.id.trim().to_string()
+    } else if let Some(u) = &url {
+        u.to_string()
+    } else {
+        let mut h = Sha256::new();
+        for part in [
+            title.as_deref().unwrap_or(""),
+            &e.published.or(e.updated).map(|d| d.to_rfc3339()).unwrap_or_default(),
+            content_html.as_deref().unwrap_or(""),
+            summary_text.as_deref().unwrap_or(""),
+        ] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        format!("sha256:{}", hex::encode(&h.finalize()[..16]))
+    };
+    let author = e
+        .authors
+        .iter()
+        .filter_map(|p| p.name.as_deref().map(str::trim).filter(|n| !n.is_empty()))
+        .map(|n| html_to_plain(n, false))
+        .next();
+    Post {
+        id,
+        title,
+        url,
+        published: e.published.or(e.updated),
+        author,
+        words,
+        full_text,
+        content_html: if full_text { content_html } else { None },
+        summary: summary_text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rss(items: &str) -> String {
+        format!(
+            "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>T</title><link>https://blog.test/</link>{items}</channel></rss>"
+        )
+    }
+
+    fn base() -> Url {
+        Url::parse("https://blog.test/feed.xml").unwrap()
+    }
+
+    #[test]
+    fn relative_links_resolve_and_ids_are_stable_without_guid_or_link() {
+        let xml = rss(
+            "<item><title>A</title><link>/posts/a</link></item><item><title>No link</title><description>d</description></item>",
+        );
+        let one = parse_feed(xml.as_bytes(), Some(&base()), None).unwrap();
+        let two = parse_feed(xml.as_bytes(), Some(&base()), None).unwrap();
+        assert_eq!(one.posts[0].url.as_ref().unwrap().as_str(), "https://blog.test/posts/a");
+        assert_eq!(one.posts[0].id, "https://blog.test/posts/a");
+        assert!(one.posts[1].id.starts_with("sha256:"));
+        assert_eq!(one.posts[1].id, two.posts[1].id);
+        assert!(one.repairs.is_empty());
+    }
+
+    #[test]
+    fn content_encoded_is_full_text_and_a_teaser_is_not() {
+        let xml = rss(
+            "<item xmlns:content=\"http://purl.org/rss/1.0/modules/content/\"><title>Full</title><link>https://blog.test/1</link>\
+             <content:encoded><![CDATA[<h2>Head</h2><p>All of the words are here.</p>]]></content:encoded></item>\
+             <item xmlns:content=\"http://purl.org/rss/1.0/modules/content/\"><title>Teaser</title><link>https://blog.test/2</link>\
+             <content:encoded><![CDATA[<p>Only the start of it [&#8230;]</p>]]></content:encoded></item>",
+        );
+        let feed = parse_feed(xml.as_bytes(), Some(&base()), None).unwrap();
+        assert!(feed.posts[0].full_text);
+        assert_eq!(feed.posts[0].words, 7);
+        assert_eq!(feed.posts[0].document().unwrap().blocks.len(), 2);
+        assert!(!feed.posts[1].full_text);
+        assert!(feed.posts[1].content_html.is_none());
+    }
+
+    #[test]
+    fn bare_ampersands_html_entities_and_trailing_junk_are_repaired() {
+        let xml = rss(
+            "<item><title>Fish &amp; chips & peas&nbsp;&eacute;t&#233;</title><link>https://blog.test/f?a=1&b=2</link></item>",
+        ) + "\n<p>trailing junk</p>";
+        let feed = parse_feed(xml.as_bytes(), Some(&base()), None).unwrap();
+        assert_eq!(feed.posts[0].title.as_deref(), Some("Fish & chips & peas été"));
+        assert_eq!(feed.posts[0].url.as_ref().unwrap().as_str(), "https://blog.test/f?a=1&b=2");
+        assert!(!feed.repairs.is_empty());
+    }
+
+    #[test]
+    fn a_wrong_declared_encoding_is_overruled() {
+        let xml = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>".to_string()
+            + &rss("<item><title>Café crème</title><link>https://blog.test/c</link></item>")[21..];
+        let feed = parse_feed(xml.as_bytes(), Some(&base()), None).unwrap();
+        assert_eq!(feed.posts[0].title.as_deref(), Some("Café crème"));
+        // And real Latin-1 declared as such reads right.
+        let mut latin = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><rss version=\"2.0\"><channel><title>T</title><item><title>Caf".to_vec();
+        latin.push(0xE9);
+        latin.extend(b"</title></item></channel></rss>");
+        assert_eq!(parse_feed(&latin, None, None).unwrap().posts[0].title.as_deref(), Some("Café"));
+        // Windows-1252 bytes in a feed that says nothing are read as such.
+        let mut cp = b"<rss version=\"2.0\"><channel><title>T</title><item><title>it".to_vec();
+        cp.push(0x92);
+        cp.extend(b"s</title></item></channel></rss>");
+        assert_eq!(parse_feed(&cp, None, None).unwrap().posts[0].title.as_deref(), Some("it\u{2019}s"));
+    }
+
+    #[test]
+    fn pages_truncated_feeds_and_empty_input_are_named_errors() {
+        assert!(matches!(
+            parse_feed(b"<!DOCTYPE html><html><body>hi</body></html>", None, None),
+            Err(FeedError::NotAFeed(_))
+        ));
+        let truncated = rss("<item><title>A</title>");
+        let cut = &truncated[..truncated.len() - 30];
+        assert!(matches!(parse_feed(cut.as_bytes(), None, None), Err(FeedError::Malformed(_))));
+        assert!(matches!(parse_feed(b"  \n", None, None), Err(FeedError::NotAFeed(_))));
+        assert!(matches!(parse_feed(b"{\"version\": 1", None, None), Err(FeedError::Malformed(_))));
+    }
+
+    #[test]
+    fn billion_laughs_is_not_expanded() {
+        let xml = r#"<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+<!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">]>
+<rss version="2.0"><channel><title>&lol9;</title><item><title>&lol9;</title></item></channel></rss>"#;
+        let started = std::time::Instant::now();
+        if let Ok(feed) = parse_feed(xml.as_bytes(), None, None) {
+            assert!(feed.posts.iter().all(|p| p.title.as_deref().map_or(0, str::len) < 100));
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn json_feed_reads() {
+        let json = r#"{"version":"https://jsonfeed.org/version/1.1","title":"J","home_page_url":"https://j.test/",
+          "items":[{"id":"1","url":"/p/1","title":"One","content_html":"<p>Hello there world</p>"}]}"#;
+        let feed = parse_feed(json.as_bytes(), Some(&Url::parse("https://j.test/feed.json").unwrap()), None)
+            .unwrap();
+        assert_eq!(feed.format, "json");
+        assert_eq!(feed.posts[0].id, "1");
+        assert_eq!(feed.posts[0].url.as_ref().unwrap().as_str(), "https://j.test/p/1");
+        assert!(feed.posts[0].full_text);
+        assert_eq!(feed.posts[0].words, 3);
+    }
+}
