@@ -12,6 +12,7 @@
 //! Every error type maps onto [`lector_core::StepError`] with a stable name, so a handler can
 //! use `?` and the workflow retries only what is transient.
 
+pub mod article;
 pub mod document;
 pub mod feed;
 pub mod fetch;
@@ -19,6 +20,7 @@ pub mod narrate;
 pub mod speech;
 pub mod stitch;
 
+pub use article::{Article, ArticleError, extract_article};
 pub use document::{Block, Document};
 pub use feed::{Feed, FeedError, Post, parse_feed};
 pub use fetch::{AllowList, Backoff, FetchError, FetchPolicy, Fetched, Fetcher, Resource};
