@@ -128,7 +128,7 @@ mod tests {
 
     fn page(body: &str) -> String {
         format!(
-            "<html lang=\"en\"><head><title>A Post | Site</title><meta name=\"author\" content=\"Ada\"></head><body>\
+            "<html lang=\"en\"><head><title>How Lector Reads Posts</title><meta name=\"author\" content=\"Ada\"></head><body>\
              <nav><a href=\"/\">Home</a><a href=\"/about\">About</a></nav>{body}<footer>© Site</footer></body></html>"
         )
     }
@@ -137,11 +137,11 @@ mod tests {
     fn an_article_keeps_headings_paragraphs_and_code_apart() {
         let para = "This is a sentence of a real article with enough words to be read. ".repeat(8);
         let html = page(&format!(
-            "<article><h1>A Post</h1><p>{para}</p><h2>Part two</h2><p>{para}</p><pre>let x = 1;</pre><ul><li>first point</li></ul></article>"
+            "<article><h1>How Lector Reads Posts</h1><p>{para}</p><h2>Part two</h2><p>{para}</p><pre>let x = 1;</pre><ul><li>first point</li></ul></article>"
         ));
         let url = Url::parse("https://blog.test/a-post").unwrap();
         let a = extract_article(&html, Some(&url)).unwrap();
-        assert_eq!(a.title, "A Post");
+        assert_eq!(a.title, "How Lector Reads Posts");
         assert_eq!(a.byline.as_deref(), Some("Ada"));
         assert_eq!(a.language.as_deref(), Some("en"));
         assert!(
