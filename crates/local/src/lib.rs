@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod db;
 pub mod espeak;
+pub mod mp3;
 pub mod event_store;
 pub mod objects;
 pub mod outbox;
