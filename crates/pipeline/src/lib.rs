@@ -18,6 +18,7 @@ pub mod feed;
 pub mod fetch;
 pub mod narrate;
 pub mod speech;
+pub mod steps;
 pub mod stitch;
 
 pub use article::{Article, ArticleError, extract_article};
