@@ -35,8 +35,7 @@ fn chunk(seconds: f32, hz: f32, sample_rate: u32, tagged: bool) -> Vec<u8> {
         .unwrap();
     }
     let mut enc = b.build().unwrap();
-    let mut out = Vec::new();
-    out.reserve(mp3lame_encoder::max_required_buffer_size(n));
+    let mut out = Vec::with_capacity(mp3lame_encoder::max_required_buffer_size(n));
     enc.encode_to_vec(MonoPcm(&pcm), &mut out).unwrap();
     out.reserve(7200);
     enc.flush_to_vec::<FlushGap>(&mut out).unwrap();
