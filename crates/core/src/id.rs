@@ -42,6 +42,12 @@ impl ConversionId {
         &self.0
     }
 
+    /// The name of the workflow execution that runs `attempt` of this conversion: unique per
+    /// attempt, so a repeated start of the same attempt starts nothing new.
+    pub fn execution_name(&self, attempt: u32) -> String {
+        format!("{}-{attempt}", self.0)
+    }
+
     /// The event stream that holds this conversion's history.
     pub fn stream(&self) -> StreamId {
         StreamId(format!("{}{}", StreamId::CONVERSION_PREFIX, self.0))

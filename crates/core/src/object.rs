@@ -35,9 +35,9 @@ impl ObjectKey {
         &self.0
     }
 
-    /// The extracted text of an attempt.
+    /// The extracted article of an attempt (title, byline, language and the text as blocks).
     pub fn article_text(id: &ConversionId, attempt: u32) -> Self {
-        Self(format!("work/{id}/{attempt}/article.txt"))
+        Self(format!("work/{id}/{attempt}/article.json"))
     }
 
     /// The post's content as the feed carried it.

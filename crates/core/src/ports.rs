@@ -113,3 +113,68 @@ pub enum PublishError {
 pub trait EventPublisher: Send + Sync {
     async fn publish(&self, events: &[RecordedEvent]) -> Result<(), PublishError>;
 }
+
+/// The status of a workflow execution, as Step Functions names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionStatus {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+    PendingRedrive,
+}
+
+/// What the workflow service knows of one execution.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExecutionInfo {
+    /// The execution's id (its ARN).
+    pub id: String,
+    pub name: String,
+    pub status: ExecutionStatus,
+    pub started_at: DateTime<Utc>,
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub redrive_count: u32,
+}
+
+/// Why the workflow service refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    /// The name was used before with another input (or the execution is closed).
+    #[error("execution '{0}' already exists")]
+    AlreadyExists(String),
+    #[error("no execution '{0}'")]
+    NotFound(String),
+    /// The execution cannot be redriven (it succeeded, is running, or is too old); restart
+    /// the conversion instead.
+    #[error("execution cannot be redriven: {0}")]
+    NotRedrivable(String),
+    /// Throttled or unreachable: retry.
+    #[error("workflow service unavailable: {0}")]
+    Unavailable(String),
+    #[error("workflow service error: {0}")]
+    Failed(String),
+}
+
+impl WorkflowError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, WorkflowError::Unavailable(_))
+    }
+}
+
+/// The workflow service that runs `statemachines/conversion.asl.json`: Step Functions on AWS,
+/// the local engine locally.
+#[async_trait]
+pub trait Workflows: Send + Sync {
+    /// Start an execution named `name`. Starting a name that is running with the same input
+    /// returns that execution, so a repeated start starts nothing new.
+    async fn start(&self, name: &str, input: &serde_json::Value) -> Result<String, WorkflowError>;
+
+    /// Resume a failed execution from the state that failed, keeping the work done.
+    async fn redrive(&self, execution_id: &str) -> Result<(), WorkflowError>;
+
+    async fn describe(&self, execution_id: &str) -> Result<ExecutionInfo, WorkflowError>;
+}

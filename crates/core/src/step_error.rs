@@ -32,10 +32,13 @@ pub enum ErrorKind {
     Superseded,
     /// A bug or damaged data.
     Internal,
+    /// The failure of a step was recorded and the execution ends failed: raised by the
+    /// workflow's `RecordFailure` state, so the execution's own error names the outcome.
+    ConversionFailed,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::Transient,
         ErrorKind::InvalidInput,
         ErrorKind::NotFound,
@@ -45,6 +48,7 @@ impl ErrorKind {
         ErrorKind::NoArticle,
         ErrorKind::Superseded,
         ErrorKind::Internal,
+        ErrorKind::ConversionFailed,
     ];
 
     /// The stable error name the workflow matches on.
@@ -59,6 +63,7 @@ impl ErrorKind {
             ErrorKind::NoArticle => "Lector.NoArticle",
             ErrorKind::Superseded => "Lector.Superseded",
             ErrorKind::Internal => "Lector.Internal",
+            ErrorKind::ConversionFailed => "Lector.ConversionFailed",
         }
     }
 

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what the tests need (idempotently, into the
+# ignored .tools/ folder, or from Debian's packages when run as root), then checks formatting,
+# lints, the published schemas, and runs every test of the workspace.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh --quick    skip the install step (tools already there)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# One target folder outside the clone, shared by every build of the workspace, so a fresh
+# clone on the same machine reuses compiled dependencies.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lector/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() {
+    printf '\n==> %s\n' "$*" >&2
+    STEP_STARTED=$SECONDS
+}
+done_step() {
+    printf '    (%ss)\n' "$((SECONDS - STEP_STARTED))" >&2
+}
+
+if [[ "${1:-}" != "--quick" ]]; then
+    step "installing what the tests need"
+    scripts/tools.sh
+    done_step
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+done_step
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+done_step
+
+step "schemas are up to date"
+cargo run --quiet -- schemas --check
+done_step
+
+step "tests"
+cargo test --workspace --quiet
+done_step
+
+printf '\nall checks passed\n' >&2
