@@ -352,7 +352,9 @@ impl Walker {
                 continue;
             }
             match name {
-                "br" => self.flush(),
+                // Readability already turns runs of <br> into paragraphs; a single one breaks
+                // a line inside a sentence or an item far more often than it ends a block.
+                "br" => self.buf.push(' '),
                 "pre" => {
                     self.flush();
                     let code = child.text().trim_matches('\n').to_string();

@@ -411,7 +411,27 @@ const TEASER_ENDINGS: &[&str] = &[
     "(more…)",
     "read the full article",
     "keep reading",
+    "weiterlesen",
+    "mehr lesen",
+    "lire la suite",
+    "leer más",
 ];
+
+/// Below this many words, content that links to its own post is a teaser (a picture, a line
+/// and a link), as many news feeds send.
+const TEASER_MAX_WORDS: usize = 150;
+
+fn is_teaser(doc: &Document, html: &str, post_url: Option<&Url>) -> bool {
+    let last = doc.blocks.last().map(|b| b.text().trim().to_lowercase()).unwrap_or_default();
+    if TEASER_ENDINGS.iter().any(|t| last.ends_with(t)) {
+        return true;
+    }
+    let links_to_post = post_url.is_some_and(|u| {
+        let bare = u.as_str().split(['?', '#']).next().unwrap_or(u.as_str());
+        html.contains(bare)
+    });
+    doc.words() < TEASER_MAX_WORDS && links_to_post
+}
 
 fn convert_entry(e: &Entry, base: Option<&Url>) -> Post {
     let title = e.title.as_ref().map(plain_text).filter(|t| !t.is_empty());
@@ -420,10 +440,10 @@ fn convert_entry(e: &Entry, base: Option<&Url>) -> Post {
     let summary_text = e.summary.as_ref().map(plain_text).filter(|s| !s.is_empty());
     let content_doc = content_html.as_deref().map(Document::from_html);
     let content_words = content_doc.as_ref().map_or(0, Document::words);
-    let full_text = content_doc.as_ref().is_some_and(|doc| {
-        let last = doc.blocks.last().map(|b| b.text().trim().to_lowercase()).unwrap_or_default();
-        content_words > 0 && !TEASER_ENDINGS.iter().any(|t| last.ends_with(t))
-    });
+    let full_text = match (&content_doc, &content_html) {
+        (Some(doc), Some(html)) => content_words > 0 && !is_teaser(doc, html, url.as_ref()),
+        _ => false,
+    };
     let words =
         if content_words > 0 { content_words } else { summary_text.as_deref().map_or(0, count_words) };
     let id = if e.id != NO_ID && !e.id.trim().is_empty() {
@@ -504,6 +524,11 @@ mod tests {
         assert_eq!(feed.posts[0].document().unwrap().blocks.len(), 2);
         assert!(!feed.posts[1].full_text);
         assert!(feed.posts[1].content_html.is_none());
+        // A picture, a line and a link back to the post is a teaser too.
+        let xml = rss("<item xmlns:content=\"http://purl.org/rss/1.0/modules/content/\"><title>News</title>\
+             <link>https://blog.test/n?src=rss</link><content:encoded><![CDATA[<a href=\"https://blog.test/n\">\
+             <img src=\"x.jpg\"></a><p>Something happened today.</p>]]></content:encoded></item>");
+        assert!(!parse_feed(xml.as_bytes(), Some(&base()), None).unwrap().posts[0].full_text);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod narrate;
 pub mod speech;
 pub mod steps;
 pub mod stitch;
+pub mod submit;
 
 pub use article::{Article, ArticleError, extract_article};
 pub use document::{Block, Document};
