@@ -23,6 +23,8 @@ enum Command {
     /// Amazon States Language tools: validate, run and test state machines.
     #[command(subcommand)]
     Asl(cmd::asl::Command),
+    /// Convert a feed's posts (or one post) to MP3 on this machine.
+    Convert(cmd::convert::Args),
     /// Print a conversion's events.
     Events(cmd::events::Args),
     /// Print a conversion's status.
@@ -34,10 +36,12 @@ enum Command {
 /// Run the command line and return the process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing();
     let result = match cli.command {
         Command::Feed(args) => cmd::feed::run(args),
         Command::Article(args) => cmd::article::run(args),
         Command::Asl(command) => cmd::asl::run(command),
+        Command::Convert(args) => cmd::convert::run(args),
         Command::Events(args) => cmd::events::run(args),
         Command::Status(args) => cmd::status::run(args),
         Command::Schemas(args) => cmd::schemas::run(args),
@@ -49,4 +53,11 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr, warnings and errors unless `RUST_LOG` says otherwise.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

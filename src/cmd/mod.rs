@@ -2,6 +2,7 @@
 
 pub mod article;
 pub mod asl;
+pub mod convert;
 pub mod events;
 pub mod feed;
 pub mod schemas;

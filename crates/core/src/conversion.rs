@@ -46,6 +46,9 @@ pub struct Conversion {
 }
 
 /// What a step or a user asks to happen.
+// A request is the largest command by far, but commands are made one at a time and never
+// stored in bulk, so boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Request(ConversionRequested),
@@ -109,7 +112,7 @@ pub struct Decided {
 impl Conversion {
     /// Fold a whole stream.
     pub fn from_events<'a>(events: impl IntoIterator<Item = &'a ConversionEvent>) -> Self {
-        events.into_iter().fold(Self::default(), |state, e| evolve(state, e))
+        events.into_iter().fold(Self::default(), evolve)
     }
 
     pub fn id(&self) -> Option<&ConversionId> {

@@ -22,9 +22,9 @@ pub mod steps;
 pub mod stitch;
 pub mod submit;
 
-pub use article::{Article, ArticleError, extract_article};
+pub use article::{Article, ArticleError, extract_article, fetch_article};
 pub use document::{Block, Document};
-pub use feed::{Feed, FeedError, Post, parse_feed};
+pub use feed::{Feed, FeedError, Post, fetch_feed, parse_feed};
 pub use fetch::{AllowList, Backoff, FetchError, FetchPolicy, Fetched, Fetcher, Resource};
 pub use narrate::{Narration, Part, Pause, narrate};
 pub use speech::{Chunk, Speech, SpeechError};

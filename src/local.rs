@@ -1,0 +1,256 @@
+//! The embedded default, assembled: the SQLite log and its outbox, the object folder, the
+//! espeak-ng voice, and the local engine running `statemachines/conversion.asl.json` with the
+//! workflow's steps registered as its Task handlers. `lector serve`, `lector convert` and
+//! `lector replay` all start this.
+//!
+//! As on AWS, nothing calls the workflow directly: the API appends `ConversionRequested`, the
+//! outbox delivers it to the bus rule that starts the execution.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use lector_core::ports::{
+    Clock, ExecutionInfo, ExecutionStatus, ObjectStore, Voice, WorkflowError, Workflows,
+};
+use lector_core::{EventStore, RecordedEvent, StepError};
+use lector_local::clock::SystemClock;
+use lector_local::outbox::{DeliveryError, Outbox, OutboxHandle, OutboxOptions, Subscriber};
+use lector_pipeline::fetch::{AllowList, FetchPolicy, Fetcher};
+use lector_pipeline::steps::{
+    FetchArticle, PrepareSpeech, RecordFailure, Step, StepPorts, StitchAudio, SynthesizeChunk, invoke,
+    start_requested,
+};
+use lector_states::{
+    DefinitionSubstitutions, Engine, EngineConfig, EngineError, RealClock, TaskError, TaskRegistry,
+};
+use serde_json::Value;
+
+use crate::data::DataDir;
+
+/// The state machine file, compiled in: the binary runs the very file that is deployed.
+pub const CONVERSION_ASL: &str = include_str!("../statemachines/conversion.asl.json");
+
+/// The state machine's name, locally and in the SAM template.
+pub const STATE_MACHINE: &str = "conversion";
+
+/// The account and region the local engine puts in its ARNs.
+const LOCAL_REGION: &str = "local";
+const LOCAL_ACCOUNT: &str = "000000000000";
+
+/// The ARN a step's function has locally; the state machine's substitutions point at it.
+pub fn local_function_arn(function: &str) -> String {
+    format!("arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:lector-{function}")
+}
+
+/// `DefinitionSubstitutions` for the local engine: every `${...FunctionArn}` of the state
+/// machine, as the SAM template has them on AWS.
+pub fn local_substitutions() -> DefinitionSubstitutions {
+    lector_pipeline::steps::STEPS
+        .iter()
+        .map(|(_, function, substitution)| ((*substitution).to_owned(), local_function_arn(function)))
+        .collect()
+}
+
+/// How the local system is put together.
+#[derive(Clone)]
+pub struct LocalOptions {
+    /// Hosts that may be fetched although private or loopback (tests allow 127.0.0.1).
+    pub allow_hosts: AllowList,
+    /// The voice; espeak-ng unless a test gives another.
+    pub voice: Arc<dyn Voice>,
+    /// Whether to resume executions left running by a previous process.
+    pub resume: bool,
+    pub outbox: OutboxOptions,
+}
+
+impl std::fmt::Debug for LocalOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalOptions")
+            .field("allow_hosts", &self.allow_hosts)
+            .field("resume", &self.resume)
+            .finish()
+    }
+}
+
+impl LocalOptions {
+    pub fn new(allow_hosts: AllowList) -> Self {
+        Self {
+            allow_hosts,
+            voice: Arc::new(lector_local::espeak::EspeakVoice::new()),
+            resume: true,
+            outbox: OutboxOptions::default(),
+        }
+    }
+}
+
+/// The running local system.
+pub struct LocalSystem {
+    pub data: DataDir,
+    pub engine: Engine,
+    pub ports: StepPorts,
+    pub workflows: Arc<LocalWorkflows>,
+    outbox: Option<OutboxHandle>,
+}
+
+impl std::fmt::Debug for LocalSystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalSystem").field("data", &self.data.root).finish_non_exhaustive()
+    }
+}
+
+impl LocalSystem {
+    /// Open the data folder, start the engine (resuming what was running) and the outbox.
+    pub async fn start(dir: &Path, options: LocalOptions) -> anyhow::Result<Self> {
+        let data = DataDir::open(dir)?;
+        let fetcher =
+            Fetcher::new(FetchPolicy { allow: options.allow_hosts.clone(), ..FetchPolicy::default() })
+                .context("building the HTTP client")?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let ports = StepPorts {
+            events: Arc::new(data.events.clone()),
+            objects: Arc::new(data.objects.clone()),
+            voice: options.voice.clone(),
+            fetcher: Arc::new(fetcher),
+            clock,
+        };
+        let store = lector_states::SqliteStore::open(data.executions_path())
+            .with_context(|| format!("opening the executions in {}", data.executions_path().display()))?;
+        let config = EngineConfig {
+            region: LOCAL_REGION.into(),
+            account: LOCAL_ACCOUNT.into(),
+            role_arn: format!("arn:aws:iam::{LOCAL_ACCOUNT}:role/lector-states"),
+        };
+        let engine = Engine::with_config(Arc::new(store), Arc::new(RealClock), registry(&ports), config);
+        engine
+            .register_state_machine_text(STATE_MACHINE, CONVERSION_ASL, &local_substitutions())
+            .context("loading statemachines/conversion.asl.json")?;
+        if options.resume {
+            let resumed = engine.resume().await.context("resuming running executions")?;
+            if !resumed.is_empty() {
+                tracing::info!(count = resumed.len(), "resumed running executions");
+            }
+        }
+        let workflows = Arc::new(LocalWorkflows { engine: engine.clone() });
+        let mut outbox = Outbox::new(data.events.clone(), options.outbox);
+        outbox.subscribe(Arc::new(WorkflowRule { workflows: workflows.clone() }));
+        let outbox = Some(outbox.start());
+        Ok(Self { data, engine, ports, workflows, outbox })
+    }
+
+    pub fn events(&self) -> &dyn EventStore {
+        &*self.ports.events
+    }
+
+    pub fn objects(&self) -> &dyn ObjectStore {
+        &*self.ports.objects
+    }
+
+    /// Stop delivering events; executions in flight are left to resume on the next start.
+    pub async fn shutdown(mut self) {
+        if let Some(outbox) = self.outbox.take() {
+            outbox.shutdown().await;
+        }
+    }
+}
+
+/// The Task handlers: each step under its local function ARN.
+fn registry(ports: &StepPorts) -> TaskRegistry {
+    let mut registry = TaskRegistry::new();
+    register(&mut registry, ports, FetchArticle);
+    register(&mut registry, ports, PrepareSpeech);
+    register(&mut registry, ports, SynthesizeChunk);
+    register(&mut registry, ports, StitchAudio);
+    register(&mut registry, ports, RecordFailure);
+    registry
+}
+
+fn register<S: Step + Copy>(registry: &mut TaskRegistry, ports: &StepPorts, step: S) {
+    let ports = ports.clone();
+    registry.register(local_function_arn(S::FUNCTION), move |input: Value, _ctx| {
+        let ports = ports.clone();
+        async move { invoke(&step, &ports, input).await.map_err(task_error) }
+    });
+}
+
+/// A step's error as the engine sees a Lambda function's: the stable name and the cause.
+fn task_error(e: StepError) -> TaskError {
+    TaskError::new(e.name(), e.cause)
+}
+
+/// The `Workflows` port over the local engine.
+#[derive(Debug, Clone)]
+pub struct LocalWorkflows {
+    engine: Engine,
+}
+
+fn workflow_error(e: EngineError) -> WorkflowError {
+    match e {
+        EngineError::ExecutionAlreadyExists(name) => WorkflowError::AlreadyExists(name),
+        EngineError::ExecutionDoesNotExist(arn) => WorkflowError::NotFound(arn),
+        EngineError::ExecutionNotRedrivable(why) => WorkflowError::NotRedrivable(why),
+        EngineError::Store(e) => WorkflowError::Unavailable(e.to_string()),
+        other => WorkflowError::Failed(other.to_string()),
+    }
+}
+
+#[async_trait]
+impl Workflows for LocalWorkflows {
+    async fn start(&self, name: &str, input: &Value) -> Result<String, WorkflowError> {
+        self.engine
+            .start_execution(STATE_MACHINE, Some(name), input.clone())
+            .await
+            .map(|started| started.execution_arn)
+            .map_err(workflow_error)
+    }
+
+    async fn redrive(&self, execution_id: &str) -> Result<(), WorkflowError> {
+        self.engine.redrive(execution_id).await.map(|_| ()).map_err(workflow_error)
+    }
+
+    async fn describe(&self, execution_id: &str) -> Result<ExecutionInfo, WorkflowError> {
+        let record = self.engine.describe(execution_id).await.map_err(workflow_error)?;
+        Ok(ExecutionInfo {
+            id: record.execution_arn,
+            name: record.name,
+            status: match record.status {
+                lector_states::ExecutionStatus::Running => ExecutionStatus::Running,
+                lector_states::ExecutionStatus::Succeeded => ExecutionStatus::Succeeded,
+                lector_states::ExecutionStatus::Failed => ExecutionStatus::Failed,
+                lector_states::ExecutionStatus::TimedOut => ExecutionStatus::TimedOut,
+                lector_states::ExecutionStatus::Aborted => ExecutionStatus::Aborted,
+            },
+            started_at: record.start_date,
+            stopped_at: record.stop_date,
+            error: record.error,
+            cause: record.cause,
+            redrive_count: record.redrive_count,
+        })
+    }
+}
+
+/// The bus rule `ConversionRequested` → start the conversion workflow, as the EventBridge rule
+/// does on AWS.
+struct WorkflowRule {
+    workflows: Arc<LocalWorkflows>,
+}
+
+#[async_trait]
+impl Subscriber for WorkflowRule {
+    fn name(&self) -> &str {
+        "start-conversion-workflow"
+    }
+
+    fn wants(&self, event: &RecordedEvent) -> bool {
+        event.event_type == "ConversionRequested"
+    }
+
+    async fn deliver(&self, event: &RecordedEvent) -> Result<(), DeliveryError> {
+        match start_requested(&*self.workflows, event).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind.is_transient() => Err(DeliveryError::Transient(e.to_string())),
+            Err(e) => Err(DeliveryError::Permanent(e.to_string())),
+        }
+    }
+}
