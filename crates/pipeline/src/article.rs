@@ -74,6 +74,15 @@ impl From<ArticleError> for StepError {
     }
 }
 
+/// Fetches a page with the guards of `fetcher` and extracts its article: the FetchArticle
+/// step's work when the feed did not carry the whole post. Transient failures are returned
+/// (as [`lector_core::ErrorKind::Transient`]) for the workflow to retry.
+pub async fn fetch_article(fetcher: &crate::fetch::Fetcher, url: &str) -> Result<Article, StepError> {
+    let page = fetcher.fetch(url, crate::fetch::Resource::Page).await?;
+    let html = crate::fetch::decode_html(&page.body, page.charset.as_deref());
+    Ok(extract_article(&html, Some(&page.url))?)
+}
+
 /// Below this many words a page must also look like an article to count as one.
 const MIN_WORDS_UNLESS_READABLE: usize = 100;
 /// More elements than this is not a page anyone writes by hand: refuse rather than spend.

@@ -81,6 +81,13 @@ impl From<FeedError> for StepError {
     }
 }
 
+/// Fetches a feed with the guards of `fetcher` and reads it; links resolve against the
+/// address it was finally fetched from.
+pub async fn fetch_feed(fetcher: &crate::fetch::Fetcher, url: &str) -> Result<Feed, StepError> {
+    let got = fetcher.fetch(url, crate::fetch::Resource::Feed).await?;
+    Ok(parse_feed(&got.body, Some(&got.url), got.charset.as_deref())?)
+}
+
 /// Marks entries that came without an id, so they get a stable one instead of a random one.
 const NO_ID: &str = "\u{0}lector:no-id";
 

@@ -204,3 +204,32 @@ async fn slow_servers_time_out_as_transient() {
         assert!(started.elapsed() < Duration::from_secs(3), "{path} took {:?}", started.elapsed());
     }
 }
+
+#[tokio::test]
+async fn corpus_feeds_and_pages_are_fetched_and_read_in_one_call() {
+    let corpus = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/corpus");
+    let server = TestServer::start();
+    server.serve_dir("/c/", &corpus);
+    server.route("/moved", Reply::redirect(301, "/c/feeds/gulp-atom.atom"));
+    let f = loopback_fetcher();
+    let feed = lector_pipeline::fetch_feed(&f, &server.url("/c/feeds/guardian.rss")).await.unwrap();
+    assert_eq!(feed.posts.len(), 55);
+    // Relative links resolve against where the feed was finally fetched from.
+    let feed = lector_pipeline::fetch_feed(&f, &server.url("/moved")).await.unwrap();
+    assert_eq!(
+        feed.posts[0].url.as_ref().map(|u| u.as_str().to_string()),
+        Some(server.url("/gulpjs/gulp/releases/tag/v3.9.0"))
+    );
+    let article =
+        lector_pipeline::fetch_article(&f, &server.url("/c/articles/002/source.html")).await.unwrap();
+    assert_eq!(article.title, "This API is so Fetching!");
+    let err = lector_pipeline::fetch_article(&f, &server.url("/c/articles/lazy-image-3/source.html"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NoArticle);
+    let err =
+        lector_pipeline::fetch_article(&f, &server.url("/c/articles/none/source.html")).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    let err = lector_pipeline::fetch_feed(&f, &server.url("/c/feeds/unrecognized.rss")).await.unwrap_err();
+    assert_eq!((err.kind, err.name()), (ErrorKind::InvalidInput, "Lector.InvalidInput"));
+}
