@@ -23,6 +23,8 @@ enum Command {
     /// Amazon States Language tools: validate, run and test state machines.
     #[command(subcommand)]
     Asl(cmd::asl::Command),
+    /// Run the API, the web page, the workflow and the event log on this machine.
+    Serve(cmd::serve::Args),
     /// Convert a feed's posts (or one post) to MP3 on this machine.
     Convert(cmd::convert::Args),
     /// Print a conversion's events.
@@ -41,6 +43,7 @@ pub fn main() -> ExitCode {
         Command::Feed(args) => cmd::feed::run(args),
         Command::Article(args) => cmd::article::run(args),
         Command::Asl(command) => cmd::asl::run(command),
+        Command::Serve(args) => cmd::serve::run(args),
         Command::Convert(args) => cmd::convert::run(args),
         Command::Events(args) => cmd::events::run(args),
         Command::Status(args) => cmd::status::run(args),

@@ -7,3 +7,4 @@ pub mod cli;
 pub mod cmd;
 pub mod data;
 pub mod local;
+pub mod serve;

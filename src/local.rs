@@ -11,11 +11,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use lector_core::index::{ProjectError, project};
 use lector_core::ports::{
     Clock, ExecutionInfo, ExecutionStatus, ObjectStore, Voice, WorkflowError, Workflows,
 };
 use lector_core::{EventStore, RecordedEvent, StepError};
 use lector_local::clock::SystemClock;
+use lector_local::event_store::SqliteEventStore;
+use lector_local::index::SqliteConversionIndex;
 use lector_local::outbox::{DeliveryError, Outbox, OutboxHandle, OutboxOptions, Subscriber};
 use lector_pipeline::fetch::{AllowList, FetchPolicy, Fetcher};
 use lector_pipeline::steps::{
@@ -91,6 +94,7 @@ pub struct LocalSystem {
     pub engine: Engine,
     pub ports: StepPorts,
     pub workflows: Arc<LocalWorkflows>,
+    pub index: Arc<SqliteConversionIndex>,
     outbox: Option<OutboxHandle>,
 }
 
@@ -133,10 +137,12 @@ impl LocalSystem {
             }
         }
         let workflows = Arc::new(LocalWorkflows { engine: engine.clone() });
+        let index = Arc::new(SqliteConversionIndex::new(data.db.clone()));
         let mut outbox = Outbox::new(data.events.clone(), options.outbox);
         outbox.subscribe(Arc::new(WorkflowRule { workflows: workflows.clone() }));
+        outbox.subscribe(Arc::new(ListProjector { index: index.clone(), events: data.events.clone() }));
         let outbox = Some(outbox.start());
-        Ok(Self { data, engine, ports, workflows, outbox })
+        Ok(Self { data, engine, ports, workflows, index, outbox })
     }
 
     pub fn events(&self) -> &dyn EventStore {
@@ -251,6 +257,35 @@ impl Subscriber for WorkflowRule {
             Ok(_) => Ok(()),
             Err(e) if e.kind.is_transient() => Err(DeliveryError::Transient(e.to_string())),
             Err(e) => Err(DeliveryError::Permanent(e.to_string())),
+        }
+    }
+}
+
+/// Keeps the list projection up to date with the log, as the projector Lambda does on AWS.
+#[derive(Debug)]
+pub struct ListProjector {
+    pub index: Arc<SqliteConversionIndex>,
+    pub events: SqliteEventStore,
+}
+
+/// The outbox subscriber name of the list projection.
+pub const LIST_PROJECTOR: &str = "conversion-list-projection";
+
+#[async_trait]
+impl Subscriber for ListProjector {
+    fn name(&self) -> &str {
+        LIST_PROJECTOR
+    }
+
+    fn wants(&self, event: &RecordedEvent) -> bool {
+        event.stream_id.conversion_id().is_some()
+    }
+
+    async fn deliver(&self, event: &RecordedEvent) -> Result<(), DeliveryError> {
+        match project(&*self.index, &self.events, event).await {
+            Ok(()) => Ok(()),
+            Err(ProjectError::Decode(e)) => Err(DeliveryError::Permanent(e.to_string())),
+            Err(e) => Err(DeliveryError::Transient(e.to_string())),
         }
     }
 }

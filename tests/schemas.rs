@@ -38,6 +38,7 @@ async fn every_event_type_the_domain_produces_matches_its_schema() {
             title: Some("Ünïcode & <markup>".into()),
             feed_url: Some(feed.clone()),
             feed_id: Some(lector_core::FeedId::derive(&feed)),
+            feed_title: Some("A feed".into()),
             content_ref: Some(ObjectKey::feed_content(&id)),
             voice: voice.clone(),
             engine: VoiceEngine::Neural,

@@ -66,6 +66,7 @@ struct Pick {
     title: Option<String>,
     post_url: Url,
     feed_url: Option<Url>,
+    feed_title: Option<String>,
     content_html: Option<String>,
 }
 
@@ -130,7 +131,13 @@ fn pick(args: &Args) -> anyhow::Result<Vec<Pick>> {
                 None => Some(lector_pipeline::fetch::decode_html(&loaded.body, None)),
             };
             tracing::debug!(%feed_error, "not a feed; converting it as a post");
-            Ok(vec![Pick { title: None, post_url: source_url, feed_url: None, content_html }])
+            Ok(vec![Pick {
+                title: None,
+                post_url: source_url,
+                feed_url: None,
+                feed_title: None,
+                content_html,
+            }])
         }
     }
 }
@@ -166,6 +173,7 @@ fn pick_posts(args: &Args, feed: &Feed, feed_url: &Url) -> anyhow::Result<Vec<Pi
                 title: post.title.clone(),
                 post_url,
                 feed_url: Some(feed_url.clone()),
+                feed_title: feed.title.clone(),
                 content_html: post.content_html.clone().filter(|_| post.full_text),
             })
         })
@@ -184,6 +192,7 @@ async fn convert(args: &Args, allow: AllowList, picks: Vec<Pick>) -> anyhow::Res
             Submission {
                 post_url: pick.post_url.clone(),
                 feed_url: pick.feed_url.clone(),
+                feed_title: pick.feed_title.clone(),
                 title: pick.title.clone(),
                 content_html: pick.content_html.clone(),
                 voice: voice.clone(),

@@ -6,4 +6,5 @@ pub mod convert;
 pub mod events;
 pub mod feed;
 pub mod schemas;
+pub mod serve;
 pub mod status;

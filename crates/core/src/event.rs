@@ -28,6 +28,9 @@ pub struct ConversionRequested {
     pub feed_url: Option<Url>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feed_id: Option<FeedId>,
+    /// The feed's title, for the podcast feed of its conversions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feed_title: Option<String>,
     /// The post's full text as the feed carried it (HTML), stored as an object; when present
     /// the page is not fetched.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -15,6 +15,7 @@ pub mod conversion;
 pub mod envelope;
 pub mod event;
 pub mod id;
+pub mod index;
 pub mod object;
 pub mod ports;
 pub mod response;

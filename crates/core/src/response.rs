@@ -38,8 +38,8 @@ impl ResponseStatus {
         match self {
             ResponseStatus::Success => 200,
             ResponseStatus::Accepted => 202,
-            // The request was valid and nothing needed doing (already done).
-            ResponseStatus::Skipped => 208,
+            // The request was valid and nothing needed doing (it was done before).
+            ResponseStatus::Skipped => 200,
             ResponseStatus::BadRequest => 400,
             ResponseStatus::NotAuthenticated => 401,
             ResponseStatus::Unauthorized => 403,
@@ -86,11 +86,13 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
-    fn statuses_serialize_in_camel_case_and_map_to_distinct_codes() {
+    fn statuses_serialize_in_camel_case_and_map_to_their_codes() {
         assert_eq!(serde_json::to_value(ResponseStatus::BadRequest).unwrap(), "badRequest");
         assert_eq!(serde_json::to_value(ResponseStatus::NotImplemented).unwrap(), "notImplemented");
+        // Every error has a code of its own; only the two kinds of 200 share one.
         let codes: HashSet<u16> = ResponseStatus::ALL.iter().map(|s| s.http_status()).collect();
-        assert_eq!(codes.len(), ResponseStatus::ALL.len());
+        assert_eq!(codes.len(), ResponseStatus::ALL.len() - 1);
+        assert_eq!(ResponseStatus::Skipped.http_status(), 200);
         assert_eq!(ResponseStatus::Accepted.http_status(), 202);
         assert_eq!(ResponseStatus::NotAuthenticated.http_status(), 401);
     }

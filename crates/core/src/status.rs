@@ -89,6 +89,7 @@ pub struct ConversionStatus {
     pub post_url: Url,
     pub feed_url: Option<Url>,
     pub feed_id: Option<FeedId>,
+    pub feed_title: Option<String>,
     /// The article's title once fetched, else the feed's title for the post.
     pub title: Option<String>,
     pub byline: Option<String>,
@@ -147,6 +148,7 @@ fn apply(
             post_url: r.post_url.clone(),
             feed_url: r.feed_url.clone(),
             feed_id: r.feed_id.clone(),
+            feed_title: r.feed_title.clone(),
             title: r.title.clone(),
             byline: None,
             voice: r.voice.clone(),

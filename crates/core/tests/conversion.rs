@@ -20,6 +20,7 @@ fn requested() -> ConversionEvent {
         title: Some("A post".into()),
         feed_url: None,
         feed_id: None,
+        feed_title: None,
         content_ref: None,
         voice: VoiceId::new("en-us"),
         engine: VoiceEngine::Espeak,

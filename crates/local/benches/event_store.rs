@@ -88,6 +88,7 @@ fn conversion_stream(id: &ConversionId) -> Vec<NewEvent> {
             title: Some("Bench".into()),
             feed_url: None,
             feed_id: None,
+            feed_title: None,
             content_ref: None,
             voice: VoiceId::new("en-us"),
             engine: VoiceEngine::Espeak,

@@ -40,6 +40,18 @@ const MIGRATIONS: &[&str] = &[
         failed_at TEXT NOT NULL,
         PRIMARY KEY (subscriber, position)
     );",
+    // 2: the list projection. `created_at` is stored in one fixed RFC 3339 form (UTC, nanoseconds)
+    // so that text order is time order.
+    "CREATE TABLE conversions (
+        conversion_id TEXT PRIMARY KEY,
+        feed_id TEXT,
+        state TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        status TEXT NOT NULL
+    );
+    CREATE INDEX conversions_by_time ON conversions (created_at DESC, conversion_id DESC);
+    CREATE INDEX conversions_by_feed ON conversions (feed_id, created_at DESC, conversion_id DESC);",
 ];
 
 /// Why the database failed.

@@ -6,5 +6,6 @@ pub mod db;
 pub mod espeak;
 pub mod mp3;
 pub mod event_store;
+pub mod index;
 pub mod objects;
 pub mod outbox;

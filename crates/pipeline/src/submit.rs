@@ -15,6 +15,7 @@ use url::Url;
 pub struct Submission {
     pub post_url: Url,
     pub feed_url: Option<Url>,
+    pub feed_title: Option<String>,
     /// The post's title as the feed gave it.
     pub title: Option<String>,
     /// The whole post as the feed carried it (HTML); when present, the page is not fetched.
@@ -60,6 +61,7 @@ pub async fn submit(
         post_url: submission.post_url,
         title: submission.title,
         feed_url: submission.feed_url,
+        feed_title: submission.feed_title,
         content_ref,
         voice: submission.voice,
         engine: submission.engine,

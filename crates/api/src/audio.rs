@@ -1,0 +1,197 @@
+//! The audio: the MP3 with range requests (so players can seek), and the embeddable player.
+
+use axum::body::Body as HttpBody;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use lector_core::ConversionState;
+use lector_core::ports::ObjectError;
+
+use crate::AppState;
+use crate::conversions::load_status;
+use crate::error::ApiError;
+use crate::extract::{BaseUrl, IdPath};
+use crate::views::escape;
+
+/// The player page template (`web/embed.html`); `{{title}}`, `{{audio_url}}`, `{{post_url}}` and
+/// `{{duration}}` are filled in, escaped.
+const EMBED_TEMPLATE: &str = include_str!("../../../web/embed.html");
+
+/// A byte range `start..end` (end exclusive) of an object of `size` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Why a `Range` cannot be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
+/// The single byte range a `Range` header asks for. `None` means "send the whole object": no
+/// header, several ranges, or a form this server does not serve (RFC 9110 lets a server ignore
+/// those).
+pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, Unsatisfiable> {
+    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else { return Ok(None) };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((first, last)) = spec.split_once('-') else { return Ok(None) };
+    let (first, last) = (first.trim(), last.trim());
+    let parse = |s: &str| s.parse::<u64>().ok();
+    let range = match (first.is_empty(), last.is_empty()) {
+        // bytes=-N: the last N bytes.
+        (true, false) => {
+            let Some(n) = parse(last) else { return Ok(None) };
+            if n == 0 || size == 0 {
+                return Err(Unsatisfiable);
+            }
+            ByteRange { start: size.saturating_sub(n), end: size }
+        }
+        // bytes=A-: from A to the end.
+        (false, true) => {
+            let Some(start) = parse(first) else { return Ok(None) };
+            ByteRange { start, end: size }
+        }
+        (false, false) => {
+            let (Some(start), Some(last)) = (parse(first), parse(last)) else { return Ok(None) };
+            if last < start {
+                return Ok(None);
+            }
+            ByteRange { start, end: last.saturating_add(1).min(size) }
+        }
+        (true, true) => return Ok(None),
+    };
+    if range.start >= size { Err(Unsatisfiable) } else { Ok(Some(range)) }
+}
+
+pub async fn audio(
+    State(api): State<AppState>,
+    IdPath(id): IdPath,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let status = load_status(&api, &id).await?;
+    let (ConversionState::Completed, Some(key)) = (status.state, status.audio_ref.as_ref()) else {
+        return Err(ApiError::not_found(format!(
+            "conversion {id} has no audio yet: it is {}",
+            status.state.as_str()
+        )));
+    };
+    let object_error = |e: ObjectError| match e {
+        ObjectError::NotFound(_) => ApiError::not_found(format!("the audio of {id} is missing from storage")),
+        other => ApiError::internal(other.to_string()),
+    };
+    let meta = api
+        .objects
+        .head(key)
+        .await
+        .map_err(object_error)?
+        .ok_or_else(|| ApiError::not_found(format!("the audio of {id} is missing from storage")))?;
+    let size = meta.size;
+    let etag = format!("\"{}-{}\"", id, status.version);
+    let common = |mut response: Response| {
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/mpeg"));
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400, immutable"));
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            h.insert(header::ETAG, v);
+        }
+        response
+    };
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    // A Range with If-Range that does not match the current version gets the whole object.
+    let if_range_ok = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|v| v == etag);
+    match parse_range(range_header.filter(|_| if_range_ok), size) {
+        Err(Unsatisfiable) => {
+            let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            Ok(common(response))
+        }
+        Ok(Some(range)) => {
+            let bytes = api.objects.get_range(key, range.start, range.end).await.map_err(object_error)?;
+            let mut response = (StatusCode::PARTIAL_CONTENT, HttpBody::from(bytes)).into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{size}", range.start, range.end - 1)) {
+                response.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            Ok(common(response))
+        }
+        Ok(None) => {
+            let bytes = api.objects.get(key).await.map_err(object_error)?;
+            Ok(common((StatusCode::OK, HttpBody::from(bytes)).into_response()))
+        }
+    }
+}
+
+/// `H:MM:SS` or `M:SS`.
+pub fn clock_duration(seconds: f64) -> String {
+    let total = seconds.max(0.0).round() as u64;
+    let (h, m, s) = (total / 3600, total / 60 % 60, total % 60);
+    if h > 0 { format!("{h}:{m:02}:{s:02}") } else { format!("{m}:{s:02}") }
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title></head>\
+         <body style=\"font:15px system-ui,sans-serif;padding:12px\"><p>{b}</p></body></html>",
+        t = escape(title),
+        b = escape(body)
+    );
+    (status, Html(html)).into_response()
+}
+
+pub async fn embed(State(api): State<AppState>, base: BaseUrl, IdPath(id): IdPath) -> Response {
+    let status = match load_status(&api, &id).await {
+        Ok(status) => status,
+        Err(e) if e.status == lector_core::response::ResponseStatus::NotFound => {
+            return page(StatusCode::NOT_FOUND, "Not found", "There is no such narration.");
+        }
+        Err(e) => return page(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.message),
+    };
+    if status.state != ConversionState::Completed {
+        return page(StatusCode::NOT_FOUND, "Not ready", "This narration is not ready yet.");
+    }
+    let title = status.title.clone().unwrap_or_else(|| "Narrated post".into());
+    let html = EMBED_TEMPLATE
+        .replace("{{title}}", &escape(&title))
+        .replace("{{audio_url}}", &escape(&base.join(&format!("/conversions/{id}/audio"))))
+        .replace("{{post_url}}", &escape(status.post_url.as_str()))
+        .replace("{{duration}}", &escape(&clock_duration(status.duration_seconds.unwrap_or_default())));
+    let mut response = Html(html).into_response();
+    // Made to be framed by any site.
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors *; default-src 'self' 'unsafe-inline'; media-src *"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        let r = |v: &str| parse_range(Some(v), 1000);
+        assert_eq!(r("bytes=0-99"), Ok(Some(ByteRange { start: 0, end: 100 })));
+        assert_eq!(r("bytes=900-"), Ok(Some(ByteRange { start: 900, end: 1000 })));
+        assert_eq!(r("bytes=-100"), Ok(Some(ByteRange { start: 900, end: 1000 })));
+        assert_eq!(r("bytes=-5000"), Ok(Some(ByteRange { start: 0, end: 1000 })));
+        assert_eq!(r("bytes=990-2000"), Ok(Some(ByteRange { start: 990, end: 1000 })));
+        assert_eq!(r("bytes=1000-"), Err(Unsatisfiable));
+        assert_eq!(r("bytes=-0"), Err(Unsatisfiable));
+        assert_eq!(r("bytes=0-1,5-6"), Ok(None), "several ranges: the whole object");
+        assert_eq!(r("items=0-1"), Ok(None));
+        assert_eq!(r("bytes=5-1"), Ok(None));
+        assert_eq!(parse_range(None, 1000), Ok(None));
+    }
+
+    #[test]
+    fn durations_read_like_a_clock() {
+        assert_eq!(clock_duration(59.4), "0:59");
+        assert_eq!(clock_duration(185.0), "3:05");
+        assert_eq!(clock_duration(3725.0), "1:02:05");
+    }
+}

@@ -1,0 +1,272 @@
+//! Feeds: a preview of what converting each post would take, and the podcast feed of a feed's
+//! completed conversions.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use lector_core::index::ListQuery;
+use lector_core::voice::SpeechLimits;
+use lector_core::{ConversionId, ConversionState, FeedId, VoiceEngine, VoiceId};
+use lector_pipeline::article::extract_article;
+use lector_pipeline::document::Document;
+use lector_pipeline::feed::Post;
+use lector_pipeline::fetch::{Resource, decode_html};
+use lector_pipeline::speech::prepare;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::AppState;
+use crate::audio::clock_duration;
+use crate::conversions::resolve_voice;
+use crate::error::{ApiError, success};
+use crate::extract::{BaseUrl, Body, web_url};
+use crate::views::escape;
+
+/// `POST /feeds/preview`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewRequest {
+    pub url: String,
+    pub voice: Option<String>,
+    pub engine: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct FeedView {
+    feed_url: String,
+    feed_id: FeedId,
+    podcast_url: String,
+    title: Option<String>,
+    link: Option<String>,
+    description: Option<String>,
+    language: Option<String>,
+    format: String,
+}
+
+#[derive(Debug, Serialize)]
+struct PreviewPost {
+    id: String,
+    title: Option<String>,
+    url: Option<String>,
+    published: Option<DateTime<Utc>>,
+    author: Option<String>,
+    words: usize,
+    full_text: bool,
+    characters: Option<u64>,
+    estimated_cost_usd: Option<f64>,
+    measure_error: Option<String>,
+    conversion_id: Option<ConversionId>,
+    state: Option<ConversionState>,
+}
+
+#[derive(Debug, Serialize)]
+struct Preview {
+    feed: FeedView,
+    voice: VoiceId,
+    engine: VoiceEngine,
+    posts: Vec<PreviewPost>,
+}
+
+/// How many pages are fetched at once to measure posts.
+const MEASURE_CONCURRENCY: usize = 4;
+
+/// The characters that would be spoken (and billed) for a document.
+fn spoken(document: &Document, language: Option<&str>, limits: SpeechLimits) -> Result<u64, String> {
+    prepare(document, language, limits).map(|s| s.billed_chars()).map_err(|e| e.to_string())
+}
+
+async fn measure(
+    api: &AppState,
+    post: &Post,
+    limits: SpeechLimits,
+    fetch: bool,
+) -> Result<Option<u64>, String> {
+    if let Some(document) = post.document() {
+        return spoken(&document, None, limits).map(Some);
+    }
+    let Some(url) = &post.url else { return Err("the post has no address".into()) };
+    if !fetch {
+        return Ok(None);
+    }
+    let page = api.fetcher.fetch(url.as_str(), Resource::Page).await.map_err(|e| e.to_string())?;
+    let html = decode_html(&page.body, page.charset.as_deref());
+    let article = extract_article(&html, Some(&page.url)).map_err(|e| e.to_string())?;
+    spoken(&article.document, article.language.as_deref(), limits).map(Some)
+}
+
+pub async fn preview(
+    State(api): State<AppState>,
+    base: BaseUrl,
+    Body(request): Body<PreviewRequest>,
+) -> Result<Response, ApiError> {
+    let feed_url = web_url("url", &request.url)?;
+    let (voice, engine) = resolve_voice(&api, request.voice.as_deref(), request.engine.as_deref()).await?;
+    let feed = api.load_feed(&feed_url).await.map_err(ApiError::from_step)?;
+    let limits = api.voice.limits(engine);
+    let limit = api.settings.preview_measure_limit;
+    // Owned posts: the futures must not borrow from this frame across the stream's awaits.
+    let measured: Vec<Result<Option<u64>, String>> =
+        futures::stream::iter(feed.posts.clone().into_iter().enumerate())
+            .map(|(i, post)| {
+                let api = api.clone();
+                async move { measure(&api, &post, limits, i < limit).await }
+            })
+            .buffered(MEASURE_CONCURRENCY)
+            .collect()
+            .await;
+    let mut posts = Vec::with_capacity(feed.posts.len());
+    for (post, measured) in feed.posts.iter().zip(measured) {
+        let conversion_id = post.url.as_ref().map(|u| ConversionId::derive(u, &voice, engine));
+        let state = match &conversion_id {
+            Some(id) => {
+                api.index.get(id).await.map_err(|e| ApiError::internal(e.to_string()))?.map(|s| s.state)
+            }
+            None => None,
+        };
+        let (characters, measure_error) = match measured {
+            Ok(c) => (c, None),
+            Err(e) => (None, Some(e)),
+        };
+        posts.push(PreviewPost {
+            id: post.id.clone(),
+            title: post.title.clone(),
+            url: post.url.as_ref().map(Url::to_string),
+            published: post.published,
+            author: post.author.clone(),
+            words: post.words,
+            full_text: post.full_text,
+            estimated_cost_usd: characters.map(|c| cost(c, engine)),
+            characters,
+            measure_error,
+            conversion_id,
+            state,
+        });
+    }
+    let feed_id = FeedId::derive(&feed_url);
+    let view = FeedView {
+        podcast_url: base.join(&format!("/feeds/{feed_id}/podcast.xml")),
+        feed_url: feed_url.to_string(),
+        feed_id,
+        title: feed.title.clone(),
+        link: feed.link.as_ref().map(Url::to_string),
+        description: feed.description.clone(),
+        language: feed.language.clone(),
+        format: feed.format.clone(),
+    };
+    Ok(success(format!("{} posts", posts.len()), Preview { feed: view, voice, engine, posts }))
+}
+
+/// US dollars for synthesizing `characters` on `engine`, rounded to a tenth of a cent.
+pub fn cost(characters: u64, engine: VoiceEngine) -> f64 {
+    let usd = characters as f64 * engine.usd_per_million_chars() / 1_000_000.0;
+    (usd * 1000.0).round() / 1000.0
+}
+
+/// The most episodes one podcast feed lists (the newest).
+const MAX_EPISODES: usize = 300;
+
+pub async fn podcast(
+    State(api): State<AppState>,
+    base: BaseUrl,
+    Path(feed_id): Path<String>,
+) -> Result<Response, ApiError> {
+    if feed_id.len() != 16 || !feed_id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        return Err(ApiError::bad_request(format!("'{feed_id}' is not a feed id")));
+    }
+    let feed_id = FeedId::new(feed_id);
+    let any = api
+        .index
+        .list(&ListQuery { feed_id: Some(feed_id.clone()), limit: 1, ..ListQuery::default() })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let Some(sample) = any.conversions.first().cloned() else {
+        return Err(ApiError::not_found(format!("no conversions of feed {feed_id}")));
+    };
+    let mut episodes = Vec::new();
+    let mut cursor = None;
+    while episodes.len() < MAX_EPISODES {
+        let page = api
+            .index
+            .list(&ListQuery {
+                feed_id: Some(feed_id.clone()),
+                state: Some(ConversionState::Completed),
+                limit: 100,
+                cursor,
+            })
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        episodes.extend(page.conversions);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    episodes.truncate(MAX_EPISODES);
+
+    let feed_url = sample.feed_url.as_ref().map(Url::to_string).unwrap_or_default();
+    let host = sample.feed_url.as_ref().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+    let title = sample.feed_title.clone().unwrap_or_else(|| host.clone());
+    let self_url = base.join(&format!("/feeds/{feed_id}/podcast.xml"));
+    let mut xml = String::with_capacity(1024 + episodes.len() * 800);
+    xml.push_str(concat!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
+        "<rss version=\"2.0\" xmlns:itunes=\"http://www.itunes.com/dtds/podcast-1.0.dtd\" ",
+        "xmlns:atom=\"http://www.w3.org/2005/Atom\">\n<channel>\n"
+    ));
+    let line = |xml: &mut String, tag: &str, text: &str| {
+        xml.push_str(&format!("  <{tag}>{}</{tag}>\n", escape(text)))
+    };
+    line(&mut xml, "title", &format!("{title} (narrated)"));
+    line(&mut xml, "link", &feed_url);
+    line(&mut xml, "description", &format!("Posts of {title}, read aloud by Lector."));
+    line(&mut xml, "language", "en");
+    line(&mut xml, "generator", "Lector");
+    xml.push_str(&format!(
+        "  <atom:link href=\"{}\" rel=\"self\" type=\"application/rss+xml\"/>\n",
+        escape(&self_url)
+    ));
+    line(&mut xml, "itunes:author", &title);
+    line(&mut xml, "itunes:summary", &format!("Posts of {title}, read aloud by Lector."));
+    line(&mut xml, "itunes:explicit", "false");
+    xml.push_str("  <itunes:category text=\"News\"/>\n");
+    for episode in &episodes {
+        let audio_url = base.join(&format!("/conversions/{}/audio", episode.conversion_id));
+        let published = episode.completed_at.unwrap_or(episode.updated_at);
+        xml.push_str("  <item>\n");
+        xml.push_str(&format!(
+            "    <title>{}</title>\n",
+            escape(episode.title.as_deref().unwrap_or("Untitled post"))
+        ));
+        xml.push_str(&format!("    <link>{}</link>\n", escape(episode.post_url.as_str())));
+        xml.push_str(&format!(
+            "    <guid isPermaLink=\"false\">lector:{}</guid>\n",
+            escape(episode.conversion_id.as_str())
+        ));
+        xml.push_str(&format!("    <pubDate>{}</pubDate>\n", published.to_rfc2822()));
+        if let Some(byline) = &episode.byline {
+            xml.push_str(&format!("    <itunes:author>{}</itunes:author>\n", escape(byline)));
+        }
+        xml.push_str(&format!(
+            "    <description>{}</description>\n",
+            escape(&format!("Narration of {}", episode.post_url))
+        ));
+        xml.push_str(&format!(
+            "    <enclosure url=\"{}\" length=\"{}\" type=\"audio/mpeg\"/>\n",
+            escape(&audio_url),
+            episode.audio_bytes.unwrap_or(0)
+        ));
+        xml.push_str(&format!(
+            "    <itunes:duration>{}</itunes:duration>\n",
+            clock_duration(episode.duration_seconds.unwrap_or_default())
+        ));
+        xml.push_str("  </item>\n");
+    }
+    xml.push_str("</channel>\n</rss>\n");
+    let mut response = (StatusCode::OK, xml).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/rss+xml; charset=utf-8"));
+    Ok(response)
+}

@@ -1,0 +1,160 @@
+//! Lector's HTTP API as one axum [`Router`]: `lambda_http::run(router)` serves it behind API
+//! Gateway, and `lector serve` serves the very same router with `axum::serve`. Only the ports in
+//! [`Api`] differ between the two.
+//!
+//! - [`error`]: every answer, error or not, is the `{status, message, data}` envelope;
+//! - [`extract`]: JSON bodies, ids, queries and the base URL, each refusing bad input in words;
+//! - [`conversions`], [`feeds`], [`audio`], [`service`]: the handlers;
+//! - [`ROUTES`]: the route table, checked against `openapi.yaml` by a test.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use lector_core::index::ConversionIndex;
+use lector_core::ports::{Clock, ObjectStore, Voice};
+use lector_core::voice::VoiceInfo;
+use lector_core::{EventStore, VoiceEngine, VoiceId};
+use lector_pipeline::fetch::Fetcher;
+use tokio::sync::OnceCell;
+use url::Url;
+
+pub mod audio;
+pub mod auth;
+pub mod conversions;
+pub mod error;
+pub mod extract;
+pub mod feeds;
+pub mod service;
+pub mod views;
+
+/// The adapters and settings the handlers use.
+pub struct Api {
+    pub events: Arc<dyn EventStore>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub voice: Arc<dyn Voice>,
+    pub fetcher: Arc<Fetcher>,
+    pub clock: Arc<dyn Clock>,
+    pub index: Arc<dyn ConversionIndex>,
+    pub settings: ApiSettings,
+    voices: OnceCell<Vec<VoiceInfo>>,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+/// What differs between deployments.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Writes need `Authorization: Bearer <token>` when set. On AWS the HTTP API's JWT
+    /// authorizer checks callers before the function runs, and this is unset.
+    pub token: Option<String>,
+    /// The public base address for the links in answers; when unset, taken from the request's
+    /// `Host` (and `X-Forwarded-Proto`).
+    pub public_url: Option<Url>,
+    pub default_voice: VoiceId,
+    pub default_engine: VoiceEngine,
+    /// The engines this deployment's voice service speaks.
+    pub engines: Vec<VoiceEngine>,
+    /// Posts of a preview whose page is fetched to measure them; the rest are not measured.
+    pub preview_measure_limit: usize,
+    /// Feeds this server itself serves (the sample feed of `lector serve`): read from here
+    /// rather than fetched, since fetching loopback addresses is refused.
+    pub own_feeds: Vec<OwnFeed>,
+}
+
+/// A feed served by this server at `path`.
+#[derive(Debug, Clone)]
+pub struct OwnFeed {
+    pub path: &'static str,
+    pub body: &'static str,
+    /// The port this server listens on: only a loopback address with this port names it.
+    pub port: u16,
+}
+
+impl OwnFeed {
+    fn names(&self, url: &Url) -> bool {
+        let loopback = match url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        loopback && url.port_or_known_default() == Some(self.port) && url.path() == self.path
+    }
+}
+
+impl Api {
+    pub fn new(
+        events: Arc<dyn EventStore>,
+        objects: Arc<dyn ObjectStore>,
+        voice: Arc<dyn Voice>,
+        fetcher: Arc<Fetcher>,
+        clock: Arc<dyn Clock>,
+        index: Arc<dyn ConversionIndex>,
+        settings: ApiSettings,
+    ) -> Self {
+        Self { events, objects, voice, fetcher, clock, index, settings, voices: OnceCell::new() }
+    }
+
+    /// Read the feed at `url`: one of this server's own feeds, or fetched with the guards.
+    pub async fn load_feed(&self, url: &Url) -> Result<lector_pipeline::feed::Feed, lector_core::StepError> {
+        if let Some(own) = self.settings.own_feeds.iter().find(|f| f.names(url)) {
+            return Ok(lector_pipeline::feed::parse_feed(own.body.as_bytes(), Some(url), Some("utf-8"))?);
+        }
+        lector_pipeline::feed::fetch_feed(&self.fetcher, url.as_str()).await
+    }
+
+    /// The voices of the voice service, asked once and kept.
+    pub async fn voices(&self) -> Result<&[VoiceInfo], lector_core::ports::VoiceError> {
+        self.voices.get_or_try_init(|| self.voice.voices()).await.map(Vec::as_slice)
+    }
+}
+
+/// The handlers' shared state.
+pub type AppState = Arc<Api>;
+
+/// Every route: method, path (in axum's syntax) and whether it writes (and so needs the token).
+pub const ROUTES: &[(&str, &str, bool)] = &[
+    ("GET", "/health", false),
+    ("GET", "/voices", false),
+    ("POST", "/feeds/preview", true),
+    ("GET", "/feeds/{feed_id}/podcast.xml", false),
+    ("POST", "/conversions", true),
+    ("GET", "/conversions", false),
+    ("POST", "/conversions/batch", true),
+    ("GET", "/conversions/{id}", false),
+    ("GET", "/conversions/{id}/events", false),
+    ("GET", "/conversions/{id}/audio", false),
+    ("GET", "/embed/{id}", false),
+];
+
+/// The API's router.
+pub fn router(api: Api) -> Router {
+    let state: AppState = Arc::new(api);
+    let routes: Router<AppState> = Router::new()
+        .route("/health", get(service::health))
+        .route("/voices", get(service::voices))
+        .route("/feeds/preview", post(feeds::preview))
+        .route("/feeds/{feed_id}/podcast.xml", get(feeds::podcast))
+        .route("/conversions", post(conversions::submit_one).get(conversions::list))
+        .route("/conversions/batch", post(conversions::submit_batch))
+        .route("/conversions/{id}", get(conversions::get_one))
+        .route("/conversions/{id}/events", get(conversions::events))
+        .route("/conversions/{id}/audio", get(audio::audio))
+        .route("/embed/{id}", get(audio::embed));
+    routes
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// The largest request body: far above any real request (a batch of 100 posts), far below
+/// anything that could hurt.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;

@@ -1,0 +1,78 @@
+//! `lector serve`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use lector_pipeline::fetch::AllowList;
+use url::Url;
+
+use crate::cmd::feed::FetchArgs;
+use crate::data::{DataArgs, runtime};
+use crate::serve::{SAMPLE_FEED_PATH, ServeOptions, Server};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// The bearer token writes need. Required to listen beyond loopback.
+    #[arg(long, env = "LECTOR_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The public address of this server, for links in answers (default: the request's Host).
+    #[arg(long, env = "LECTOR_PUBLIC_URL")]
+    pub public_url: Option<Url>,
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let options = ServeOptions {
+            addr: args.addr,
+            data: args.data.dir.clone(),
+            allow_hosts: AllowList::parse(&args.fetch.allow_host.join(","))?,
+            token: args.token.clone(),
+            public_url: args.public_url.clone(),
+            voice: None,
+        };
+        let server = Server::start(options).await?;
+        // The first line of stdout is the address, for scripts and tests that listen on port 0.
+        println!("listening on {}", server.url());
+        eprintln!("Lector is running: open {}/ in a browser.", server.url());
+        eprintln!("Try the sample feed: {}{SAMPLE_FEED_PATH}", server.url());
+        eprintln!(
+            "Data in {}. Ctrl-C stops (unfinished conversions resume at the next start).",
+            args.data.dir.display()
+        );
+        shutdown_signal().await;
+        eprintln!("stopping…");
+        server.shutdown().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
