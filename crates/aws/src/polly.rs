@@ -1,0 +1,228 @@
+//! The Amazon Polly voice: SSML in, MP3 out, with Polly's errors sorted into the port's.
+
+use async_trait::async_trait;
+use aws_sdk_polly::Client;
+use aws_sdk_polly::error::SdkError;
+use aws_sdk_polly::operation::synthesize_speech::SynthesizeSpeechError;
+use aws_sdk_polly::types::{Engine, LanguageCode, OutputFormat, TextType, VoiceId as PollyVoiceId};
+use bytes::Bytes;
+use lector_core::ports::{Voice, VoiceError, VoiceSpec};
+use lector_core::voice::VoiceInfo;
+use lector_core::{VoiceEngine, VoiceId};
+
+use crate::sdk::Failure;
+
+/// The MP3 sample rates Lector asks Polly for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleRate {
+    Hz22050,
+    Hz24000,
+}
+
+impl SampleRate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SampleRate::Hz22050 => "22050",
+            SampleRate::Hz24000 => "24000",
+        }
+    }
+
+    /// The highest MP3 rate each engine gives: 22,050 Hz for standard voices, 24,000 Hz for the
+    /// others.
+    pub fn for_engine(engine: VoiceEngine) -> Self {
+        match engine {
+            VoiceEngine::Standard => SampleRate::Hz22050,
+            _ => SampleRate::Hz24000,
+        }
+    }
+}
+
+/// [`Voice`] on Amazon Polly's `SynthesizeSpeech` (SSML, MP3).
+#[derive(Debug, Clone)]
+pub struct PollyVoice {
+    client: Client,
+    sample_rate: Option<SampleRate>,
+}
+
+impl PollyVoice {
+    /// Each engine at its best MP3 rate ([`SampleRate::for_engine`]).
+    pub fn new(client: Client) -> Self {
+        Self { client, sample_rate: None }
+    }
+
+    /// Every request at `rate`.
+    pub fn with_sample_rate(mut self, rate: SampleRate) -> Self {
+        self.sample_rate = Some(rate);
+        self
+    }
+
+    fn sample_rate(&self, engine: VoiceEngine) -> SampleRate {
+        self.sample_rate.unwrap_or_else(|| SampleRate::for_engine(engine))
+    }
+}
+
+/// Polly's name of a Lector engine; the local engine is not one of Polly's.
+pub fn polly_engine(engine: VoiceEngine) -> Option<Engine> {
+    match engine {
+        VoiceEngine::Standard => Some(Engine::Standard),
+        VoiceEngine::Neural => Some(Engine::Neural),
+        VoiceEngine::LongForm => Some(Engine::LongForm),
+        VoiceEngine::Generative => Some(Engine::Generative),
+        VoiceEngine::Espeak => None,
+    }
+}
+
+fn lector_engine(engine: &Engine) -> Option<VoiceEngine> {
+    match engine {
+        Engine::Standard => Some(VoiceEngine::Standard),
+        Engine::Neural => Some(VoiceEngine::Neural),
+        Engine::LongForm => Some(VoiceEngine::LongForm),
+        Engine::Generative => Some(VoiceEngine::Generative),
+        _ => None,
+    }
+}
+
+/// Polly's language code for a BCP 47 tag, when Polly knows it (`en-us` → `en-US`). A bare
+/// language (`en`) is left out: the voice then speaks its own language.
+pub fn polly_language(tag: &str) -> Option<LanguageCode> {
+    LanguageCode::values()
+        .iter()
+        .find(|code| code.eq_ignore_ascii_case(tag))
+        .map(|code| LanguageCode::from(*code))
+}
+
+fn synthesize_error(
+    err: &SdkError<SynthesizeSpeechError, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    spec: &VoiceSpec,
+) -> VoiceError {
+    let failure = Failure::of(err);
+    let reason = failure.message.clone();
+    let who = format!("voice {} on engine {}", spec.voice, spec.engine);
+    if let SdkError::ServiceError(ctx) = err {
+        match ctx.err() {
+            SynthesizeSpeechError::EngineNotSupportedException(_) => {
+                return VoiceError::UnsupportedVoice(format!("{who}: {reason}"));
+            }
+            SynthesizeSpeechError::LanguageNotSupportedException(_) => {
+                return VoiceError::UnsupportedLanguage(format!(
+                    "{who}, language {}: {reason}",
+                    spec.language.as_deref().unwrap_or("-")
+                ));
+            }
+            SynthesizeSpeechError::InvalidSsmlException(_)
+            | SynthesizeSpeechError::TextLengthExceededException(_)
+            | SynthesizeSpeechError::InvalidSampleRateException(_)
+            | SynthesizeSpeechError::LexiconNotFoundException(_)
+            | SynthesizeSpeechError::MarksNotSupportedForFormatException(_)
+            | SynthesizeSpeechError::SsmlMarksNotSupportedForTextTypeException(_) => {
+                return VoiceError::Refused(reason);
+            }
+            _ => {}
+        }
+    }
+    if failure.transient {
+        return VoiceError::Unavailable(reason);
+    }
+    // An unknown voice id fails Polly's input validation; the SDK knows every voice it was
+    // built with, so only a voice outside that list is called unsupported.
+    let invalid_input = failure.code_is("ValidationException") || failure.code_is("InvalidParameterValue");
+    if invalid_input && !PollyVoiceId::values().contains(&spec.voice.as_str()) {
+        return VoiceError::UnsupportedVoice(format!("{who}: {reason}"));
+    }
+    VoiceError::Refused(reason)
+}
+
+#[async_trait]
+impl Voice for PollyVoice {
+    async fn voices(&self) -> Result<Vec<VoiceInfo>, VoiceError> {
+        let mut voices = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .describe_voices()
+                .include_additional_language_codes(true)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    let failure = Failure::of(&e);
+                    if failure.transient {
+                        VoiceError::Unavailable(failure.message)
+                    } else {
+                        VoiceError::Refused(failure.message)
+                    }
+                })?;
+            for voice in out.voices() {
+                let Some(id) = voice.id() else { continue };
+                voices.push(VoiceInfo {
+                    id: VoiceId::new(id.as_str()),
+                    name: voice.name().unwrap_or(id.as_str()).to_owned(),
+                    language: voice.language_code().map(|l| l.as_str().to_owned()).unwrap_or_default(),
+                    gender: voice.gender().map(|g| g.as_str().to_owned()),
+                    engines: voice.supported_engines().iter().filter_map(lector_engine).collect(),
+                });
+            }
+            match out.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+                _ => return Ok(voices),
+            }
+        }
+    }
+
+    #[tracing::instrument(skip(self, ssml), fields(voice = %spec.voice, engine = %spec.engine, chars = ssml.len()))]
+    async fn synthesize(&self, ssml: &str, spec: &VoiceSpec) -> Result<Bytes, VoiceError> {
+        let engine = polly_engine(spec.engine).ok_or_else(|| {
+            VoiceError::UnsupportedVoice(format!("engine {} is not an Amazon Polly engine", spec.engine))
+        })?;
+        let out = self
+            .client
+            .synthesize_speech()
+            .text(ssml)
+            .text_type(TextType::Ssml)
+            .voice_id(PollyVoiceId::from(spec.voice.as_str()))
+            .engine(engine)
+            .set_language_code(spec.language.as_deref().and_then(polly_language))
+            .output_format(OutputFormat::Mp3)
+            .sample_rate(self.sample_rate(spec.engine).as_str())
+            .send()
+            .await
+            .map_err(|e| synthesize_error(&e, spec))?;
+        let audio = out
+            .audio_stream
+            .collect()
+            .await
+            .map_err(|e| VoiceError::Unavailable(format!("the audio stream was cut short: {e}")))?
+            .into_bytes();
+        if audio.is_empty() {
+            return Err(VoiceError::Unavailable("Polly answered with no audio".into()));
+        }
+        Ok(audio)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engines_and_rates_map_to_pollys() {
+        assert_eq!(polly_engine(VoiceEngine::LongForm), Some(Engine::LongForm));
+        assert_eq!(polly_engine(VoiceEngine::Espeak), None);
+        assert_eq!(SampleRate::for_engine(VoiceEngine::Standard).as_str(), "22050");
+        assert_eq!(SampleRate::for_engine(VoiceEngine::Generative).as_str(), "24000");
+        for engine in VoiceEngine::ALL {
+            if let Some(p) = polly_engine(engine) {
+                assert_eq!(lector_engine(&p), Some(engine));
+            }
+        }
+    }
+
+    #[test]
+    fn languages_are_passed_only_when_polly_knows_them() {
+        assert_eq!(polly_language("en-us"), Some(LanguageCode::EnUs));
+        assert_eq!(polly_language("de-DE"), Some(LanguageCode::DeDe));
+        assert_eq!(polly_language("en"), None);
+        assert_eq!(polly_language("xx-YY"), None);
+    }
+}

@@ -1,0 +1,9 @@
+//! The adapters against moto server: EventBridge (with an SQS target to see what was
+//! published), S3, Polly, Step Functions and SSM. Each test makes its own resources.
+
+mod capture;
+mod polly;
+mod publish;
+mod s3;
+mod settings;
+mod workflow;

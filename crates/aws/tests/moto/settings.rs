@@ -1,0 +1,88 @@
+//! Settings from moto's SSM Parameter Store, cached for five minutes on an injected clock.
+
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_ssm::types::ParameterType;
+use chrono::{DateTime, Duration, Utc};
+use lector_aws::settings::{RuntimeSettings, SettingsError, SettingsSource};
+use lector_core::ports::Clock;
+use lector_core::{VoiceEngine, VoiceId};
+use lector_testkit::services::{moto_config, unique_name};
+
+#[derive(Debug)]
+struct TestClock(Mutex<DateTime<Utc>>);
+
+impl TestClock {
+    fn advance(&self, by: Duration) {
+        let mut now = self.0.lock().unwrap();
+        *now += by;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+async fn put(client: &aws_sdk_ssm::Client, name: &str, value: &str, kind: ParameterType) {
+    client.put_parameter().name(name).value(value).r#type(kind).overwrite(true).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn settings_are_read_from_the_path_and_cached_for_five_minutes() {
+    let client = aws_sdk_ssm::Client::new(&moto_config().await);
+    let path = format!("/{}/", unique_name("lector"));
+    put(&client, &format!("{path}default-voice"), "Matthew", ParameterType::String).await;
+    put(&client, &format!("{path}default-engine"), "long-form", ParameterType::String).await;
+    put(&client, &format!("{path}allowed-hosts"), "intranet.example,127.0.0.1", ParameterType::StringList)
+        .await;
+    let clock = Arc::new(TestClock(Mutex::new(DateTime::from_timestamp(1_750_000_000, 0).unwrap())));
+    let source = SettingsSource::new(client.clone(), path.trim_end_matches('/'), clock.clone());
+
+    let settings = source.get().await.unwrap();
+    assert_eq!(
+        settings,
+        RuntimeSettings {
+            default_voice: VoiceId::new("Matthew"),
+            default_engine: VoiceEngine::LongForm,
+            allowed_hosts: vec!["intranet.example".into(), "127.0.0.1".into()],
+            ..RuntimeSettings::default()
+        }
+    );
+
+    put(&client, &format!("{path}default-voice"), "Joanna", ParameterType::String).await;
+    clock.advance(Duration::minutes(4) + Duration::seconds(59));
+    assert_eq!(source.get().await.unwrap().default_voice, VoiceId::new("Matthew"), "still cached");
+    clock.advance(Duration::seconds(1));
+    assert_eq!(
+        source.get().await.unwrap().default_voice,
+        VoiceId::new("Joanna"),
+        "read again after five minutes"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_parameter_is_named() {
+    let client = aws_sdk_ssm::Client::new(&moto_config().await);
+    let path = format!("/{}/", unique_name("lector"));
+    put(&client, &format!("{path}max-words"), "lots", ParameterType::String).await;
+    let clock = Arc::new(TestClock(Mutex::new(Utc::now())));
+    let err = SettingsSource::new(client, &path, clock).get().await.unwrap_err();
+    assert_eq!(
+        err,
+        SettingsError::Invalid {
+            name: format!("{path}max-words"),
+            reason: "'lots' is not a positive whole number".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn an_empty_path_gives_the_defaults() {
+    let client = aws_sdk_ssm::Client::new(&moto_config().await);
+    let clock = Arc::new(TestClock(Mutex::new(Utc::now())));
+    let settings =
+        SettingsSource::new(client, format!("/{}", unique_name("empty")), clock).get().await.unwrap();
+    assert_eq!(settings, RuntimeSettings::default());
+}

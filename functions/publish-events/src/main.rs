@@ -1,0 +1,22 @@
+//! The `publish-events` Lambda: wires EventBridge into `lector_aws::publish::handle`.
+
+use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lector_aws::EventBridgePublisher;
+use lector_aws::settings::{BUS_VAR, require_env};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().json().with_env_filter(filter).without_time().init();
+    let bus = require_env(BUS_VAR)?;
+    let sdk = lector_aws::sdk::load(None).await;
+    let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), bus);
+    let publisher = &publisher;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
+        Ok::<DynamoDbEventResponse, Error>(lector_aws::publish::handle(publisher, event.payload).await)
+    }))
+    .await
+}
