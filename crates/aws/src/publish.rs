@@ -96,3 +96,117 @@ fn fail(response: &mut DynamoDbEventResponse, record: &EventRecord) {
         Some(record.change.sequence_number.clone().unwrap_or_else(|| record.event_id.clone()));
     response.batch_item_failures.push(failure);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use lector_core::ports::PublishError;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// Records what it is asked to publish; refuses any group holding a refused version.
+    #[derive(Default)]
+    struct Double {
+        published: Mutex<Vec<u64>>,
+        calls: Mutex<usize>,
+        refuse: Vec<u64>,
+    }
+
+    #[async_trait]
+    impl EventPublisher for Double {
+        async fn publish(&self, events: &[RecordedEvent]) -> Result<(), PublishError> {
+            *self.calls.lock().unwrap() += 1;
+            if events.iter().any(|e| self.refuse.contains(&e.version)) {
+                return Err(PublishError::Failed {
+                    failed: events.len(),
+                    total: events.len(),
+                    reason: "no".into(),
+                });
+            }
+            self.published.lock().unwrap().extend(events.iter().map(|e| e.version));
+            Ok(())
+        }
+    }
+
+    fn image(version: u64) -> Value {
+        json!({
+            "stream_id": {"S": "conversion-0123456789abcdef0123"},
+            "version": {"N": version.to_string()},
+            "position": {"N": version.to_string()},
+            "bucket": {"N": "0"},
+            "event_id": {"S": format!("00000000-0000-4000-8000-{version:012}")},
+            "type": {"S": "ConversionStarted"},
+            "schema_version": {"N": "1"},
+            "occurred_at": {"S": "2026-01-01T00:00:00Z"},
+            "correlation_id": {"S": "0123456789abcdef0123"},
+            "data": {"S": "{\"execution_id\":\"e\",\"attempt\":1}"}
+        })
+    }
+
+    fn batch(records: &[(&str, u64, Value)]) -> Event {
+        let records: Vec<Value> = records
+            .iter()
+            .map(|(name, seq, image)| {
+                json!({
+                    "eventID": format!("id-{seq}"),
+                    "eventName": name,
+                    "awsRegion": "us-east-1",
+                    "dynamodb": {"NewImage": image, "SequenceNumber": seq.to_string(), "SizeBytes": 1}
+                })
+            })
+            .collect();
+        serde_json::from_value(json!({ "Records": records })).unwrap()
+    }
+
+    fn failures(response: &DynamoDbEventResponse) -> Vec<String> {
+        response.batch_item_failures.iter().filter_map(|f| f.item_identifier.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn events_go_out_in_groups_of_ten_and_other_records_are_skipped() {
+        let double = Double::default();
+        let mut records: Vec<_> = (1..=23).map(|v| ("INSERT", v, image(v))).collect();
+        records.insert(3, ("MODIFY", 100, image(99)));
+        records.insert(5, ("REMOVE", 101, image(98)));
+        let response = handle(&double, batch(&records)).await;
+        assert!(failures(&response).is_empty());
+        assert_eq!(*double.published.lock().unwrap(), (1..=23).collect::<Vec<_>>());
+        assert_eq!(*double.calls.lock().unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_group_that_fails_reports_its_first_record_and_stops() {
+        let double = Double { refuse: vec![14], ..Double::default() };
+        let records: Vec<_> = (1..=25).map(|v| ("INSERT", v, image(v))).collect();
+        let response = handle(&double, batch(&records)).await;
+        // The second group (11..=20) failed: Lambda resumes from its first record.
+        assert_eq!(failures(&response), ["11"]);
+        assert_eq!(*double.published.lock().unwrap(), (1..=10).collect::<Vec<_>>());
+        assert_eq!(*double.calls.lock().unwrap(), 2, "nothing after the failure is attempted");
+    }
+
+    #[tokio::test]
+    async fn a_poison_record_is_reported_after_what_came_before_it_is_published() {
+        let double = Double::default();
+        let records = [
+            ("INSERT", 1, image(1)),
+            ("INSERT", 2, image(2)),
+            ("INSERT", 3, json!({"junk": {"S": "x"}})),
+            ("INSERT", 4, image(4)),
+        ];
+        let response = handle(&double, batch(&records)).await;
+        assert_eq!(failures(&response), ["3"]);
+        assert_eq!(*double.published.lock().unwrap(), [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_poison_record_behind_a_failing_group_reports_the_group() {
+        let double = Double { refuse: vec![1], ..Double::default() };
+        let records = [("INSERT", 1, image(1)), ("INSERT", 2, json!({}))];
+        let response = handle(&double, batch(&records)).await;
+        assert_eq!(failures(&response), ["1"]);
+    }
+}

@@ -255,3 +255,99 @@ async fn a_bus_that_does_not_exist_fails_the_first_record_and_publishes_nothing(
     let failures: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
     assert_eq!(failures, [Some(format!("{:021}", 10))]);
 }
+
+/// Rewrites the answers of the first `PutEvents` calls as if the service had refused one
+/// entry: what a throttled or failing EventBridge does, which moto never does.
+#[derive(Debug)]
+struct RefuseSecondEntry {
+    code: &'static str,
+    times: std::sync::atomic::AtomicUsize,
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for RefuseSecondEntry {
+    fn name(&self) -> &'static str {
+        "RefuseSecondEntry"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        use std::sync::atomic::Ordering;
+        if self.times.load(Ordering::SeqCst) == 0 {
+            return Ok(());
+        }
+        self.times.fetch_sub(1, Ordering::SeqCst);
+        let answer = json!({
+            "FailedEntryCount": 1,
+            "Entries": [
+                {"EventId": "first"},
+                {"ErrorCode": self.code, "ErrorMessage": "refused by the test"},
+                {"EventId": "third"}
+            ]
+        });
+        *context.response_mut().body_mut() = aws_smithy_types::body::SdkBody::from(answer.to_string());
+        Ok(())
+    }
+}
+
+async fn publisher_refusing(
+    code: &'static str,
+    times: usize,
+) -> (EventBridgePublisher, crate::capture::Capture) {
+    let bus = bus_with_queue().await;
+    let capture = crate::capture::Capture::default();
+    let config = aws_sdk_eventbridge::config::Builder::from(&moto_config().await)
+        .interceptor(capture.clone())
+        .interceptor(RefuseSecondEntry { code, times: times.into() })
+        .build();
+    (EventBridgePublisher::new(aws_sdk_eventbridge::Client::from_conf(config), bus.name), capture)
+}
+
+async fn three_events() -> Vec<lector_core::RecordedEvent> {
+    let (_, items) = appended_items(3).await;
+    items
+        .into_iter()
+        .filter(|i| i.get("stream_id") != Some(&AttributeValue::S("$position".into())))
+        .map(|i| event_store::recorded_from_item(i).unwrap())
+        .collect()
+}
+
+fn sent_versions(request: &crate::capture::Captured) -> Vec<u64> {
+    request.body["Entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            serde_json::from_str::<Value>(e["Detail"].as_str().unwrap()).unwrap()["version"].as_u64().unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn only_the_entries_that_failed_are_put_again() {
+    use lector_core::ports::EventPublisher;
+    let (publisher, capture) = publisher_refusing("ThrottlingException", 1).await;
+    publisher.publish(&three_events().await).await.expect("published after the retry");
+    let requests = capture.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(sent_versions(&requests[0]), [1, 2, 3]);
+    assert_eq!(sent_versions(&requests[1]), [2], "only the refused entry");
+    let entry = &requests[0].body["Entries"][0];
+    assert_eq!(entry["Source"], "lector");
+    assert_eq!(entry["DetailType"], "ChunkSynthesized");
+    assert!(entry["EventBusName"].as_str().unwrap().starts_with("bus-"));
+}
+
+#[tokio::test]
+async fn an_entry_refused_for_good_fails_at_once() {
+    use lector_core::ports::{EventPublisher, PublishError};
+    let (publisher, capture) = publisher_refusing("MalformedDetail", 1).await;
+    let err = publisher.publish(&three_events().await).await.unwrap_err();
+    let PublishError::Failed { failed, total, reason } = err;
+    assert_eq!((failed, total), (1, 3));
+    assert!(reason.contains("MalformedDetail"), "{reason}");
+    assert_eq!(capture.requests().len(), 1, "not retried");
+}
