@@ -116,3 +116,142 @@ pub fn rss_item(title: &str, link: &str, content_html: Option<&str>) -> String {
         .unwrap_or_default();
     format!("<item><title>{title}</title><link>{link}</link><guid>{link}</guid>{content}</item>")
 }
+
+/// A `lector serve` child process on a free loopback port, killed when dropped.
+pub struct Serve {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl Serve {
+    /// Start `lector serve --addr 127.0.0.1:0` on `lector`'s data folder, with extra env.
+    pub fn start(lector: &Lector, env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let mut command = lector.command(&["serve", "--addr", "127.0.0.1:0"]);
+        command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("lector serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line).expect("serve prints its address");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+        Self { url: url.to_owned(), child }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Send SIGTERM and wait for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait().expect("serve exits");
+        std::mem::forget(self);
+        status
+    }
+
+    /// SIGKILL: the process dies at once, with no chance to clean up.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tiny HTTP client for the API: each call returns the status, the headers and the body.
+pub struct Http {
+    client: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl Http {
+    pub fn new() -> Self {
+        Self {
+            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            rt: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
+        }
+    }
+
+    pub fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        self.rt.block_on(async {
+            let response = request.send().await.expect("the request is answered");
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response.bytes().await.expect("a body").to_vec();
+            Answer { status, headers, body }
+        })
+    }
+
+    pub fn get(&self, url: &str) -> Answer {
+        self.send(self.client.get(url))
+    }
+
+    pub fn get_with(&self, url: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut request = self.client.get(url);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        self.send(request)
+    }
+
+    pub fn post_json(&self, url: &str, body: &Value) -> Answer {
+        self.post_raw(url, &body.to_string(), &[])
+    }
+
+    pub fn post_raw(&self, url: &str, body: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut request =
+            self.client.post(url).header("content-type", "application/json").body(body.to_owned());
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        self.send(request)
+    }
+
+    /// Poll a conversion until it is completed or failed.
+    pub fn wait_final(&self, status_url: &str, timeout: std::time::Duration) -> Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let answer = self.get(status_url);
+            assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+            let data = answer.json()["data"].clone();
+            if data["state"] == "completed" || data["state"] == "failed" {
+                return data;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{status_url} still {} after {timeout:?}",
+                data["state"]
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}

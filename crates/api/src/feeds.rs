@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::AppState;
-use crate::audio::clock_duration;
 use crate::conversions::resolve_voice;
 use crate::error::{ApiError, success};
 use crate::extract::{BaseUrl, Body, web_url};
@@ -248,9 +247,9 @@ pub async fn podcast(
         if let Some(byline) = &episode.byline {
             xml.push_str(&format!("    <itunes:author>{}</itunes:author>\n", escape(byline)));
         }
+        let summary = escape(&format!("Narration of {}", episode.post_url));
         xml.push_str(&format!(
-            "    <description>{}</description>\n",
-            escape(&format!("Narration of {}", episode.post_url))
+            "    <description>{summary}</description>\n    <itunes:summary>{summary}</itunes:summary>\n"
         ));
         xml.push_str(&format!(
             "    <enclosure url=\"{}\" length=\"{}\" type=\"audio/mpeg\"/>\n",
@@ -259,7 +258,7 @@ pub async fn podcast(
         ));
         xml.push_str(&format!(
             "    <itunes:duration>{}</itunes:duration>\n",
-            clock_duration(episode.duration_seconds.unwrap_or_default())
+            itunes_duration(episode.duration_seconds.unwrap_or_default())
         ));
         xml.push_str("  </item>\n");
     }
@@ -269,4 +268,28 @@ pub async fn podcast(
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/rss+xml; charset=utf-8"));
     Ok(response)
+}
+
+/// `HH:MM:SS`, the form every podcast app reads for `itunes:duration`.
+pub fn itunes_duration(seconds: f64) -> String {
+    let total = seconds.max(0.0).round() as u64;
+    format!("{:02}:{:02}:{:02}", total / 3600, total / 60 % 60, total % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn costs_follow_the_engine_price() {
+        assert_eq!(cost(1_000_000, VoiceEngine::Neural), 16.0);
+        assert_eq!(cost(2_500, VoiceEngine::Standard), 0.01);
+        assert_eq!(cost(10_000, VoiceEngine::Espeak), 0.0);
+    }
+
+    #[test]
+    fn itunes_durations_are_hours_minutes_seconds() {
+        assert_eq!(itunes_duration(23.2), "00:00:23");
+        assert_eq!(itunes_duration(3725.0), "01:02:05");
+    }
 }
