@@ -366,7 +366,8 @@ impl DynamoEventStore {
                         Some(p) => p,
                         None => self.read_counter().await?,
                     };
-                    self.last_position.fetch_max(current, Ordering::SeqCst);
+                    // Stored, not maxed: a table made anew starts again from 0.
+                    self.last_position.store(current, Ordering::SeqCst);
                     if counter_races > 3 {
                         // Many writers in step: spread them a little.
                         tokio::time::sleep(Duration::from_micros(rand::random_range(0..2_000))).await;

@@ -218,6 +218,60 @@ mod tests {
         }
     }
 
+    fn service_error(
+        err: SynthesizeSpeechError,
+        status: u16,
+    ) -> SdkError<SynthesizeSpeechError, aws_smithy_runtime_api::client::orchestrator::HttpResponse> {
+        let status = aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap();
+        let raw =
+            aws_smithy_runtime_api::http::Response::new(status, aws_smithy_types::body::SdkBody::empty());
+        SdkError::service_error(err, raw)
+    }
+
+    fn generic(code: &str) -> SynthesizeSpeechError {
+        let meta =
+            aws_smithy_types::error::ErrorMetadata::builder().code(code).message("from the test").build();
+        SynthesizeSpeechError::generic(meta)
+    }
+
+    #[test]
+    fn pollys_errors_become_the_ports_named_errors() {
+        use aws_sdk_polly::types::error::{
+            EngineNotSupportedException, InvalidSsmlException, LanguageNotSupportedException,
+            ServiceFailureException, TextLengthExceededException,
+        };
+        let spec =
+            VoiceSpec { voice: VoiceId::new("Joanna"), engine: VoiceEngine::Generative, language: None };
+        let map = |err, status| synthesize_error(&service_error(err, status), &spec);
+
+        let engine = SynthesizeSpeechError::EngineNotSupportedException(
+            EngineNotSupportedException::builder().build(),
+        );
+        assert!(
+            matches!(map(engine, 400), VoiceError::UnsupportedVoice(m) if m.contains("Joanna") && m.contains("generative"))
+        );
+        let language = SynthesizeSpeechError::LanguageNotSupportedException(
+            LanguageNotSupportedException::builder().build(),
+        );
+        assert!(matches!(map(language, 400), VoiceError::UnsupportedLanguage(_)));
+        let ssml = SynthesizeSpeechError::InvalidSsmlException(InvalidSsmlException::builder().build());
+        assert!(matches!(map(ssml, 400), VoiceError::Refused(_)));
+        let long = SynthesizeSpeechError::TextLengthExceededException(
+            TextLengthExceededException::builder().build(),
+        );
+        assert!(matches!(map(long, 400), VoiceError::Refused(_)));
+        let failure =
+            SynthesizeSpeechError::ServiceFailureException(ServiceFailureException::builder().build());
+        assert!(matches!(map(failure, 500), VoiceError::Unavailable(_)));
+        assert!(matches!(map(generic("ThrottlingException"), 400), VoiceError::Unavailable(_)));
+        assert!(matches!(map(generic("Whatever"), 503), VoiceError::Unavailable(_)));
+        // A voice the SDK knows is not "unsupported" just because the input was invalid.
+        assert!(matches!(map(generic("ValidationException"), 400), VoiceError::Refused(_)));
+        let unknown = VoiceSpec { voice: VoiceId::new("Nobody"), ..spec.clone() };
+        let err = synthesize_error(&service_error(generic("ValidationException"), 400), &unknown);
+        assert!(matches!(err, VoiceError::UnsupportedVoice(_)));
+    }
+
     #[test]
     fn languages_are_passed_only_when_polly_knows_them() {
         assert_eq!(polly_language("en-us"), Some(LanguageCode::EnUs));
