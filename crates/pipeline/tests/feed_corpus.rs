@@ -149,3 +149,24 @@ fn broken_copies_of_real_feeds_recover_like_feedparser() {
     let truncated = &original[..original.len() / 2];
     assert!(matches!(parse_feed(truncated.as_bytes(), Some(&base), None), Err(FeedError::Malformed(_))));
 }
+
+/// Lector's date parser reads every date of the corpus feeds as feed-rs's own lenient one does.
+#[test]
+fn dates_agree_with_feed_rs_on_the_corpus() {
+    let mut compared = 0;
+    for (name, _) in FEEDS {
+        let file = std::fs::read_dir(corpus())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_stem().is_some_and(|s| s == *name) && p.extension().is_some_and(|e| e != "json"))
+            .unwrap();
+        let bytes = std::fs::read(&file).unwrap();
+        let theirs = feed_rs::parser::parse(bytes.as_slice()).unwrap();
+        let ours = parse_feed(&bytes, None, None).unwrap();
+        for (t, o) in theirs.entries.iter().zip(&ours.posts) {
+            assert_eq!(t.published.or(t.updated), o.published, "{name}: {:?}", t.title);
+            compared += usize::from(o.published.is_some());
+        }
+    }
+    assert!(compared > 850, "{compared} dates compared");
+}
