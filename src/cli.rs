@@ -31,6 +31,9 @@ enum Command {
     Events(cmd::events::Args),
     /// Print a conversion's status.
     Status(cmd::status::Args),
+    /// Rebuild or check the read models folded from the event log.
+    #[command(subcommand)]
+    Projections(cmd::projections::Command),
     /// Write the JSON Schemas of the events to schemas/, or check them.
     Schemas(cmd::schemas::Args),
 }
@@ -48,6 +51,7 @@ pub fn main() -> ExitCode {
         Command::Events(args) => cmd::events::run(args),
         Command::Status(args) => cmd::status::run(args),
         Command::Schemas(args) => cmd::schemas::run(args),
+        Command::Projections(command) => cmd::projections::run(command),
     };
     match result {
         Ok(code) => code,

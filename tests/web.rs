@@ -1,6 +1,7 @@
 //! The web page in headless Chromium: a real `lector serve` on port 0 with a fresh data folder,
 //! a feed of corpus pages on loopback, and `tests/browser/page.mjs` driving the page through
-//! preview, conversion, playback, download, embedding and the podcast feed.
+//! the token prompt, errors, preview, conversion, playback, download, embedding, the podcast
+//! feed and a phone-sized window.
 
 mod common;
 
@@ -21,18 +22,19 @@ const BROWSER_TIMEOUT: Duration = Duration::from_secs(150);
 /// The screenshots each step of `page.mjs` saves, in order.
 const SCREENSHOTS: &[&str] = &[
     "01-open.png",
-    "02-error-not-a-feed.png",
-    "03-preview.png",
-    "04-selected.png",
-    "05-converting.png",
-    "06-completed.png",
-    "07-embed-copied.png",
-    "08-embed-page.png",
-    "09-embed-in-iframe.png",
-    "10-podcast.png",
-    "11-failed.png",
-    "12-phone.png",
-    "13-phone-preview.png",
+    "02-token.png",
+    "03-error-not-a-feed.png",
+    "04-preview.png",
+    "05-selected.png",
+    "06-converting.png",
+    "07-completed.png",
+    "08-embed-copied.png",
+    "09-embed-page.png",
+    "10-embed-in-iframe.png",
+    "11-podcast.png",
+    "12-failed.png",
+    "13-phone.png",
+    "14-phone-preview.png",
 ];
 
 fn root() -> &'static Path {
@@ -72,12 +74,12 @@ fn require_browser() {
 }
 
 /// `lector serve` on port 0 with a fresh data folder; the address from its first stdout line.
-fn start_serve(data: &Path) -> (Killed, String, mpsc::Receiver<String>) {
+fn start_serve(data: &Path, token: &str) -> (Killed, String, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lector"))
         .args(["serve", "--addr", "127.0.0.1:0", "--data"])
         .arg(data)
         .env("LECTOR_ALLOW_HOSTS", "127.0.0.1")
-        .env_remove("LECTOR_API_TOKEN")
+        .env("LECTOR_API_TOKEN", token)
         .env_remove("LECTOR_PUBLIC_URL")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -120,10 +122,11 @@ fn start_serve(data: &Path) -> (Killed, String, mpsc::Receiver<String>) {
 }
 
 /// Runs `node page.mjs ARGS`, killed after `timeout`; its exit status and combined output.
-fn run_driver(args: &[&str], timeout: Duration) -> (Option<std::process::ExitStatus>, String) {
+fn run_driver(args: &[&str], token: &str, timeout: Duration) -> (Option<std::process::ExitStatus>, String) {
     let mut child = Command::new("node")
         .arg(root().join("tests/browser/page.mjs"))
         .args(args)
+        .env("LECTOR_API_TOKEN", token)
         .current_dir(root().join("tests/browser"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -176,7 +179,9 @@ fn the_page_previews_converts_plays_downloads_embeds_and_subscribes_in_chromium(
     feeds.route("/feed.xml", Reply::rss(feed));
 
     let data = tempfile::tempdir().expect("a temporary folder");
-    let (_serve, base, serve_log) = start_serve(&data.path().join("data"));
+    // Writes need a token, so the page's way of asking for one is driven too.
+    let token = "web-test-token-7f3a";
+    let (_serve, base, serve_log) = start_serve(&data.path().join("data"), token);
 
     let shots: PathBuf = root().join("tests/browser/screenshots");
     std::fs::create_dir_all(&shots).expect("the screenshot folder");
@@ -188,8 +193,11 @@ fn the_page_previews_converts_plays_downloads_embeds_and_subscribes_in_chromium(
 
     let feed_url = feeds.url("/feed.xml");
     let started = Instant::now();
-    let (status, output) =
-        run_driver(&[&base, &feed_url, shots.to_str().expect("a UTF-8 path"), &missing], BROWSER_TIMEOUT);
+    let (status, output) = run_driver(
+        &[&base, &feed_url, shots.to_str().expect("a UTF-8 path"), &missing],
+        token,
+        BROWSER_TIMEOUT,
+    );
     let log: Vec<String> = serve_log.try_iter().collect();
     let explain = || format!("browser run:\n{output}\nlector serve's log:\n{}", log.join("\n"));
     let status =

@@ -125,3 +125,106 @@ pub async fn list_all(index: &dyn ConversionIndex) -> Result<Vec<ConversionStatu
         }
     }
 }
+
+/// The list projection in memory: for checking a stored index against a fresh fold of the log,
+/// and for tests. Same ordering and cursor rules as the stored indexes.
+#[derive(Debug, Default)]
+pub struct MemoryIndex {
+    rows: std::sync::Mutex<std::collections::BTreeMap<ConversionId, ConversionStatus>>,
+}
+
+impl MemoryIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn sort_key(s: &ConversionStatus) -> (chrono::DateTime<chrono::Utc>, ConversionId) {
+    (s.created_at, s.conversion_id.clone())
+}
+
+#[async_trait]
+impl ConversionIndex for MemoryIndex {
+    async fn get(&self, id: &ConversionId) -> Result<Option<ConversionStatus>, IndexError> {
+        Ok(self.rows.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned())
+    }
+
+    async fn put(&self, status: &ConversionStatus) -> Result<(), IndexError> {
+        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        let newer = rows.get(&status.conversion_id).is_none_or(|s| status.version > s.version);
+        if newer {
+            rows.insert(status.conversion_id.clone(), status.clone());
+        }
+        Ok(())
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<ListPage, IndexError> {
+        let after = match &query.cursor {
+            Some(c) => {
+                let (at, id) = c.split_once('|').ok_or(IndexError::InvalidCursor)?;
+                let at = chrono::DateTime::parse_from_rfc3339(at).map_err(|_| IndexError::InvalidCursor)?;
+                Some((
+                    at.with_timezone(&chrono::Utc),
+                    id.parse::<ConversionId>().map_err(|_| IndexError::InvalidCursor)?,
+                ))
+            }
+            None => None,
+        };
+        let rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        let mut matching: Vec<&ConversionStatus> = rows
+            .values()
+            .filter(|s| query.feed_id.as_ref().is_none_or(|f| s.feed_id.as_ref() == Some(f)))
+            .filter(|s| query.state.is_none_or(|st| s.state == st))
+            .filter(|s| after.as_ref().is_none_or(|a| sort_key(s) < *a))
+            .collect();
+        matching.sort_by_key(|s| std::cmp::Reverse(sort_key(s)));
+        let limit = query.limit.clamp(1, 100);
+        let next_cursor = (matching.len() > limit).then(|| {
+            let last = matching[limit - 1];
+            format!("{}|{}", last.created_at.to_rfc3339(), last.conversion_id)
+        });
+        Ok(ListPage { conversions: matching.into_iter().take(limit).cloned().collect(), next_cursor })
+    }
+
+    async fn clear(&self) -> Result<(), IndexError> {
+        self.rows.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        Ok(())
+    }
+}
+
+/// How a stored index differs from a fresh fold of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IndexDiff {
+    /// In the log, not in the index.
+    pub missing: Vec<ConversionId>,
+    /// In the index, not in the log.
+    pub extra: Vec<ConversionId>,
+    /// In both, with another status.
+    pub different: Vec<ConversionId>,
+}
+
+impl IndexDiff {
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.extra.is_empty() && self.different.is_empty()
+    }
+}
+
+/// Fold the whole log into a fresh in-memory index and compare it with `index`.
+pub async fn check(index: &dyn ConversionIndex, store: &dyn EventStore) -> Result<IndexDiff, ProjectError> {
+    let fresh = MemoryIndex::new();
+    rebuild(&fresh, store).await?;
+    let expected: std::collections::BTreeMap<_, _> =
+        list_all(&fresh).await?.into_iter().map(|s| (s.conversion_id.clone(), s)).collect();
+    let actual: std::collections::BTreeMap<_, _> =
+        list_all(index).await?.into_iter().map(|s| (s.conversion_id.clone(), s)).collect();
+    let mut diff = IndexDiff::default();
+    for (id, status) in &expected {
+        match actual.get(id) {
+            None => diff.missing.push(id.clone()),
+            Some(stored) if stored != status => diff.different.push(id.clone()),
+            Some(_) => {}
+        }
+    }
+    diff.extra = actual.keys().filter(|id| !expected.contains_key(*id)).cloned().collect();
+    Ok(diff)
+}

@@ -445,3 +445,186 @@ pub mod objects {
         );
     }
 }
+
+/// Expands to one `#[tokio::test]` per conversion index contract case, each with a fresh, empty
+/// index from `$make`, an `async fn() -> Arc<dyn ConversionIndex>`.
+#[macro_export]
+macro_rules! conversion_index_contract {
+    ($make:path) => {
+        $crate::conversion_index_contract!(@cases $make;
+            statuses_are_stored_and_read_back,
+            an_older_version_never_replaces_a_newer_one,
+            pages_are_newest_first_without_gaps_or_repeats,
+            lists_filter_by_feed_and_state,
+            a_foreign_cursor_is_refused,
+            clear_empties_the_index,
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let index = $make().await;
+                $crate::contract::index::$case(index).await;
+            }
+        )*
+    };
+}
+
+/// The cases of [`conversion_index_contract!`].
+pub mod index {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    use chrono::{DateTime, Utc};
+    use lector_core::index::{ConversionIndex, IndexError, ListQuery};
+    use lector_core::status::{Progress, Stage};
+    use lector_core::{ConversionId, ConversionState, ConversionStatus, FeedId, VoiceEngine, VoiceId};
+    use url::Url;
+
+    /// A status for conversion `n`, created `seconds` after a fixed instant.
+    pub fn status(
+        n: u32,
+        seconds: i64,
+        feed: Option<&str>,
+        state: ConversionState,
+        version: u64,
+    ) -> ConversionStatus {
+        let post = Url::parse(&format!("https://blog.example/posts/{n}")).unwrap();
+        let voice = VoiceId::new("en-us");
+        let feed_url = feed.map(|f| Url::parse(&format!("https://{f}/feed.xml")).unwrap());
+        let created: DateTime<Utc> = DateTime::from_timestamp(1_763_000_000 + seconds, 0).unwrap();
+        ConversionStatus {
+            conversion_id: ConversionId::derive(&post, &voice, VoiceEngine::Espeak),
+            state,
+            stage: Stage::Queued,
+            progress: Progress::default(),
+            post_url: post,
+            feed_id: feed_url.as_ref().map(FeedId::derive),
+            feed_url,
+            feed_title: None,
+            title: Some(format!("Post {n}")),
+            byline: None,
+            voice,
+            engine: VoiceEngine::Espeak,
+            words: None,
+            characters: None,
+            audio_ref: None,
+            audio_bytes: None,
+            duration_seconds: None,
+            error: None,
+            attempt: 1,
+            redrives: 0,
+            execution_id: None,
+            requested_by: "contract".into(),
+            created_at: created,
+            updated_at: created,
+            completed_at: None,
+            version,
+        }
+    }
+
+    async fn all(index: &dyn ConversionIndex, mut query: ListQuery) -> Vec<ConversionStatus> {
+        let mut out = Vec::new();
+        loop {
+            let page = index.list(&query).await.unwrap();
+            assert!(page.conversions.len() <= query.limit);
+            out.extend(page.conversions);
+            match page.next_cursor {
+                Some(c) => query.cursor = Some(c),
+                None => return out,
+            }
+        }
+    }
+
+    pub async fn statuses_are_stored_and_read_back(index: Arc<dyn ConversionIndex>) {
+        let s = status(1, 0, Some("a.example"), ConversionState::Requested, 1);
+        assert!(index.get(&s.conversion_id).await.unwrap().is_none());
+        index.put(&s).await.unwrap();
+        assert_eq!(index.get(&s.conversion_id).await.unwrap(), Some(s));
+    }
+
+    pub async fn an_older_version_never_replaces_a_newer_one(index: Arc<dyn ConversionIndex>) {
+        let newer = status(2, 0, None, ConversionState::Completed, 7);
+        let older = status(2, 0, None, ConversionState::Processing, 3);
+        index.put(&newer).await.unwrap();
+        index.put(&older).await.unwrap();
+        assert_eq!(index.get(&newer.conversion_id).await.unwrap().unwrap().state, ConversionState::Completed);
+        let newest = status(2, 0, None, ConversionState::Failed, 8);
+        index.put(&newest).await.unwrap();
+        assert_eq!(index.get(&newer.conversion_id).await.unwrap().unwrap().version, 8);
+    }
+
+    pub async fn pages_are_newest_first_without_gaps_or_repeats(index: Arc<dyn ConversionIndex>) {
+        // 25 conversions, several created in the same second, so ties must break on the id.
+        for n in 0..25 {
+            index.put(&status(n, i64::from(n / 3), None, ConversionState::Requested, 1)).await.unwrap();
+        }
+        let listed = all(&*index, ListQuery { limit: 10, ..ListQuery::default() }).await;
+        assert_eq!(listed.len(), 25);
+        let ids: HashSet<_> = listed.iter().map(|s| s.conversion_id.clone()).collect();
+        assert_eq!(ids.len(), 25, "no conversion twice");
+        assert!(
+            listed
+                .windows(2)
+                .all(|w| (w[0].created_at, &w[0].conversion_id) > (w[1].created_at, &w[1].conversion_id)),
+            "newest first, ties broken by id"
+        );
+        let first = index.list(&ListQuery { limit: 10, ..ListQuery::default() }).await.unwrap();
+        assert_eq!(first.conversions.len(), 10);
+        assert!(first.next_cursor.is_some());
+    }
+
+    pub async fn lists_filter_by_feed_and_state(index: Arc<dyn ConversionIndex>) {
+        for n in 0..12 {
+            let feed = if n % 2 == 0 { "even.example" } else { "odd.example" };
+            let state = if n % 3 == 0 { ConversionState::Completed } else { ConversionState::Failed };
+            index.put(&status(100 + n, i64::from(n), Some(feed), state, 2)).await.unwrap();
+        }
+        let even = FeedId::derive(&Url::parse("https://even.example/feed.xml").unwrap());
+        let evens =
+            all(&*index, ListQuery { feed_id: Some(even.clone()), limit: 2, ..ListQuery::default() }).await;
+        assert_eq!(evens.len(), 6);
+        assert!(evens.iter().all(|s| s.feed_id.as_ref() == Some(&even)));
+        let done = all(
+            &*index,
+            ListQuery { state: Some(ConversionState::Completed), limit: 3, ..ListQuery::default() },
+        )
+        .await;
+        assert_eq!(done.len(), 4);
+        let both = all(
+            &*index,
+            ListQuery {
+                feed_id: Some(even),
+                state: Some(ConversionState::Completed),
+                limit: 1,
+                ..ListQuery::default()
+            },
+        )
+        .await;
+        assert_eq!(both.len(), 2, "n = 0 and 6");
+    }
+
+    pub async fn a_foreign_cursor_is_refused(index: Arc<dyn ConversionIndex>) {
+        index.put(&status(3, 0, None, ConversionState::Requested, 1)).await.unwrap();
+        let result = index
+            .list(&ListQuery { limit: 5, cursor: Some("not-a-cursor".into()), ..ListQuery::default() })
+            .await;
+        assert!(matches!(result, Err(IndexError::InvalidCursor)), "{result:?}");
+    }
+
+    pub async fn clear_empties_the_index(index: Arc<dyn ConversionIndex>) {
+        for n in 0..3 {
+            index.put(&status(n, 0, None, ConversionState::Requested, 1)).await.unwrap();
+        }
+        index.clear().await.unwrap();
+        assert!(
+            index
+                .list(&ListQuery { limit: 10, ..ListQuery::default() })
+                .await
+                .unwrap()
+                .conversions
+                .is_empty()
+        );
+    }
+}
