@@ -306,21 +306,12 @@ async fn execute(case: &Case, opts: &RunOptions) -> Result<Actual, String> {
         .map_err(|e| {
             if e.is_unsupported() { e.to_string() } else { format!("the definition was refused: {e}") }
         })?;
-    let mut registry = TaskRegistry::new();
-    for (name, lambda) in &case.lambdas {
-        register_lambda(&mut registry, name, lambda)?;
-    }
+    let registry = registry_for(case)?;
     let clock: Arc<dyn Clock> = Arc::new(match opts.clock_start {
         Some(t) => VirtualClock::starting_at(t),
         None => VirtualClock::default(),
     });
-    let defaults = EngineConfig::default();
-    let config = EngineConfig {
-        region: case.context.region.clone().unwrap_or(defaults.region),
-        account: case.context.account.clone().unwrap_or(defaults.account),
-        role_arn: case.context.role_arn.clone().unwrap_or(defaults.role_arn),
-    };
-    let engine = Engine::with_config(Arc::new(MemoryStore::new()), clock, registry, config);
+    let engine = Engine::with_config(Arc::new(MemoryStore::new()), clock, registry, engine_config(case));
     let sm = case.context.state_machine_name.clone().unwrap_or_else(|| "conformance".into());
     engine.register_state_machine(&sm, definition).map_err(|e| e.to_string())?;
     let started = engine
@@ -344,6 +335,25 @@ async fn execute(case: &Case, opts: &RunOptions) -> Result<Actual, String> {
         error: record.error,
         cause: record.cause,
     })
+}
+
+/// The case's Lambda functions, as handlers of their recorded behaviour.
+pub fn registry_for(case: &Case) -> Result<TaskRegistry, String> {
+    let mut registry = TaskRegistry::new();
+    for (name, lambda) in &case.lambdas {
+        register_lambda(&mut registry, name, lambda)?;
+    }
+    Ok(registry)
+}
+
+/// The region, account and role of the recorded execution, so that ARNs match.
+pub fn engine_config(case: &Case) -> EngineConfig {
+    let defaults = EngineConfig::default();
+    EngineConfig {
+        region: case.context.region.clone().unwrap_or(defaults.region),
+        account: case.context.account.clone().unwrap_or(defaults.account),
+        role_arn: case.context.role_arn.clone().unwrap_or(defaults.role_arn),
+    }
 }
 
 /// `json.dumps` as Python writes it: `", "` and `": "` separators, non-ASCII escaped.

@@ -12,6 +12,7 @@ use crate::choice::{self, Rule};
 use crate::error::names;
 use crate::intrinsic::{self, Call};
 use crate::path::{JsonPath, Root};
+use crate::task::{ResourceKind, resource_kind};
 use crate::template::Template;
 
 /// `${Name}` → value, as SAM's `DefinitionSubstitutions`.
@@ -247,7 +248,7 @@ impl Machine {
     fn collect_resources(&self, out: &mut Vec<String>) {
         for s in &self.states {
             match &s.kind {
-                Kind::Task(t) if !out.contains(&t.resource) => out.push(t.resource.clone()),
+                Kind::Task(t) if !out.iter().any(|r| **r == *t.resource) => out.push(t.resource.to_string()),
                 Kind::Parallel { branches } => branches.iter().for_each(|b| b.collect_resources(out)),
                 Kind::Map(m) => m.processor.collect_resources(out),
                 _ => {}
@@ -257,7 +258,7 @@ impl Machine {
 
     fn collect_names(&self, out: &mut Vec<String>) {
         for s in &self.states {
-            out.push(s.name.clone());
+            out.push(s.name.to_string());
             match &s.kind {
                 Kind::Parallel { branches } => branches.iter().for_each(|b| b.collect_names(out)),
                 Kind::Map(m) => m.processor.collect_names(out),
@@ -292,7 +293,7 @@ pub(crate) enum StrSpec {
 
 #[derive(Debug)]
 pub(crate) struct State {
-    pub name: String,
+    pub name: Arc<str>,
     pub kind: Kind,
     pub input_path: IoPath,
     pub output_path: IoPath,
@@ -342,9 +343,46 @@ pub(crate) struct ChoiceBranch {
 
 #[derive(Debug)]
 pub(crate) struct TaskSpec {
-    pub resource: String,
+    pub resource: Arc<str>,
+    pub call: TaskCall,
     pub timeout: Option<NumSpec>,
     pub heartbeat: Option<NumSpec>,
+}
+
+/// How a Task's resource is called and how it shows in history events and error texts.
+#[derive(Debug)]
+pub(crate) struct TaskCall {
+    pub kind: ResourceKind,
+    pub resource_type: Arc<str>,
+    pub resource_name: Arc<str>,
+    /// The name in `States.DataLimitExceeded` causes.
+    pub label: String,
+}
+
+impl TaskCall {
+    fn describe(resource: &Arc<str>) -> TaskCall {
+        let kind = resource_kind(resource);
+        match &kind {
+            ResourceKind::LambdaInvoke => TaskCall {
+                kind,
+                resource_type: Arc::from("lambda"),
+                resource_name: Arc::from("invoke"),
+                label: "lambda".into(),
+            },
+            ResourceKind::Service { service, action } => TaskCall {
+                resource_type: Arc::from(service.as_str()),
+                resource_name: Arc::from(action.as_str()),
+                label: service.clone(),
+                kind,
+            },
+            ResourceKind::Function => TaskCall {
+                kind,
+                resource_type: Arc::from("lambda"),
+                resource_name: resource.clone(),
+                label: resource.to_string(),
+            },
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -722,7 +760,7 @@ impl Cx {
             return None;
         }
         Some(State {
-            name: name.to_string(),
+            name: Arc::from(name),
             kind: kind?,
             input_path,
             output_path,
@@ -1086,7 +1124,9 @@ impl Cx {
                 self.err(&format!("{loc}/{field}"), format!("{field} must be an integer from 1 to 99999999"));
             }
         }
-        Some(Kind::Task(TaskSpec { resource, timeout, heartbeat }))
+        let resource: Arc<str> = Arc::from(resource);
+        let call = TaskCall::describe(&resource);
+        Some(Kind::Task(TaskSpec { resource, call, timeout, heartbeat }))
     }
 
     fn choice(&mut self, m: &Map<String, Value>, loc: &str, index: &HashMap<String, usize>) -> Option<Kind> {

@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::definition::{Definition, DefinitionSubstitutions};
 use crate::error::{EngineError, Failure, PAYLOAD_LIMIT_BYTES};
 use crate::exec::{EngineConfig, Exec, Frame, Halt, Runtime, Write, run_frame, to_json};
-use crate::history::{self, HistoryEvent};
+use crate::history::{self, EventKind, HistoryEvent};
 use crate::store::{
     Batch, CreateOutcome, ExecutionRecord, ExecutionStatus, ExecutionStore, ExecutionUpdate, FrameRecord,
     FrameStatus, ListFilter,
@@ -97,7 +97,14 @@ impl Engine {
     ) -> Engine {
         Engine {
             inner: Arc::new(Inner {
-                rt: Arc::new(Runtime { store, clock, registry, config }),
+                rt: Arc::new(Runtime {
+                    store,
+                    clock,
+                    registry,
+                    region: Arc::from(config.region.as_str()),
+                    role_arn: Arc::from(config.role_arn.as_str()),
+                    config,
+                }),
                 machines: RwLock::new(HashMap::new()),
                 running: Mutex::new(HashMap::new()),
             }),
@@ -172,10 +179,20 @@ impl Engine {
         let now = rt.clock.now();
         let machine = definition.machine().clone();
         let start = &machine.states[machine.start_at];
-        let mut events =
-            history::number(vec![history::execution_started(&input_json, &rt.config.role_arn)], 1, 0, now);
+        let input_payload: history::Payload = Arc::from(input_json.as_str());
+        let root_json = input_payload.clone();
+        let mut events = history::number(
+            vec![EventKind::ExecutionStarted { input: input_payload.clone(), role_arn: rt.role_arn.clone() }],
+            1,
+            0,
+            now,
+        );
         events.extend(history::number(
-            vec![history::state_entered(start.kind.event_prefix(), &start.name, &input_json)],
+            vec![EventKind::StateEntered {
+                state_type: start.kind.event_prefix(),
+                name: start.name.clone(),
+                input: input_payload,
+            }],
             2,
             0,
             now,
@@ -184,7 +201,8 @@ impl Engine {
             path: String::new(),
             machine: machine.clone(),
             state: machine.start_at,
-            input: input.clone(),
+            input: Arc::new(input.clone()),
+            input_json: Some(root_json),
             vars: Arc::new(Map::new()),
             entered_event_id: 2,
             last_event_id: 2,
@@ -233,10 +251,10 @@ impl Engine {
             }
         }
         let exec = Arc::new(Exec {
-            arn: arn.clone(),
-            name,
-            sm_name: state_machine.to_string(),
-            sm_arn,
+            arn: Arc::from(arn.as_str()),
+            name: Arc::from(name),
+            sm_name: Arc::from(state_machine),
+            sm_arn: Arc::from(sm_arn),
             input: Arc::new(input),
             start_time: now,
             redrive_count: 0,
@@ -251,7 +269,7 @@ impl Engine {
     }
 
     fn launch(&self, exec: Arc<Exec>, root: Frame) {
-        let arn = exec.arn.clone();
+        let arn = exec.arn.to_string();
         let (tx, _) = watch::channel(false);
         let done = Arc::new(tx);
         let mut running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
@@ -334,7 +352,11 @@ impl Engine {
             let store = &self.inner.rt.store;
             let last = store.last_event_id(execution_arn).await?;
             let now = self.inner.rt.clock.now();
-            let events = history::number(vec![history::execution_aborted(error, cause)], last + 1, last, now);
+            let aborted = EventKind::ExecutionAborted {
+                error: error.map(str::to_string),
+                cause: cause.map(str::to_string),
+            };
+            let events = history::number(vec![aborted], last + 1, last, now);
             store
                 .commit(Batch {
                     execution_arn: execution_arn.to_string(),
@@ -392,7 +414,8 @@ impl Engine {
                 ..f.clone()
             })
             .collect();
-        let events = history::number(vec![history::execution_redriven(count)], last + 1, last, now);
+        let events =
+            history::number(vec![EventKind::ExecutionRedriven { redrive_count: count }], last + 1, last, now);
         store
             .commit(Batch {
                 execution_arn: execution_arn.to_string(),
@@ -465,10 +488,10 @@ impl Engine {
         })?;
         let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
         let exec = Arc::new(Exec {
-            arn: record.execution_arn.clone(),
-            name: record.name.clone(),
-            sm_name: record.state_machine_name.clone(),
-            sm_arn: record.state_machine_arn.clone(),
+            arn: Arc::from(record.execution_arn.as_str()),
+            name: Arc::from(record.name.as_str()),
+            sm_name: Arc::from(record.state_machine_name.as_str()),
+            sm_arn: Arc::from(record.state_machine_arn.as_str()),
             input: Arc::new(input),
             start_time: record.start_date,
             redrive_count: record.redrive_count,
@@ -487,6 +510,7 @@ impl Engine {
 async fn drive(exec: Arc<Exec>, root: Frame) {
     let timeout = exec.definition.machine().timeout_seconds;
     let run = run_frame(exec.clone(), root);
+    let arn = exec.arn.to_string();
     let outcome = match timeout {
         Some(secs) => {
             let deadline = exec.start_time + chrono::Duration::seconds(secs as i64);
@@ -504,7 +528,7 @@ async fn drive(exec: Arc<Exec>, root: Frame) {
             let json = to_json(&output);
             let now = exec.rt.clock.now();
             let w = Write {
-                events: vec![history::execution_succeeded(&json)],
+                events: vec![EventKind::ExecutionSucceeded { output: Arc::from(json.as_str()) }],
                 delete_under: vec![String::new()],
                 update: Some(ExecutionUpdate {
                     status: Some(ExecutionStatus::Succeeded),
@@ -521,7 +545,7 @@ async fn drive(exec: Arc<Exec>, root: Frame) {
     };
     if let Err(Halt::Store(e)) = result {
         tracing::error!(
-            execution = %exec.arn,
+            execution = %arn,
             error = %e,
             "the execution store failed; the execution stays RUNNING and resumes from its last recorded transition"
         );
@@ -531,7 +555,7 @@ async fn drive(exec: Arc<Exec>, root: Frame) {
 async fn fail_execution(exec: &Exec, frame: &mut Frame, f: Failure) -> Result<(), Halt> {
     let now = exec.rt.clock.now();
     let w = Write {
-        events: vec![history::execution_failed(f.error.as_deref(), f.cause.as_deref())],
+        events: vec![EventKind::ExecutionFailed { error: f.error.clone(), cause: f.cause.clone() }],
         save: Some((FrameStatus::Failed, Some(serde_json::to_value(&f).unwrap_or(Value::Null)))),
         update: Some(ExecutionUpdate {
             status: Some(ExecutionStatus::Failed),
@@ -551,9 +575,9 @@ async fn finish_timed_out(exec: &Exec) -> Result<(), Halt> {
         let mut next = exec.next_event_id.lock().unwrap_or_else(|e| e.into_inner());
         let id = *next;
         *next += 1;
-        let events = history::number(vec![history::execution_timed_out()], id, id - 1, now);
+        let events = history::number(vec![EventKind::ExecutionTimedOut], id, id - 1, now);
         exec.rt.store.commit(Batch {
-            execution_arn: exec.arn.clone(),
+            execution_arn: exec.arn.to_string(),
             events,
             update: Some(ExecutionUpdate {
                 status: Some(ExecutionStatus::TimedOut),

@@ -2,15 +2,17 @@
 //! branches) state by state, applies input/output processing in AWS's order, Retry and Catch,
 //! and writes every transition to the execution store before moving on.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use rand::Rng;
 use serde_json::{Map, Value, json};
-use tokio::task::JoinSet;
 
 use crate::choice::parse_timestamp;
 use crate::clock::Clock;
@@ -18,11 +20,9 @@ use crate::definition::{
     Definition, IoPath, Kind, Machine, MapSpec, NumSpec, State, StrSpec, TaskSpec, WaitSpec, error_matches,
 };
 use crate::error::{Failure, PAYLOAD_LIMIT_BYTES, at_state, names};
-use crate::history::{self, NewEvent};
+use crate::history::{self, EventKind, Payload};
 use crate::store::{Batch, ExecutionStore, ExecutionUpdate, FrameRecord, FrameStatus, StoreError};
-use crate::task::{
-    ResourceKind, TaskContext, TaskError, TaskOutput, TaskRegistry, parse_function_ref, resource_kind,
-};
+use crate::task::{ResourceKind, TaskContext, TaskError, TaskOutput, TaskRegistry, parse_function_ref};
 use crate::template::{EvalError, Scope, Template, TemplateError};
 
 /// Settings of the engine that show in ARNs and error texts.
@@ -52,14 +52,16 @@ pub(crate) struct Runtime {
     pub clock: Arc<dyn Clock>,
     pub registry: TaskRegistry,
     pub config: EngineConfig,
+    pub region: Arc<str>,
+    pub role_arn: Arc<str>,
 }
 
 /// One execution while it runs.
 pub(crate) struct Exec {
-    pub arn: String,
-    pub name: String,
-    pub sm_name: String,
-    pub sm_arn: String,
+    pub arn: Arc<str>,
+    pub name: Arc<str>,
+    pub sm_name: Arc<str>,
+    pub sm_arn: Arc<str>,
     pub input: Arc<Value>,
     pub start_time: DateTime<Utc>,
     pub redrive_count: u32,
@@ -92,7 +94,9 @@ pub(crate) struct Frame {
     pub path: String,
     pub machine: Arc<Machine>,
     pub state: usize,
-    pub input: Value,
+    pub input: Arc<Value>,
+    /// The input as JSON text, when known (it is the previous state's output text).
+    pub input_json: Option<Payload>,
     pub vars: Arc<Map<String, Value>>,
     pub entered_event_id: u64,
     pub last_event_id: u64,
@@ -103,7 +107,7 @@ pub(crate) struct Frame {
     pub progress: Option<Value>,
     pub map_index: Option<u64>,
     /// Events not yet written; they go out with the frame's next write.
-    pub pending: Vec<NewEvent>,
+    pub pending: Vec<EventKind>,
     /// Frame records to remove with the frame's next write (finished children).
     pub pending_deletes: Vec<String>,
 }
@@ -112,9 +116,9 @@ impl Frame {
     pub fn record(&self, status: FrameStatus, result: Option<Value>) -> FrameRecord {
         FrameRecord {
             path: self.path.clone(),
-            state: self.machine.states[self.state].name.clone(),
+            state: self.machine.states[self.state].name.to_string(),
             input: self.input.clone(),
-            vars: Value::Object((*self.vars).clone()),
+            vars: self.vars.clone(),
             entered_event_id: self.entered_event_id,
             last_event_id: self.last_event_id,
             entered_time: self.entered_time,
@@ -132,7 +136,8 @@ impl Frame {
             machine,
             state,
             input: rec.input.clone(),
-            vars: Arc::new(rec.vars.as_object().cloned().unwrap_or_default()),
+            input_json: None,
+            vars: rec.vars.clone(),
             entered_event_id: rec.entered_event_id,
             last_event_id: rec.last_event_id,
             entered_time: rec.entered_time,
@@ -144,13 +149,41 @@ impl Frame {
             pending_deletes: Vec::new(),
         })
     }
+
+    fn child(
+        &self,
+        path: String,
+        machine: Arc<Machine>,
+        input: Arc<Value>,
+        input_json: Payload,
+        map_index: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Frame {
+        Frame {
+            path,
+            state: machine.start_at,
+            machine,
+            input,
+            input_json: Some(input_json),
+            vars: self.vars.clone(),
+            entered_event_id: 0,
+            last_event_id: self.last_event_id,
+            entered_time: now,
+            retries: Vec::new(),
+            resumed: false,
+            progress: None,
+            map_index,
+            pending: Vec::new(),
+            pending_deletes: Vec::new(),
+        }
+    }
 }
 
 /// A write of one frame: its pending events plus `events`, optionally its own record.
 #[derive(Default)]
 pub(crate) struct Write {
-    pub events: Vec<NewEvent>,
-    /// Index in the pending+events list of the event that entered the frame's current state.
+    pub events: Vec<EventKind>,
+    /// Index in `events` of the event that entered the frame's current state.
     pub entered_at: Option<usize>,
     pub save: Option<(FrameStatus, Option<Value>)>,
     pub other_frames: Vec<FrameRecord>,
@@ -164,6 +197,10 @@ pub(crate) fn iso(t: &DateTime<Utc>) -> String {
 
 pub(crate) fn to_json(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+fn payload(v: &Value) -> Payload {
+    Arc::from(to_json(v))
 }
 
 /// Where the children of a Map or Parallel state keep their records: `<parent>/<state>`.
@@ -187,16 +224,17 @@ fn child_path(parent: &str, state: &str, index: usize) -> String {
 
 impl Exec {
     /// Numbers the frame's pending events and `w.events`, and writes them with the frame.
-    pub async fn write(&self, frame: &mut Frame, mut w: Write) -> Result<(), Halt> {
+    pub async fn write(&self, frame: &mut Frame, w: Write) -> Result<(), Halt> {
         let mut events = std::mem::take(&mut frame.pending);
-        let mut delete_under = std::mem::take(&mut frame.pending_deletes);
-        delete_under.append(&mut w.delete_under);
         let offset = events.len();
-        events.append(&mut w.events);
-        let commit = {
+        events.extend(w.events);
+        let mut delete_under = std::mem::take(&mut frame.pending_deletes);
+        delete_under.extend(w.delete_under);
+        let batch = {
             let mut next = self.next_event_id.lock().unwrap_or_else(|e| e.into_inner());
             let first = *next;
             *next += events.len() as u64;
+            drop(next);
             let numbered = history::number(events, first, frame.last_event_id, self.rt.clock.now());
             if let Some(last) = numbered.last() {
                 frame.last_event_id = last.id;
@@ -208,24 +246,23 @@ impl Exec {
             if let Some((status, result)) = w.save {
                 put.push(frame.record(status, result));
             }
-            let batch = Batch {
-                execution_arn: self.arn.clone(),
+            Batch {
+                execution_arn: self.arn.to_string(),
                 events: numbered,
                 put_frames: put,
                 delete_frames_under: delete_under,
                 update: w.update,
-            };
-            self.rt.store.commit(batch)
+            }
         };
-        commit.await.map_err(Halt::Store)
+        self.rt.store.commit(batch).await.map_err(Halt::Store)
     }
 
     fn context_object(&self, frame: &Frame, state: &State, map_item: Option<(usize, &Value)>) -> Value {
         let mut exec = Map::new();
-        exec.insert("Id".into(), Value::String(self.arn.clone()));
+        exec.insert("Id".into(), Value::String(self.arn.to_string()));
         exec.insert("Input".into(), (*self.input).clone());
         exec.insert("StartTime".into(), Value::String(iso(&self.start_time)));
-        exec.insert("Name".into(), Value::String(self.name.clone()));
+        exec.insert("Name".into(), Value::String(self.name.to_string()));
         exec.insert("RoleArn".into(), Value::String(self.rt.config.role_arn.clone()));
         exec.insert("RedriveCount".into(), Value::from(self.redrive_count));
         if let Some(t) = &self.redrive_time {
@@ -237,11 +274,11 @@ impl Exec {
             "State".into(),
             json!({
                 "EnteredTime": iso(&frame.entered_time),
-                "Name": state.name,
+                "Name": &*state.name,
                 "RetryCount": frame.retries.iter().sum::<u32>(),
             }),
         );
-        ctx.insert("StateMachine".into(), json!({"Id": self.sm_arn, "Name": self.sm_name}));
+        ctx.insert("StateMachine".into(), json!({"Id": &*self.sm_arn, "Name": &*self.sm_name}));
         if let Some((i, v)) = map_item {
             ctx.insert("Map".into(), json!({"Item": {"Index": i, "Value": v}}));
         }
@@ -249,10 +286,11 @@ impl Exec {
     }
 }
 
-/// What a state decided.
+/// What a state decided. `json` is the output as JSON text, shared with the next state's
+/// entered event.
 enum Step {
-    Next { next: usize, output: Value, assigned: Option<Map<String, Value>> },
-    End { output: Value, assigned: Option<Map<String, Value>> },
+    Next { next: usize, output: Arc<Value>, json: Payload, assigned: Option<Map<String, Value>> },
+    End { output: Arc<Value>, assigned: Option<Map<String, Value>> },
 }
 
 /// Runs a frame to its end. The frame comes back so the caller can write its last events.
@@ -266,16 +304,17 @@ pub(crate) fn run_frame(
             let state = &machine.states[frame.state];
             let step = run_state(&exec, &mut frame, state).await;
             match step {
-                Ok(Step::Next { next, output, assigned }) => {
+                Ok(Step::Next { next, output, json, assigned }) => {
                     apply_assigned(&mut frame, assigned);
                     let next_state = &machine.states[next];
-                    let entered = history::state_entered(
-                        next_state.kind.event_prefix(),
-                        &next_state.name,
-                        &to_json(&output),
-                    );
+                    let entered = EventKind::StateEntered {
+                        state_type: next_state.kind.event_prefix(),
+                        name: next_state.name.clone(),
+                        input: json.clone(),
+                    };
                     frame.state = next;
                     frame.input = output;
+                    frame.input_json = Some(json.clone());
                     frame.retries.clear();
                     frame.resumed = false;
                     frame.progress = None;
@@ -292,6 +331,7 @@ pub(crate) fn run_frame(
                 }
                 Ok(Step::End { output, assigned }) => {
                     apply_assigned(&mut frame, assigned);
+                    let output = Arc::try_unwrap(output).unwrap_or_else(|shared| (*shared).clone());
                     return (frame, Ok(output));
                 }
                 Err(h) => return (frame, Err(h)),
@@ -322,13 +362,18 @@ impl Io<'_> {
         Failure::runtime(&self.state.name, self.entered, detail)
     }
 
-    fn select(&self, path: &IoPath, scope: &Scope<'_>, value: Value) -> Result<Value, Failure> {
+    fn select<'v>(
+        &self,
+        path: &IoPath,
+        scope: &Scope<'_>,
+        value: Cow<'v, Value>,
+    ) -> Result<Cow<'v, Value>, Failure> {
         match path {
             IoPath::Root => Ok(value),
-            IoPath::Null => Ok(Value::Object(Map::new())),
+            IoPath::Null => Ok(Cow::Owned(Value::Object(Map::new()))),
             IoPath::Path(p) => {
                 let scope = scope.with_input(&value);
-                scope.resolve(p).map_err(|e| match e {
+                scope.resolve(p).map(Cow::Owned).map_err(|e| match e {
                     EvalError::Path { path, message } => {
                         self.runtime(format!("Invalid path '{path}' : {message}"))
                     }
@@ -368,8 +413,8 @@ impl Io<'_> {
         }
     }
 
-    fn result_path(&self, raw: &Value, result: Value) -> Result<Value, Failure> {
-        match &self.state.result_path {
+    fn result_path(&self, path: &IoPath, raw: &Value, result: Value) -> Result<Value, Failure> {
+        match path {
             IoPath::Root => Ok(result),
             IoPath::Null => Ok(raw.clone()),
             IoPath::Path(p) => {
@@ -400,13 +445,6 @@ impl Io<'_> {
             _ => Ok(None),
         }
     }
-
-    fn check_size(&self, label: &str, json: &str) -> Result<(), Failure> {
-        if json.len() > PAYLOAD_LIMIT_BYTES {
-            return Err(data_limit(label));
-        }
-        Ok(())
-    }
 }
 
 fn data_limit(label: &str) -> Failure {
@@ -418,13 +456,47 @@ fn data_limit(label: &str) -> Failure {
     )
 }
 
-fn exit_event(state: &State, output: &str, assigned: Option<&Map<String, Value>>) -> NewEvent {
-    history::state_exited(state.kind.event_prefix(), &state.name, output, assigned.filter(|a| !a.is_empty()))
+fn exit_event(state: &State, output: Payload, assigned: Option<&Map<String, Value>>) -> EventKind {
+    EventKind::StateExited {
+        state_type: state.kind.event_prefix(),
+        name: state.name.clone(),
+        output,
+        assigned: assigned.filter(|a| !a.is_empty()).map(|a| Arc::new(a.clone())),
+    }
+}
+
+/// Ends a state whose processing produced `output`: the size check, the exit event, then
+/// Next or End.
+fn finish(
+    frame: &mut Frame,
+    state: &State,
+    output: Value,
+    assigned: Option<Map<String, Value>>,
+) -> Result<Step, Halt> {
+    finish_with(frame, state, Arc::new(output), assigned, None)
+}
+
+/// [`finish`] with the output shared and, when the caller already has it, its JSON text.
+fn finish_with(
+    frame: &mut Frame,
+    state: &State,
+    output: Arc<Value>,
+    assigned: Option<Map<String, Value>>,
+    json: Option<Payload>,
+) -> Result<Step, Halt> {
+    let json = json.unwrap_or_else(|| payload(&output));
+    if json.len() > PAYLOAD_LIMIT_BYTES {
+        return Err(data_limit(&state.name).into());
+    }
+    frame.pending.push(exit_event(state, json.clone(), assigned.as_ref()));
+    Ok(match state.next {
+        Some(next) => Step::Next { next, output, json, assigned },
+        None => Step::End { output, assigned },
+    })
 }
 
 /// Runs one state, with its Retry and Catch.
 async fn run_state(exec: &Arc<Exec>, frame: &mut Frame, state: &State) -> Result<Step, Halt> {
-    let raw = frame.input.clone();
     loop {
         let attempt = match &state.kind {
             Kind::Pass { result } => run_pass(exec, frame, state, result.as_ref()),
@@ -478,86 +550,60 @@ async fn run_state(exec: &Arc<Exec>, frame: &mut Frame, state: &State) -> Result
             let build = || exec.context_object(frame, state, None);
             let scope = Scope::new(&error_output, &build, &vars);
             let assigned = io.assign(c.assign.as_ref(), &scope)?;
-            let output = match &c.result_path {
-                IoPath::Root => error_output.clone(),
-                IoPath::Null => raw.clone(),
-                IoPath::Path(p) => {
-                    let mut out = raw.clone();
-                    p.set(&mut out, error_output.clone()).map_err(|_| {
-                        Failure::new(
-                            names::RESULT_PATH_MATCH_FAILURE,
-                            at_state(
-                                &state.name,
-                                frame.entered_event_id,
-                                &format!(
-                                    "Unable to apply ResultPath \"{}\" to input \"{}\"",
-                                    p.as_str(),
-                                    to_json(&raw)
-                                ),
-                            ),
-                        )
-                    })?;
-                    out
-                }
-            };
-            let json = to_json(&output);
-            frame.pending.push(exit_event(state, &json, assigned.as_ref()));
+            let output = io.result_path(&c.result_path, &frame.input, error_output.clone())?;
+            drop(scope);
+            let json = payload(&output);
+            frame.pending.push(exit_event(state, json.clone(), assigned.as_ref()));
             if matches!(state.kind, Kind::Map(_) | Kind::Parallel { .. }) {
                 frame.pending_deletes.push(children_root(&frame.path, &state.name));
             }
-            return Ok(Step::Next { next: c.next, output, assigned });
+            return Ok(Step::Next { next: c.next, output: Arc::new(output), json, assigned });
         }
         return Err(Halt::Fail(failure));
     }
 }
 
-/// Ends a state whose processing produced `output`: the exit event, then Next or End.
-fn finish(
-    frame: &mut Frame,
-    state: &State,
-    io: &Io<'_>,
-    output: Value,
-    assigned: Option<Map<String, Value>>,
-) -> Result<Step, Halt> {
-    let json = to_json(&output);
-    io.check_size(&state.name, &json)?;
-    frame.pending.push(exit_event(state, &json, assigned.as_ref()));
-    Ok(match state.next {
-        Some(next) => Step::Next { next, output, assigned },
-        None => Step::End { output, assigned },
-    })
-}
-
 fn run_pass(exec: &Exec, frame: &mut Frame, state: &State, result: Option<&Value>) -> Result<Step, Halt> {
     let io = Io { state, entered: frame.entered_event_id };
+    let input = frame.input.clone();
+    let pass_through = result.is_none()
+        && state.parameters.is_none()
+        && state.assign.is_none()
+        && state.input_path == IoPath::Root
+        && state.result_path == IoPath::Root
+        && state.output_path == IoPath::Root;
+    if pass_through {
+        let json = frame.input_json.clone();
+        return finish_with(frame, state, input, None, json);
+    }
     let vars = frame.vars.clone();
     let build = || exec.context_object(frame, state, None);
-    let scope = Scope::new(&frame.input, &build, &vars);
-    let effective = io.select(&state.input_path, &scope, frame.input.clone())?;
+    let scope = Scope::new(&input, &build, &vars);
+    let effective = io.select(&state.input_path, &scope, Cow::Borrowed(&*input))?;
     let scope = scope.with_input(&effective);
     let value = match (result, &state.parameters) {
         (Some(r), _) => r.clone(),
         (None, Some(p)) => io.template(p, &scope)?,
-        (None, None) => effective.clone(),
+        (None, None) => effective.clone().into_owned(),
     };
     let assigned = io.assign(state.assign.as_ref(), &scope.with_input(&value))?;
-    let with_result = io.result_path(&frame.input, value)?;
-    let output = io.select(&state.output_path, &scope, with_result)?;
+    let with_result = io.result_path(&state.result_path, &input, value)?;
+    let output = io.select(&state.output_path, &scope, Cow::Owned(with_result))?.into_owned();
     drop(scope);
-    finish(frame, state, &io, output, assigned)
+    finish(frame, state, output, assigned)
 }
 
 fn run_succeed(exec: &Exec, frame: &mut Frame, state: &State) -> Result<Step, Halt> {
     let io = Io { state, entered: frame.entered_event_id };
+    let input = frame.input.clone();
     let vars = frame.vars.clone();
     let build = || exec.context_object(frame, state, None);
-    let scope = Scope::new(&frame.input, &build, &vars);
-    let effective = io.select(&state.input_path, &scope, frame.input.clone())?;
-    let output = io.select(&state.output_path, &scope, effective)?;
+    let scope = Scope::new(&input, &build, &vars);
+    let effective = io.select(&state.input_path, &scope, Cow::Borrowed(&*input))?;
+    let output = io.select(&state.output_path, &scope, effective)?.into_owned();
     drop(scope);
-    let json = to_json(&output);
-    frame.pending.push(exit_event(state, &json, None));
-    Ok(Step::End { output, assigned: None })
+    frame.pending.push(exit_event(state, payload(&output), None));
+    Ok(Step::End { output: Arc::new(output), assigned: None })
 }
 
 fn run_fail(
@@ -608,10 +654,11 @@ fn run_fail(
 fn run_choice(exec: &Exec, frame: &mut Frame, state: &State) -> Result<Step, Halt> {
     let Kind::Choice { rules, default } = &state.kind else { unreachable!("run_choice runs Choice states") };
     let io = Io { state, entered: frame.entered_event_id };
+    let input = frame.input.clone();
     let vars = frame.vars.clone();
     let build = || exec.context_object(frame, state, None);
-    let scope = Scope::new(&frame.input, &build, &vars);
-    let effective = io.select(&state.input_path, &scope, frame.input.clone())?;
+    let scope = Scope::new(&input, &build, &vars);
+    let effective = io.select(&state.input_path, &scope, Cow::Borrowed(&*input))?;
     let scope = scope.with_input(&effective);
     let mut chosen: Option<(usize, Option<&Template>)> = None;
     for b in rules {
@@ -631,21 +678,32 @@ fn run_choice(exec: &Exec, frame: &mut Frame, state: &State) -> Result<Step, Hal
         }
     };
     let assigned = io.assign(assign, &scope)?;
-    let output = io.select(&state.output_path, &scope, effective.clone())?;
-    drop(scope);
-    let json = to_json(&output);
-    io.check_size(&state.name, &json)?;
-    frame.pending.push(exit_event(state, &json, assigned.as_ref()));
-    Ok(Step::Next { next, output, assigned })
+    let unchanged = state.input_path == IoPath::Root && state.output_path == IoPath::Root;
+    let (output, json) = if unchanged {
+        // The output is the input: share it and its text.
+        drop(scope);
+        (input.clone(), frame.input_json.clone())
+    } else {
+        let output = io.select(&state.output_path, &scope, Cow::Borrowed(&*effective))?.into_owned();
+        drop(scope);
+        (Arc::new(output), None)
+    };
+    let json = json.unwrap_or_else(|| payload(&output));
+    if json.len() > PAYLOAD_LIMIT_BYTES {
+        return Err(data_limit(&state.name).into());
+    }
+    frame.pending.push(exit_event(state, json.clone(), assigned.as_ref()));
+    Ok(Step::Next { next, output, json, assigned })
 }
 
 async fn run_wait(exec: &Exec, frame: &mut Frame, state: &State, w: &WaitSpec) -> Result<Step, Halt> {
     let io = Io { state, entered: frame.entered_event_id };
+    let input = frame.input.clone();
     let (effective, deadline, assigned) = {
         let vars = frame.vars.clone();
         let build = || exec.context_object(frame, state, None);
-        let scope = Scope::new(&frame.input, &build, &vars);
-        let effective = io.select(&state.input_path, &scope, frame.input.clone())?;
+        let scope = Scope::new(&input, &build, &vars);
+        let effective = io.select(&state.input_path, &scope, Cow::Borrowed(&*input))?.into_owned();
         let scope = scope.with_input(&effective);
         let deadline = match w {
             WaitSpec::Seconds(s) => frame.entered_time + chrono::Duration::seconds(*s as i64),
@@ -706,9 +764,9 @@ async fn run_wait(exec: &Exec, frame: &mut Frame, state: &State, w: &WaitSpec) -
     let vars = frame.vars.clone();
     let build = || exec.context_object(frame, state, None);
     let scope = Scope::new(&effective, &build, &vars);
-    let output = io.select(&state.output_path, &scope, effective.clone())?;
+    let output = io.select(&state.output_path, &scope, Cow::Borrowed(&effective))?.into_owned();
     drop(scope);
-    finish(frame, state, &io, output, assigned)
+    finish(frame, state, output, assigned)
 }
 
 /// A value as AWS prints it in a cause: strings bare, everything else as JSON.
@@ -737,37 +795,6 @@ fn num_value(spec: &NumSpec, scope: &Scope<'_>) -> Result<Option<f64>, String> {
                 _ => Err(format!("the value {v} at '{p}' is not a number")),
             }
         }
-    }
-}
-
-struct TaskCall {
-    kind: ResourceKind,
-    resource_type: String,
-    resource_name: String,
-    label: String,
-}
-
-fn describe_resource(resource: &str) -> TaskCall {
-    let kind = resource_kind(resource);
-    match &kind {
-        ResourceKind::LambdaInvoke => TaskCall {
-            kind,
-            resource_type: "lambda".into(),
-            resource_name: "invoke".into(),
-            label: "lambda".into(),
-        },
-        ResourceKind::Service { service, action } => TaskCall {
-            resource_type: service.clone(),
-            resource_name: action.clone(),
-            label: service.clone(),
-            kind,
-        },
-        ResourceKind::Function => TaskCall {
-            kind,
-            resource_type: "lambda".into(),
-            resource_name: resource.into(),
-            label: resource.into(),
-        },
     }
 }
 
@@ -836,17 +863,18 @@ fn lambda_invoke_response(payload: Value, bytes: usize, now: DateTime<Utc>) -> V
 
 async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSpec) -> Result<Step, Halt> {
     let io = Io { state, entered: frame.entered_event_id };
-    let call = describe_resource(&t.resource);
+    let call = &t.call;
+    let input = frame.input.clone();
     // Input processing.
     let (params, timeout, heartbeat) = {
         let vars = frame.vars.clone();
         let build = || exec.context_object(frame, state, None);
-        let scope = Scope::new(&frame.input, &build, &vars);
-        let effective = io.select(&state.input_path, &scope, frame.input.clone())?;
+        let scope = Scope::new(&input, &build, &vars);
+        let effective = io.select(&state.input_path, &scope, Cow::Borrowed(&*input))?;
         let scope = scope.with_input(&effective);
         let params = match &state.parameters {
             Some(p) => io.template(p, &scope)?,
-            None => effective.clone(),
+            None => effective.clone().into_owned(),
         };
         let seconds = |spec: &Option<NumSpec>, field: &str| -> Result<Option<u64>, Failure> {
             match spec {
@@ -865,9 +893,12 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
         (params, timeout, heartbeat)
     };
 
+    let params_json = payload(&params);
     // Which handler, with which event.
     let (handler, event, function_label) = match &call.kind {
-        ResourceKind::Function => (exec.rt.registry.lookup(&t.resource), params.clone(), t.resource.clone()),
+        ResourceKind::Function | ResourceKind::Service { .. } => {
+            (exec.rt.registry.lookup(&t.resource), params, t.resource.to_string())
+        }
         ResourceKind::LambdaInvoke => {
             let Some(obj) = params.as_object() else {
                 return Err(io
@@ -894,30 +925,28 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
             };
             (exec.rt.registry.lookup(function), payload, function.to_string())
         }
-        ResourceKind::Service { .. } => {
-            (exec.rt.registry.lookup(&t.resource), params.clone(), t.resource.clone())
-        }
     };
     let is_lambda_arn = matches!(call.kind, ResourceKind::Function);
-    if is_lambda_arn {
-        frame.pending.push(history::lambda_scheduled(&t.resource, &to_json(&params), timeout));
+    frame.pending.push(if is_lambda_arn {
+        EventKind::LambdaScheduled { resource: t.resource.clone(), input: params_json, timeout }
     } else {
-        frame.pending.push(history::task_scheduled(
-            &call.resource_type,
-            &call.resource_name,
-            &exec.rt.config.region,
-            &to_json(&params),
+        EventKind::TaskScheduled {
+            resource_type: call.resource_type.clone(),
+            resource: call.resource_name.clone(),
+            region: exec.rt.region.clone(),
+            parameters: params_json,
             timeout,
             heartbeat,
-        ));
-    }
+        }
+    });
     let fail = |frame: &mut Frame, f: Failure, timed_out: bool| -> Halt {
-        let (e, c) = (f.error.as_deref(), f.cause.as_deref());
+        let (error, cause) = (f.error.clone(), f.cause.clone());
+        let (resource_type, resource) = (call.resource_type.clone(), call.resource_name.clone());
         frame.pending.push(match (is_lambda_arn, timed_out) {
-            (true, false) => history::lambda_failed(e, c),
-            (true, true) => history::lambda_timed_out(e, c),
-            (false, false) => history::task_failed(&call.resource_type, &call.resource_name, e, c),
-            (false, true) => history::task_timed_out(&call.resource_type, &call.resource_name, e, c),
+            (true, false) => EventKind::LambdaFailed { error, cause },
+            (true, true) => EventKind::LambdaTimedOut { error, cause },
+            (false, false) => EventKind::TaskFailed { resource_type, resource, error, cause },
+            (false, true) => EventKind::TaskTimedOut { resource_type, resource, error, cause },
         });
         Halt::Fail(f)
     };
@@ -931,9 +960,12 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
         return Err(fail(frame, f, false));
     };
     frame.pending.push(if is_lambda_arn {
-        history::lambda_started()
+        EventKind::LambdaStarted
     } else {
-        history::task_started(&call.resource_type, &call.resource_name)
+        EventKind::TaskStarted {
+            resource_type: call.resource_type.clone(),
+            resource: call.resource_name.clone(),
+        }
     });
 
     let ctx = TaskContext {
@@ -964,20 +996,24 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
         Ok(Err(e)) => return Err(fail(frame, Failure::new(e.error, e.cause), false)),
         Ok(Ok(out)) => out,
     };
-    let (payload, bytes) = match output {
+    // The response as JSON text (for the history) and as a value.
+    let (result_json, result, bytes) = match output {
         TaskOutput::Json(v) => {
-            let n = to_json(&v).len();
-            (Ok(v), n)
+            let text = to_json(&v);
+            let n = text.len();
+            (text, Ok(v), n)
         }
         TaskOutput::Raw(s) => {
             let n = s.len();
-            (serde_json::from_str::<Value>(&s).map_err(|e| e.to_string()), n)
+            let parsed =
+                if n > PAYLOAD_LIMIT_BYTES { Ok(Value::Null) } else { serde_json::from_str::<Value>(&s) };
+            (s, parsed.map_err(|e| e.to_string()), n)
         }
     };
     if bytes > PAYLOAD_LIMIT_BYTES {
         return Err(fail(frame, data_limit(&call.label), false));
     }
-    let payload = match payload {
+    let result = match result {
         Ok(p) => p,
         Err(e) => {
             return Err(fail(
@@ -987,42 +1023,62 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
             ));
         }
     };
-    let result = match call.kind {
-        ResourceKind::LambdaInvoke => lambda_invoke_response(payload, bytes, exec.rt.clock.now()),
-        _ => payload,
+    let (result, result_json): (Value, Payload) = match call.kind {
+        ResourceKind::LambdaInvoke => {
+            let r = lambda_invoke_response(result, bytes, exec.rt.clock.now());
+            let j = payload(&r);
+            (r, j)
+        }
+        _ => (result, Arc::from(result_json)),
     };
-    let result_json = to_json(&result);
     frame.pending.push(if is_lambda_arn {
-        history::lambda_succeeded(&result_json)
+        EventKind::LambdaSucceeded { output: result_json.clone() }
     } else {
-        history::task_succeeded(&call.resource_type, &call.resource_name, &result_json)
+        EventKind::TaskSucceeded {
+            resource_type: call.resource_type.clone(),
+            resource: call.resource_name.clone(),
+            output: result_json.clone(),
+        }
     });
+    let unchanged = state.result_selector.is_none()
+        && state.assign.is_none()
+        && state.result_path == IoPath::Root
+        && state.output_path == IoPath::Root;
+    if unchanged {
+        // The output is the task's result: reuse its text.
+        return finish_with(frame, state, Arc::new(result), None, Some(result_json));
+    }
     let vars = frame.vars.clone();
     let build = || exec.context_object(frame, state, None);
-    let scope = Scope::new(&result, &build, &vars);
     let selected = match &state.result_selector {
-        Some(s) => io.template(s, &scope)?,
-        None => result.clone(),
+        Some(s) => io.template(s, &Scope::new(&result, &build, &vars))?,
+        None => result,
     };
-    let assigned = io.assign(state.assign.as_ref(), &scope.with_input(&selected))?;
-    let with_result = io.result_path(&frame.input, selected)?;
-    let output = io.select(&state.output_path, &scope, with_result)?;
+    let scope = Scope::new(&selected, &build, &vars);
+    let assigned = io.assign(state.assign.as_ref(), &scope)?;
     drop(scope);
-    finish(frame, state, &io, output, assigned)
+    let with_result = io.result_path(&state.result_path, &input, selected)?;
+    let scope = Scope::new(&with_result, &build, &vars);
+    let output = io.select(&state.output_path, &scope, Cow::Borrowed(&with_result))?.into_owned();
+    drop(scope);
+    finish(frame, state, output, assigned)
 }
 
 /// The outcome of one child frame (Map iteration or Parallel branch).
 type ChildDone = (usize, Frame, Result<Value, Halt>);
 
-fn spawn_child(
-    set: &mut JoinSet<ChildDone>,
+/// Children run as futures of their parent's task: no spawn, no cross-thread wake-up per
+/// item; dropping the set (a failed Map, a stopped execution) cancels them.
+type Children = FuturesUnordered<BoxFuture<'static, ChildDone>>;
+
+fn child_future(
     exec: &Arc<Exec>,
     index: usize,
     frame: Frame,
     first: Option<Write>,
-) {
+) -> BoxFuture<'static, ChildDone> {
     let exec = exec.clone();
-    set.spawn(async move {
+    Box::pin(async move {
         let mut frame = frame;
         if let Some(w) = first
             && let Err(h) = exec.write(&mut frame, w).await
@@ -1031,7 +1087,7 @@ fn spawn_child(
         }
         let (frame, result) = run_frame(exec, frame).await;
         (index, frame, result)
-    });
+    })
 }
 
 /// Child frames of a Map or Parallel state found in the store (resume or redrive).
@@ -1055,13 +1111,21 @@ fn take_children(exec: &Exec, parent_path: &str, state_name: &str) -> HashMap<us
     out
 }
 
+fn stored_failure(rec: &FrameRecord) -> Failure {
+    rec.result
+        .as_ref()
+        .and_then(|r| serde_json::from_value(r.clone()).ok())
+        .unwrap_or(Failure { error: None, cause: None })
+}
+
 async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec) -> Result<Step, Halt> {
     let io = Io { state, entered: frame.entered_event_id };
+    let input = frame.input.clone();
     let (effective, items, max_concurrency, tolerated_count, tolerated_pct) = {
         let vars = frame.vars.clone();
         let build = || exec.context_object(frame, state, None);
-        let scope = Scope::new(&frame.input, &build, &vars);
-        let effective = io.select(&state.input_path, &scope, frame.input.clone())?;
+        let scope = Scope::new(&input, &build, &vars);
+        let effective = io.select(&state.input_path, &scope, Cow::Borrowed(&*input))?.into_owned();
         let scope = scope.with_input(&effective);
         let items = match &m.items_path {
             None => effective.clone(),
@@ -1101,7 +1165,7 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
     if !started {
         frame.progress = Some(json!({"started": true}));
         let delete_under = vec![children_root(&frame.path, &state.name)];
-        frame.pending.push(history::map_state_started(n));
+        frame.pending.push(EventKind::MapStateStarted { length: n });
         exec.write(
             frame,
             Write { save: Some((FrameStatus::Running, None)), delete_under, ..Write::default() },
@@ -1111,27 +1175,21 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
 
     let mut outputs: Vec<Option<Value>> = vec![None; n];
     let mut failures: Vec<(usize, Failure)> = Vec::new();
-    let mut set: JoinSet<ChildDone> = JoinSet::new();
+    let mut set = Children::new();
+    let mut in_flight: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
     let mut queue: Vec<usize> = Vec::new();
     for i in (0..n).rev() {
         match existing.remove(&i) {
             Some(rec) if rec.status == FrameStatus::Succeeded => outputs[i] = rec.result.clone(),
-            Some(rec) if rec.status == FrameStatus::Failed => {
-                let f: Failure = rec
-                    .result
-                    .as_ref()
-                    .and_then(|r| serde_json::from_value(r.clone()).ok())
-                    .unwrap_or(Failure { error: None, cause: None });
-                failures.push((i, f));
-            }
-            Some(rec) => {
+            Some(rec) if rec.status == FrameStatus::Failed => failures.push((i, stored_failure(&rec))),
+            Some(rec) => match Frame::from_record(&rec, m.processor.clone(), Some(i as u64)) {
                 // In flight when the process stopped: resume it first.
-                if let Some(child) = Frame::from_record(&rec, m.processor.clone(), Some(i as u64)) {
-                    spawn_child(&mut set, exec, i, child, None);
-                } else {
-                    queue.push(i);
+                Some(child) => {
+                    in_flight.insert(i);
+                    set.push(child_future(exec, i, child, None));
                 }
-            }
+                None => queue.push(i),
+            },
             None => queue.push(i),
         }
     }
@@ -1151,6 +1209,8 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
         first_failure = failures.first().map(|(_, f)| f.clone());
     }
 
+    let processor = m.processor.clone();
+    let start = &processor.states[processor.start_at];
     loop {
         if first_failure.is_some() {
             break;
@@ -1167,45 +1227,41 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
                     io.template(sel, &scope)?
                 }
             };
-            let machine = m.processor.clone();
-            let start = &machine.states[machine.start_at];
-            let child = Frame {
-                path: child_path(&frame.path, &state.name, i),
-                machine: machine.clone(),
-                state: machine.start_at,
-                input: item_input.clone(),
-                vars: frame.vars.clone(),
-                entered_event_id: 0,
-                last_event_id: frame.last_event_id,
-                entered_time: exec.rt.clock.now(),
-                retries: Vec::new(),
-                resumed: false,
-                progress: None,
-                map_index: Some(i as u64),
-                pending: Vec::new(),
-                pending_deletes: Vec::new(),
-            };
+            let json = payload(&item_input);
+            let child = frame.child(
+                child_path(&frame.path, &state.name, i),
+                processor.clone(),
+                Arc::new(item_input),
+                json.clone(),
+                Some(i as u64),
+                exec.rt.clock.now(),
+            );
             let first = Write {
                 events: vec![
-                    history::map_iteration("Started", &state.name, i),
-                    history::state_entered(start.kind.event_prefix(), &start.name, &to_json(&item_input)),
+                    EventKind::MapIteration { outcome: "Started", name: state.name.clone(), index: i },
+                    EventKind::StateEntered {
+                        state_type: start.kind.event_prefix(),
+                        name: start.name.clone(),
+                        input: json,
+                    },
                 ],
                 entered_at: Some(1),
                 save: Some((FrameStatus::Running, None)),
                 ..Write::default()
             };
-            spawn_child(&mut set, exec, i, child, Some(first));
+            in_flight.insert(i);
+            set.push(child_future(exec, i, child, Some(first)));
         }
-        let Some(joined) = set.join_next().await else { break };
-        let (i, mut child, result) = match joined {
-            Ok(done) => done,
-            Err(e) if e.is_cancelled() => continue,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        };
+        let Some((i, mut child, result)) = set.next().await else { break };
+        in_flight.remove(&i);
         match result {
             Ok(out) => {
                 let w = Write {
-                    events: vec![history::map_iteration("Succeeded", &state.name, i)],
+                    events: vec![EventKind::MapIteration {
+                        outcome: "Succeeded",
+                        name: state.name.clone(),
+                        index: i,
+                    }],
                     save: Some((FrameStatus::Succeeded, Some(out.clone()))),
                     ..Write::default()
                 };
@@ -1215,7 +1271,11 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
             Err(Halt::Store(e)) => return Err(Halt::Store(e)),
             Err(Halt::Fail(f)) => {
                 let w = Write {
-                    events: vec![history::map_iteration("Failed", &state.name, i)],
+                    events: vec![EventKind::MapIteration {
+                        outcome: "Failed",
+                        name: state.name.clone(),
+                        index: i,
+                    }],
                     save: Some((FrameStatus::Failed, Some(serde_json::to_value(&f).unwrap_or(Value::Null)))),
                     ..Write::default()
                 };
@@ -1229,16 +1289,13 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
     }
 
     if let Some(f) = first_failure {
-        set.abort_all();
-        let mut aborted = Vec::new();
-        while let Some(j) = set.join_next().await {
-            if let Ok((i, _, _)) = j {
-                aborted.push(i);
-            }
-        }
-        let mut events: Vec<NewEvent> = Vec::new();
-        for i in aborted {
-            events.push(history::map_iteration("Aborted", &state.name, i));
+        drop(set);
+        for i in in_flight {
+            frame.pending.push(EventKind::MapIteration {
+                outcome: "Aborted",
+                name: state.name.clone(),
+                index: i,
+            });
         }
         let f = if tolerated_count.is_some() || tolerated_pct.is_some() {
             Failure::new(
@@ -1252,12 +1309,11 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
         } else {
             f
         };
-        frame.pending.extend(events);
-        frame.pending.push(history::bare("MapStateFailed"));
+        frame.pending.push(EventKind::Bare("MapStateFailed"));
         return Err(Halt::Fail(f));
     }
 
-    frame.pending.push(history::bare("MapStateSucceeded"));
+    frame.pending.push(EventKind::Bare("MapStateSucceeded"));
     let failed: HashMap<usize, Failure> = failures.into_iter().collect();
     let results: Vec<Value> = outputs
         .into_iter()
@@ -1267,8 +1323,7 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
             None => failed.get(&i).map(Failure::to_catch_output).unwrap_or(Value::Null),
         })
         .collect();
-    let result = Value::Array(results);
-    let step = finish_composite(exec, frame, state, &io, result)?;
+    let step = finish_composite(exec, frame, state, &io, Value::Array(results))?;
     // The children are finished: their records go with the parent's next write.
     frame.pending_deletes.push(children_root(&frame.path, &state.name));
     Ok(step)
@@ -1282,18 +1337,21 @@ fn finish_composite(
     io: &Io<'_>,
     result: Value,
 ) -> Result<Step, Halt> {
+    let input = frame.input.clone();
     let vars = frame.vars.clone();
     let build = || exec.context_object(frame, state, None);
-    let scope = Scope::new(&result, &build, &vars);
     let selected = match &state.result_selector {
-        Some(s) => io.template(s, &scope)?,
-        None => result.clone(),
+        Some(s) => io.template(s, &Scope::new(&result, &build, &vars))?,
+        None => result,
     };
-    let assigned = io.assign(state.assign.as_ref(), &scope.with_input(&selected))?;
-    let with_result = io.result_path(&frame.input, selected)?;
-    let output = io.select(&state.output_path, &scope, with_result)?;
+    let scope = Scope::new(&selected, &build, &vars);
+    let assigned = io.assign(state.assign.as_ref(), &scope)?;
     drop(scope);
-    finish(frame, state, io, output, assigned)
+    let with_result = io.result_path(&state.result_path, &input, selected)?;
+    let scope = Scope::new(&with_result, &build, &vars);
+    let output = io.select(&state.output_path, &scope, Cow::Borrowed(&with_result))?.into_owned();
+    drop(scope);
+    finish(frame, state, output, assigned)
 }
 
 async fn run_parallel(
@@ -1303,24 +1361,27 @@ async fn run_parallel(
     branches: &[Arc<Machine>],
 ) -> Result<Step, Halt> {
     let io = Io { state, entered: frame.entered_event_id };
+    let input = frame.input.clone();
     let branch_input = {
         let vars = frame.vars.clone();
         let build = || exec.context_object(frame, state, None);
-        let scope = Scope::new(&frame.input, &build, &vars);
-        let effective = io.select(&state.input_path, &scope, frame.input.clone())?;
+        let scope = Scope::new(&input, &build, &vars);
+        let effective = io.select(&state.input_path, &scope, Cow::Borrowed(&*input))?;
         let scope = scope.with_input(&effective);
         match &state.parameters {
             Some(p) => io.template(p, &scope)?,
-            None => effective.clone(),
+            None => effective.clone().into_owned(),
         }
     };
+    let branch_input = Arc::new(branch_input);
+    let branch_json = payload(&branch_input);
     let n = branches.len();
     let started = frame.resumed && frame.progress.is_some();
     let mut existing = if started { take_children(exec, &frame.path, &state.name) } else { HashMap::new() };
     if !started {
         frame.progress = Some(json!({"started": true}));
         let delete_under = vec![children_root(&frame.path, &state.name)];
-        frame.pending.push(history::bare("ParallelStateStarted"));
+        frame.pending.push(EventKind::Bare("ParallelStateStarted"));
         exec.write(
             frame,
             Write { save: Some((FrameStatus::Running, None)), delete_under, ..Write::default() },
@@ -1328,63 +1389,49 @@ async fn run_parallel(
         .await?;
     }
     let mut outputs: Vec<Option<Value>> = vec![None; n];
-    let mut set: JoinSet<ChildDone> = JoinSet::new();
+    let mut set = Children::new();
     let mut failure: Option<Failure> = None;
     for (i, machine) in branches.iter().enumerate() {
-        match existing.remove(&i) {
-            Some(rec) if rec.status == FrameStatus::Succeeded => outputs[i] = rec.result.clone(),
+        let resumed = match existing.remove(&i) {
+            Some(rec) if rec.status == FrameStatus::Succeeded => {
+                outputs[i] = rec.result.clone();
+                continue;
+            }
             Some(rec) if rec.status == FrameStatus::Failed => {
-                failure = Some(
-                    rec.result
-                        .as_ref()
-                        .and_then(|r| serde_json::from_value(r.clone()).ok())
-                        .unwrap_or(Failure { error: None, cause: None }),
-                );
+                failure = Some(stored_failure(&rec));
+                continue;
             }
-            Some(rec) if Frame::from_record(&rec, machine.clone(), frame.map_index).is_some() => {
-                if let Some(child) = Frame::from_record(&rec, machine.clone(), frame.map_index) {
-                    spawn_child(&mut set, exec, i, child, None);
-                }
-            }
-            _ => {
+            Some(rec) => Frame::from_record(&rec, machine.clone(), frame.map_index),
+            None => None,
+        };
+        match resumed {
+            Some(child) => set.push(child_future(exec, i, child, None)),
+            None => {
                 let start = &machine.states[machine.start_at];
-                let child = Frame {
-                    path: child_path(&frame.path, &state.name, i),
-                    machine: machine.clone(),
-                    state: machine.start_at,
-                    input: branch_input.clone(),
-                    vars: frame.vars.clone(),
-                    entered_event_id: 0,
-                    last_event_id: frame.last_event_id,
-                    entered_time: exec.rt.clock.now(),
-                    retries: Vec::new(),
-                    resumed: false,
-                    progress: None,
-                    map_index: frame.map_index,
-                    pending: Vec::new(),
-                    pending_deletes: Vec::new(),
-                };
+                let child = frame.child(
+                    child_path(&frame.path, &state.name, i),
+                    machine.clone(),
+                    branch_input.clone(),
+                    branch_json.clone(),
+                    frame.map_index,
+                    exec.rt.clock.now(),
+                );
                 let first = Write {
-                    events: vec![history::state_entered(
-                        start.kind.event_prefix(),
-                        &start.name,
-                        &to_json(&branch_input),
-                    )],
+                    events: vec![EventKind::StateEntered {
+                        state_type: start.kind.event_prefix(),
+                        name: start.name.clone(),
+                        input: branch_json.clone(),
+                    }],
                     entered_at: Some(0),
                     save: Some((FrameStatus::Running, None)),
                     ..Write::default()
                 };
-                spawn_child(&mut set, exec, i, child, Some(first));
+                set.push(child_future(exec, i, child, Some(first)));
             }
         }
     }
     while failure.is_none() {
-        let Some(joined) = set.join_next().await else { break };
-        let (i, mut child, result) = match joined {
-            Ok(done) => done,
-            Err(e) if e.is_cancelled() => continue,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        };
+        let Some((i, mut child, result)) = set.next().await else { break };
         match result {
             Ok(out) => {
                 let w = Write { save: Some((FrameStatus::Succeeded, Some(out.clone()))), ..Write::default() };
@@ -1403,12 +1450,11 @@ async fn run_parallel(
         }
     }
     if let Some(f) = failure {
-        set.abort_all();
-        while set.join_next().await.is_some() {}
-        frame.pending.push(history::bare("ParallelStateFailed"));
+        drop(set);
+        frame.pending.push(EventKind::Bare("ParallelStateFailed"));
         return Err(Halt::Fail(f));
     }
-    frame.pending.push(history::bare("ParallelStateSucceeded"));
+    frame.pending.push(EventKind::Bare("ParallelStateSucceeded"));
     let result = Value::Array(outputs.into_iter().map(|o| o.unwrap_or(Value::Null)).collect());
     let step = finish_composite(exec, frame, state, &io, result)?;
     frame.pending_deletes.push(children_root(&frame.path, &state.name));

@@ -35,15 +35,15 @@ impl TaskError {
 #[derive(Clone)]
 pub struct TaskContext {
     /// The execution's ARN (`$$.Execution.Id`).
-    pub execution_arn: String,
+    pub execution_arn: Arc<str>,
     /// The execution's name (`$$.Execution.Name`).
-    pub execution_name: String,
+    pub execution_name: Arc<str>,
     /// The state machine's name.
-    pub state_machine_name: String,
+    pub state_machine_name: Arc<str>,
     /// The Task state's name.
-    pub state_name: String,
+    pub state_name: Arc<str>,
     /// The resource the state names.
-    pub resource: String,
+    pub resource: Arc<str>,
     /// The index of the Map item this task runs for, innermost Map first, if any.
     pub map_item_index: Option<u64>,
     /// How many times this state has been retried so far (`$$.State.RetryCount`).

@@ -78,7 +78,7 @@ fn recorded_task_successes(db: &Path) -> usize {
         return 0;
     };
     conn.query_row(
-        "SELECT COUNT(*) FROM events WHERE execution = ?1 AND body LIKE '%\"type\":\"LambdaFunctionSucceeded\"%'",
+        "SELECT COUNT(*) FROM events WHERE execution = (SELECT seq FROM executions WHERE arn = ?1) AND body LIKE '%\"type\":\"LambdaFunctionSucceeded\"%'",
         [EXECUTION],
         |r| r.get::<_, i64>(0),
     )
@@ -110,15 +110,27 @@ async fn child_runs_the_map_until_killed() -> anyhow::Result<()> {
     anyhow::bail!("the execution finished although its handlers are parked")
 }
 
+/// Kills the child process if the test fails before doing so itself.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn a_killed_engine_resumes_its_map_and_runs_each_task_once_per_item() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["--exact", "child_runs_the_map_until_killed", "--ignored", "--nocapture"])
-        .env(CHILD_ENV, dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()?;
+    let mut child = KillOnDrop(
+        Command::new(std::env::current_exe()?)
+            .args(["--exact", "child_runs_the_map_until_killed", "--ignored", "--nocapture"])
+            .env(CHILD_ENV, dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
     let db = dir.path().join("states.sqlite");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -127,7 +139,7 @@ fn a_killed_engine_resumes_its_map_and_runs_each_task_once_per_item() -> anyhow:
         if done == COMPLETED_BEFORE_KILL && parked(dir.path()) == 3 {
             break;
         }
-        if let Some(status) = child.try_wait()? {
+        if let Some(status) = child.0.try_wait()? {
             anyhow::bail!("the child exited before the kill point: {status}");
         }
         anyhow::ensure!(
@@ -136,8 +148,8 @@ fn a_killed_engine_resumes_its_map_and_runs_each_task_once_per_item() -> anyhow:
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.kill()?; // SIGKILL: no cleanup, no flush.
-    child.wait()?;
+    child.0.kill()?; // SIGKILL: no cleanup, no flush.
+    child.0.wait()?;
     let effects_before = std::fs::read_to_string(dir.path().join("effects.log"))?;
     assert_eq!(effects_before.lines().count(), COMPLETED_BEFORE_KILL);
 

@@ -8,12 +8,12 @@ use futures::future::{BoxFuture, ready};
 use super::{
     Batch, CreateOutcome, ExecutionRecord, ExecutionStore, FrameRecord, ListFilter, StoreError, is_under,
 };
-use crate::history::HistoryEvent;
+use crate::history::{Event, HistoryEvent};
 
 #[derive(Debug)]
 struct Exec {
     record: ExecutionRecord,
-    events: Vec<HistoryEvent>,
+    events: Vec<Event>,
     frames: BTreeMap<String, FrameRecord>,
     seq: u64,
 }
@@ -130,7 +130,12 @@ impl ExecutionStore for MemoryStore {
     }
 
     fn history(&self, arn: &str) -> BoxFuture<'static, Result<Vec<HistoryEvent>, StoreError>> {
-        let mut h = self.lock().execs.get(arn).map(|e| e.events.clone()).unwrap_or_default();
+        let mut h: Vec<HistoryEvent> = self
+            .lock()
+            .execs
+            .get(arn)
+            .map(|e| e.events.iter().map(Event::to_history).collect())
+            .unwrap_or_default();
         h.sort_by_key(|e| e.id);
         Box::pin(ready(Ok(h)))
     }

@@ -6,13 +6,14 @@ mod memory;
 mod sqlite;
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::history::HistoryEvent;
+use crate::history::{Event, HistoryEvent};
 
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
@@ -108,9 +109,9 @@ pub struct FrameRecord {
     /// The state the frame is in.
     pub state: String,
     /// The state's raw input (before `InputPath`).
-    pub input: Value,
+    pub input: Arc<Value>,
     /// The variables in scope.
-    pub vars: Value,
+    pub vars: Arc<Map<String, Value>>,
     /// The id of the event that entered the state.
     pub entered_event_id: u64,
     /// The id of the frame's last event.
@@ -162,7 +163,7 @@ pub struct Batch {
     /// The execution written to.
     pub execution_arn: String,
     /// Events to append.
-    pub events: Vec<HistoryEvent>,
+    pub events: Vec<Event>,
     /// Frames to insert or replace.
     pub put_frames: Vec<FrameRecord>,
     /// Frames to remove with everything below them (`""` removes all frames).
@@ -263,13 +264,12 @@ pub(crate) mod contract {
         }
     }
 
-    fn event(id: u64, t: &str) -> HistoryEvent {
-        HistoryEvent {
+    fn event(id: u64, t: &'static str) -> Event {
+        Event {
             id,
             previous_event_id: id - 1,
             timestamp: Utc.timestamp_opt(1_700_000_000, 0).single().expect("valid"),
-            event_type: t.into(),
-            details: serde_json::Map::new(),
+            kind: crate::history::EventKind::Bare(t),
         }
     }
 
@@ -277,8 +277,8 @@ pub(crate) mod contract {
         FrameRecord {
             path: path.into(),
             state: state.into(),
-            input: json!({"k": path}),
-            vars: json!({}),
+            input: Arc::new(json!({"k": path})),
+            vars: Arc::new(Map::new()),
             entered_event_id: 1,
             last_event_id: 1,
             entered_time: Utc.timestamp_opt(1_700_000_000, 0).single().expect("valid"),
@@ -357,6 +357,7 @@ pub(crate) mod contract {
         assert!(store.frames(&arn).await.expect("reads").is_empty());
         let h = store.history(&arn).await.expect("reads");
         assert_eq!(h.iter().map(|e| e.id).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+        assert_eq!(h[1].event_type, "MapStateEntered");
 
         let r2 = record("two");
         store

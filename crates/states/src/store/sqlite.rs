@@ -1,13 +1,17 @@
-//! An execution store in a SQLite file (WAL mode). One writer thread owns the connection;
-//! batches that arrive together are committed in one transaction (group commit), each in its
-//! own savepoint, and every caller is told once its batch is on disk.
+//! An execution store in a SQLite file (WAL mode).
+//!
+//! Commits are grouped without a writer thread: a committer queues its batch and, if no one
+//! holds the connection, becomes the leader and commits everything queued in one transaction
+//! (each batch in its own savepoint), until the queue is empty; the others are told when
+//! their batch is on disk. A lone execution pays no thread hand-off per transition, and many
+//! executions share transactions.
 //!
 //! `synchronous=NORMAL` in WAL mode makes a commit survive the process being killed at any
 //! point; only a power loss can take back the last commits.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::thread;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::future::BoxFuture;
@@ -20,23 +24,56 @@ use super::{
 };
 use crate::history::HistoryEvent;
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+type Ack = oneshot::Sender<Result<(), StoreError>>;
 
-enum Msg {
-    Commit(Batch, oneshot::Sender<Result<(), StoreError>>),
-    Run(Job),
+struct Shared {
+    queue: Mutex<Vec<(Batch, Ack)>>,
+    conn: Mutex<Db>,
+}
+
+/// The connection, and the row ids of executions by ARN (events and frames are keyed by
+/// the small integer rather than the long ARN).
+struct Db {
+    conn: Connection,
+    seqs: HashMap<String, i64>,
+}
+
+impl Db {
+    fn seq(&mut self, arn: &str) -> Result<i64, StoreError> {
+        if let Some(s) = self.seqs.get(arn) {
+            return Ok(*s);
+        }
+        let s =
+            seq_of(&self.conn, arn)?.ok_or_else(|| StoreError::Corrupt(format!("no execution '{arn}'")))?;
+        self.seqs.insert(arn.to_string(), s);
+        Ok(s)
+    }
+}
+
+fn seq_of(conn: &Connection, arn: &str) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT seq FROM executions WHERE arn = ?1")?
+        .query_row(params![arn], |r| r.get(0))
+        .optional()?)
 }
 
 /// A SQLite-backed [`ExecutionStore`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SqliteStore {
-    tx: mpsc::Sender<Msg>,
+    shared: Arc<Shared>,
     path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
 }
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS executions (
-    arn TEXT PRIMARY KEY,
+    seq INTEGER PRIMARY KEY,
+    arn TEXT NOT NULL UNIQUE,
     name TEXT NOT NULL,
     state_machine TEXT NOT NULL,
     state_machine_arn TEXT NOT NULL,
@@ -54,13 +91,13 @@ CREATE TABLE IF NOT EXISTS executions (
 CREATE UNIQUE INDEX IF NOT EXISTS executions_by_name ON executions(state_machine, name);
 CREATE INDEX IF NOT EXISTS executions_by_status ON executions(status);
 CREATE TABLE IF NOT EXISTS events (
-    execution TEXT NOT NULL,
+    execution INTEGER NOT NULL,
     id INTEGER NOT NULL,
     body TEXT NOT NULL,
     PRIMARY KEY (execution, id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS frames (
-    execution TEXT NOT NULL,
+    execution INTEGER NOT NULL,
     path TEXT NOT NULL,
     body TEXT NOT NULL,
     PRIMARY KEY (execution, path)
@@ -77,14 +114,14 @@ impl SqliteStore {
         let conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // A larger cache and fewer checkpoints: each checkpoint syncs the file.
+        conn.pragma_update(None, "cache_size", -65536)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 10000)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        let (tx, rx) = mpsc::channel::<Msg>();
-        thread::Builder::new()
-            .name("lector-states-sqlite".into())
-            .spawn(move || writer(conn, rx))
-            .map_err(|e| StoreError::Sqlite(format!("cannot start the writer thread: {e}")))?;
-        Ok(SqliteStore { tx, path })
+        let db = Db { conn, seqs: HashMap::new() };
+        let shared = Arc::new(Shared { queue: Mutex::new(Vec::new()), conn: Mutex::new(db) });
+        Ok(SqliteStore { shared, path })
     }
 
     /// The file the store writes to.
@@ -92,56 +129,74 @@ impl SqliteStore {
         &self.path
     }
 
+    fn conn(&self) -> MutexGuard<'_, Db> {
+        // A panic while holding the connection leaves SQLite consistent (open transactions
+        // roll back when dropped), so a poisoned lock is still usable.
+        self.shared.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn run<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, StoreError>>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let _ = tx.send(f(conn));
-        });
-        let sent = self.tx.send(Msg::Run(job));
-        Box::pin(async move {
-            sent.map_err(|_| StoreError::Closed)?;
-            rx.await.map_err(|_| StoreError::Closed)?
-        })
+        // Queued commits go first, so a read sees every batch handed over before it.
+        self.lead();
+        let r = f(&mut self.conn().conn);
+        // Batches queued while this held the connection are committed now.
+        self.lead();
+        Box::pin(futures::future::ready(r))
     }
-}
 
-fn writer(mut conn: Connection, rx: mpsc::Receiver<Msg>) {
-    while let Ok(first) = rx.recv() {
-        let mut pending = vec![first];
-        while pending.len() < GROUP_LIMIT {
-            match rx.try_recv() {
-                Ok(m) => pending.push(m),
-                Err(_) => break,
-            }
-        }
-        let mut commits: Vec<(Batch, oneshot::Sender<Result<(), StoreError>>)> = Vec::new();
-        for msg in pending {
-            match msg {
-                Msg::Commit(b, ack) => commits.push((b, ack)),
-                Msg::Run(job) => {
-                    flush(&mut conn, std::mem::take(&mut commits));
-                    job(&mut conn);
+    /// Commits queued batches while there are some and no one else is committing them.
+    fn lead(&self) {
+        loop {
+            let Ok(mut conn) = self.shared.conn.try_lock() else {
+                // Another committer holds the connection; it re-checks the queue after
+                // letting go of it, so our batch is not left behind.
+                return;
+            };
+            loop {
+                let pending: Vec<(Batch, Ack)> = {
+                    let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = q.len().min(GROUP_LIMIT);
+                    q.drain(..n).collect()
+                };
+                if pending.is_empty() {
+                    break;
                 }
+                flush(&mut conn, pending);
+            }
+            drop(conn);
+            let more = !self.shared.queue.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
+            if !more {
+                return;
             }
         }
-        flush(&mut conn, commits);
     }
 }
 
-fn flush(conn: &mut Connection, commits: Vec<(Batch, oneshot::Sender<Result<(), StoreError>>)>) {
+fn flush(db: &mut Db, commits: Vec<(Batch, Ack)>) {
     if commits.is_empty() {
         return;
     }
     let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(commits.len());
+    let mut seqs = Vec::with_capacity(commits.len());
+    for (batch, _) in &commits {
+        seqs.push(db.seq(&batch.execution_arn));
+    }
     let outcome = (|| -> Result<(), StoreError> {
-        let mut tx = conn.transaction()?;
-        for (batch, _) in &commits {
+        let mut tx = db.conn.transaction()?;
+        for ((batch, _), seq) in commits.iter().zip(&seqs) {
+            let seq = match seq {
+                Ok(s) => *s,
+                Err(e) => {
+                    results.push(Err(e.clone()));
+                    continue;
+                }
+            };
             let mut sp = tx.savepoint()?;
-            match apply(&sp, batch) {
+            match apply(&sp, seq, batch) {
                 Ok(()) => {
                     sp.commit()?;
                     results.push(Ok(()));
@@ -175,26 +230,27 @@ fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("bad timestamp '{s}': {e}")))
 }
 
-fn apply(conn: &Connection, b: &Batch) -> Result<(), StoreError> {
+fn apply(conn: &Connection, seq: i64, b: &Batch) -> Result<(), StoreError> {
     if !b.events.is_empty() {
         let mut st = conn.prepare_cached("INSERT INTO events (execution, id, body) VALUES (?1, ?2, ?3)")?;
         for e in &b.events {
-            let body = serde_json::to_string(e).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            st.execute(params![b.execution_arn, e.id as i64, body])?;
+            let body =
+                serde_json::to_string(&e.to_history()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            st.execute(params![seq, e.id as i64, body])?;
         }
     }
     for root in &b.delete_frames_under {
         let mut st = conn.prepare_cached(
             "DELETE FROM frames WHERE execution = ?1 AND (?2 = '' OR path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')",
         )?;
-        st.execute(params![b.execution_arn, root])?;
+        st.execute(params![seq, root])?;
     }
     if !b.put_frames.is_empty() {
         let mut st =
             conn.prepare_cached("INSERT OR REPLACE INTO frames (execution, path, body) VALUES (?1, ?2, ?3)")?;
         for f in &b.put_frames {
             let body = serde_json::to_string(f).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            st.execute(params![b.execution_arn, f.path, body])?;
+            st.execute(params![seq, f.path, body])?;
         }
     }
     if let Some(u) = &b.update {
@@ -307,7 +363,8 @@ impl ExecutionStore for SqliteStore {
                 record.redrive_date.as_ref().map(ts),
                 record.definition,
             ])?;
-            apply(&tx, &first)?;
+            let seq = tx.last_insert_rowid();
+            apply(&tx, seq, &first)?;
             tx.commit()?;
             Ok(CreateOutcome::Created)
         })
@@ -315,11 +372,9 @@ impl ExecutionStore for SqliteStore {
 
     fn commit(&self, batch: Batch) -> BoxFuture<'static, Result<(), StoreError>> {
         let (tx, rx) = oneshot::channel();
-        let sent = self.tx.send(Msg::Commit(batch, tx));
-        Box::pin(async move {
-            sent.map_err(|_| StoreError::Closed)?;
-            rx.await.map_err(|_| StoreError::Closed)?
-        })
+        self.shared.queue.lock().unwrap_or_else(|e| e.into_inner()).push((batch, tx));
+        self.lead();
+        Box::pin(async move { rx.await.map_err(|_| StoreError::Closed)? })
     }
 
     fn execution(&self, arn: &str) -> BoxFuture<'static, Result<Option<ExecutionRecord>, StoreError>> {
@@ -349,8 +404,9 @@ impl ExecutionStore for SqliteStore {
     fn history(&self, arn: &str) -> BoxFuture<'static, Result<Vec<HistoryEvent>, StoreError>> {
         let arn = arn.to_string();
         self.run(move |conn| {
+            let Some(seq) = seq_of(conn, &arn)? else { return Ok(Vec::new()) };
             let mut st = conn.prepare_cached("SELECT body FROM events WHERE execution = ?1 ORDER BY id")?;
-            let rows = st.query_map(params![arn], |r| r.get::<_, String>(0))?;
+            let rows = st.query_map(params![seq], |r| r.get::<_, String>(0))?;
             let mut out = Vec::new();
             for r in rows {
                 let body = r?;
@@ -365,8 +421,9 @@ impl ExecutionStore for SqliteStore {
     fn frames(&self, arn: &str) -> BoxFuture<'static, Result<Vec<FrameRecord>, StoreError>> {
         let arn = arn.to_string();
         self.run(move |conn| {
+            let Some(seq) = seq_of(conn, &arn)? else { return Ok(Vec::new()) };
             let mut st = conn.prepare_cached("SELECT body FROM frames WHERE execution = ?1 ORDER BY path")?;
-            let rows = st.query_map(params![arn], |r| r.get::<_, String>(0))?;
+            let rows = st.query_map(params![seq], |r| r.get::<_, String>(0))?;
             let mut out = Vec::new();
             for r in rows {
                 let body = r?;
@@ -381,9 +438,10 @@ impl ExecutionStore for SqliteStore {
     fn last_event_id(&self, arn: &str) -> BoxFuture<'static, Result<u64, StoreError>> {
         let arn = arn.to_string();
         self.run(move |conn| {
+            let Some(seq) = seq_of(conn, &arn)? else { return Ok(0) };
             let id: Option<i64> = conn
                 .prepare_cached("SELECT MAX(id) FROM events WHERE execution = ?1")?
-                .query_row(params![arn], |r| r.get(0))?;
+                .query_row(params![seq], |r| r.get(0))?;
             Ok(id.unwrap_or(0) as u64)
         })
     }
