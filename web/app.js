@@ -383,7 +383,8 @@
       const meta = [];
       const date = formatDate(post.published);
       if (date) meta.push(date);
-      meta.push(plural(post.words || 0, 'word', 'words'));
+      // A feed that carries only a summary gives no word count (0): the length is in characters.
+      if (post.words > 0) meta.push(plural(post.words, 'word', 'words'));
       if (typeof post.characters === 'number') {
         meta.push(plural(post.characters, 'character', 'characters'));
         meta.push(`cost ${formatCost(post.estimated_cost_usd) ?? 'unknown'}`);
@@ -457,7 +458,7 @@
     $('.conversion-title', li).textContent = row.title;
     setStage(row, 'Submitted');
     rows.set(id, row);
-    conversionsList.prepend(li);
+    conversionsList.append(li);
     conversionsSection.hidden = false;
     return row;
   }
