@@ -146,6 +146,11 @@ impl EspeakVoice {
             return Err(VoiceError::UnsupportedVoice(format!("espeak-ng has no voice '{voice}'")));
         }
         if !out.status.success() {
+            // Killed by a signal (out of memory, the machine shutting down): the input was not
+            // at fault, so another try can succeed. An exit code is espeak-ng refusing the input.
+            if out.status.code().is_none() {
+                return Err(VoiceError::Unavailable(format!("espeak-ng was stopped: {}", out.status)));
+            }
             return Err(EspeakError::Failed(format!("{}: {}", out.status, stderr.trim())).into());
         }
         parse_wav(&out.stdout).map_err(VoiceError::from)

@@ -17,6 +17,7 @@ pub mod document;
 pub mod feed;
 pub mod fetch;
 pub mod narrate;
+pub mod replay;
 pub mod speech;
 pub mod steps;
 pub mod stitch;

@@ -1,0 +1,324 @@
+//! `lector replay`: find failed conversions, see why, and redrive or restart them — a dry run
+//! unless `--yes`, bounded by `--max` and `--rate`, each replay recorded in the log first.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use lector_core::event::RetryMethod;
+use lector_core::index::ConversionIndex;
+use lector_core::ports::{Clock, Workflows};
+use lector_core::{ConversionId, ConversionState, ConversionStatus, EventStore, FeedId};
+use lector_pipeline::fetch::AllowList;
+use lector_pipeline::replay::{Candidate, Operator, Outcome, ReplayFilter, find_failed, replay};
+use serde::Serialize;
+
+use crate::cmd::feed::FetchArgs;
+use crate::data::{DataArgs, runtime};
+use crate::local::{LocalOptions, LocalSystem};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// List failed conversions (what is listed when no conversion is named).
+    #[arg(long)]
+    pub failed: bool,
+    /// Only this conversion (repeat for several).
+    #[arg(long = "id", value_name = "CONVERSION_ID")]
+    pub ids: Vec<ConversionId>,
+    /// Failed at or after: an RFC 3339 time, or an age such as 30m, 6h, 2d.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Failed before: an RFC 3339 time, or an age.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only failures with this error name (Lector.Transient, Lector.NotFound, ...).
+    #[arg(long, value_name = "NAME")]
+    pub error: Option<String>,
+    /// Only conversions of this feed (its address).
+    #[arg(long, value_name = "FEED_URL")]
+    pub feed: Option<url::Url>,
+    /// Resume each failed execution from the state that failed, keeping the work done.
+    #[arg(long, conflicts_with = "restart")]
+    pub redrive: bool,
+    /// Start a new attempt of each conversion from the beginning.
+    #[arg(long)]
+    pub restart: bool,
+    /// Act; without it nothing changes and the plan is printed.
+    #[arg(long)]
+    pub yes: bool,
+    /// Replay at most this many.
+    #[arg(long, value_name = "N")]
+    pub max: Option<usize>,
+    /// At most this many replays per second (`10/s`, `30/m`, or a number per second), so a replay
+    /// cannot throttle the voice service again.
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<String>,
+    /// Why, recorded in each ConversionRetried.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Who, recorded in each ConversionRetried (default: $USER).
+    #[arg(long)]
+    pub by: Option<String>,
+    /// Do not wait for the replayed conversions to finish.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// One line of output.
+#[derive(Debug, Serialize)]
+struct Line<'a> {
+    #[serde(flatten)]
+    candidate: &'a Candidate,
+    age_seconds: Option<i64>,
+    action: &'static str,
+    #[serde(flatten)]
+    outcome: Option<&'a Outcome>,
+    final_state: Option<ConversionState>,
+    final_error: Option<String>,
+}
+
+/// An RFC 3339 time, or an age (`90s`, `30m`, `6h`, `2d`) before `now`.
+pub fn parse_time(text: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: i64 =
+        number.parse().with_context(|| format!("'{text}' is neither an RFC 3339 time nor an age like 6h"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => anyhow::bail!("'{text}': an age ends in s, m, h or d"),
+    };
+    Ok(now - chrono::Duration::seconds(seconds))
+}
+
+/// The pause between two replays for a rate such as `10/s`.
+pub fn parse_rate(text: &str) -> anyhow::Result<Duration> {
+    let (number, per) = text.split_once('/').unwrap_or((text, "s"));
+    let n: f64 = number.trim().parse().with_context(|| format!("'{text}' is not a rate like 10/s"))?;
+    anyhow::ensure!(n > 0.0 && n.is_finite(), "a rate must be positive");
+    let window = match per.trim() {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => anyhow::bail!("'{other}': a rate is per s, m or h"),
+    };
+    Ok(Duration::from_secs_f64(window / n))
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let allow = AllowList::parse(&args.fetch.allow_host.join(","))?;
+        let system =
+            LocalSystem::start(&args.data.dir, LocalOptions { resume: false, ..LocalOptions::new(allow) })
+                .await?;
+        let result =
+            run_with(&args, &system.ports.events, &*system.index, &*system.workflows, &*system.ports.clock)
+                .await;
+        system.shutdown().await;
+        result
+    })
+}
+
+/// The replay over any adapters: the local system's or AWS's.
+pub async fn run_with(
+    args: &Args,
+    events: &std::sync::Arc<dyn EventStore>,
+    index: &dyn ConversionIndex,
+    workflows: &dyn Workflows,
+    clock: &dyn Clock,
+) -> anyhow::Result<ExitCode> {
+    let now = clock.now();
+    let filter = ReplayFilter {
+        ids: args.ids.clone(),
+        since: args.since.as_deref().map(|t| parse_time(t, now)).transpose()?,
+        until: args.until.as_deref().map(|t| parse_time(t, now)).transpose()?,
+        error: args.error.clone(),
+        feed: args.feed.as_ref().map(FeedId::derive),
+    };
+    let pause = args.rate.as_deref().map(parse_rate).transpose()?;
+    let how = match (args.redrive, args.restart) {
+        (true, _) => Some(RetryMethod::Redrive),
+        (_, true) => Some(RetryMethod::Restart),
+        _ => None,
+    };
+    let mut candidates = find_failed(index, &**events, &filter).await?;
+    candidates.truncate(args.max.unwrap_or(usize::MAX));
+    let action = match (how, args.yes) {
+        (None, _) => "list",
+        (Some(RetryMethod::Redrive), false) => "would redrive",
+        (Some(RetryMethod::Restart), false) => "would restart",
+        (Some(RetryMethod::Redrive), true) => "redrive",
+        (Some(RetryMethod::Restart), true) => "restart",
+    };
+    if !args.json {
+        eprintln!(
+            "{:<20}  {:<10}  {:<22}  {:<16}  {:>3}  {:>6}  {}",
+            "CONVERSION", "STATE", "ERROR", "FAILED IN", "TRY", "AGE", "CAUSE"
+        );
+    }
+    let operator = Operator {
+        by: args
+            .by
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .filter(|b| !b.trim().is_empty())
+            .unwrap_or_else(|| "operator".into()),
+        reason: args.reason.clone(),
+    };
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(candidates.len());
+    for (i, candidate) in candidates.iter().enumerate() {
+        let outcome = match (how, args.yes) {
+            (Some(how), true) => {
+                if let (Some(pause), true) = (pause, i > 0) {
+                    tokio::time::sleep(pause).await;
+                }
+                Some(replay(&**events, workflows, clock, candidate, how, &operator).await?)
+            }
+            _ => None,
+        };
+        if !args.json {
+            print_row(candidate, now, action, outcome.as_ref());
+        }
+        outcomes.push(outcome);
+    }
+    let replayed: Vec<ConversionId> = candidates
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| matches!(o, Some(Outcome::Replayed { .. })))
+        .map(|(c, _)| c.conversion_id.clone())
+        .collect();
+    let finals = if args.no_wait || replayed.is_empty() {
+        Vec::new()
+    } else {
+        wait_final(&**events, &replayed).await?
+    };
+    let final_of = |id: &ConversionId| finals.iter().find(|s: &&ConversionStatus| s.conversion_id == *id);
+    if args.json {
+        for (candidate, outcome) in candidates.iter().zip(&outcomes) {
+            let done = final_of(&candidate.conversion_id);
+            let line = Line {
+                candidate,
+                age_seconds: candidate.failed_at.map(|t| (now - t).num_seconds()),
+                action,
+                outcome: outcome.as_ref(),
+                final_state: done.map(|s| s.state),
+                final_error: done.and_then(|s| s.error.as_ref()).map(|e| format!("{}: {}", e.error, e.cause)),
+            };
+            println!("{}", serde_json::to_string(&line)?);
+        }
+    } else {
+        for status in &finals {
+            let detail =
+                status.error.as_ref().map(|e| format!(" ({}: {})", e.error, e.cause)).unwrap_or_default();
+            println!("{}  now {}{detail}", status.conversion_id, status.state.as_str());
+        }
+    }
+    let count = |f: fn(&Outcome) -> bool| outcomes.iter().flatten().filter(|o| f(o)).count();
+    let completed = finals.iter().filter(|s| s.state == ConversionState::Completed).count();
+    let summary = match (how, args.yes) {
+        (None, _) => format!("{} failed conversions", candidates.len()),
+        (Some(how), false) => format!(
+            "dry run: {} conversions would be {}; nothing changed (add --yes to act)",
+            candidates.len(),
+            if how == RetryMethod::Redrive { "redriven" } else { "restarted" }
+        ),
+        (Some(_), true) => format!(
+            "{} replayed, {} skipped, {} refused; {completed} completed{}",
+            count(|o| matches!(o, Outcome::Replayed { .. })),
+            count(|o| matches!(o, Outcome::Skipped { .. })),
+            count(|o| matches!(o, Outcome::Failed { .. })),
+            if args.no_wait { " (not waited for)" } else { "" }
+        ),
+    };
+    eprintln!("{summary}");
+    let all_done = finals.iter().all(|s| s.state == ConversionState::Completed)
+        && count(|o| matches!(o, Outcome::Failed { .. })) == 0;
+    Ok(if all_done { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn print_row(c: &Candidate, now: DateTime<Utc>, action: &str, outcome: Option<&Outcome>) {
+    let age = c.failed_at.map(|t| human_age(now - t)).unwrap_or_else(|| "-".into());
+    let cause: String = c.cause.as_deref().unwrap_or("").chars().take(60).collect();
+    let what = match outcome {
+        None if action == "list" => String::new(),
+        None => format!("  → {action}"),
+        Some(Outcome::Replayed { execution_id }) => format!("  → {action}: {execution_id}"),
+        Some(Outcome::Skipped { why }) => format!("  → skipped: {why}"),
+        Some(Outcome::Failed { why }) => format!("  → refused: {why}"),
+    };
+    println!(
+        "{:<20}  {:<10}  {:<22}  {:<16}  {:>3}  {:>6}  {cause}{what}",
+        c.conversion_id,
+        c.state.as_str(),
+        c.error.as_deref().unwrap_or("-"),
+        c.failed_state.as_deref().unwrap_or("-"),
+        c.attempt,
+        age
+    );
+}
+
+fn human_age(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+/// Wait until every conversion is completed or failed again.
+async fn wait_final(events: &dyn EventStore, ids: &[ConversionId]) -> anyhow::Result<Vec<ConversionStatus>> {
+    let mut done: Vec<Option<ConversionStatus>> = vec![None; ids.len()];
+    loop {
+        for (slot, id) in done.iter_mut().zip(ids) {
+            if slot.is_some() {
+                continue;
+            }
+            let stream = events.read_stream(&id.stream(), 0).await?;
+            if let Some(status) = ConversionStatus::fold(&stream)? {
+                if matches!(status.state, ConversionState::Completed | ConversionState::Failed) {
+                    *slot = Some(status);
+                }
+            }
+        }
+        if done.iter().all(Option::is_some) {
+            return Ok(done.into_iter().flatten().collect());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_rates_parse() {
+        let now = DateTime::parse_from_rfc3339("2026-11-21T12:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(parse_time("2h", now).unwrap(), now - chrono::Duration::hours(2));
+        assert_eq!(
+            parse_time("2026-11-20T00:00:00Z", now).unwrap().to_rfc3339(),
+            "2026-11-20T00:00:00+00:00"
+        );
+        assert!(parse_time("yesterday", now).is_err());
+        assert_eq!(parse_rate("10/s").unwrap(), Duration::from_millis(100));
+        assert_eq!(parse_rate("30/m").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_rate("4").unwrap(), Duration::from_millis(250));
+        assert!(parse_rate("0/s").is_err());
+        assert!(parse_rate("fast").is_err());
+    }
+}
