@@ -95,6 +95,9 @@ pub struct LocalSystem {
     pub ports: StepPorts,
     pub workflows: Arc<LocalWorkflows>,
     pub index: Arc<SqliteConversionIndex>,
+    rule: Arc<WorkflowRule>,
+    subscribers: Vec<Arc<dyn Subscriber>>,
+    outbox_options: OutboxOptions,
     outbox: Option<OutboxHandle>,
 }
 
@@ -138,11 +141,46 @@ impl LocalSystem {
         }
         let workflows = Arc::new(LocalWorkflows { engine: engine.clone() });
         let index = Arc::new(SqliteConversionIndex::new(data.db.clone()));
-        let mut outbox = Outbox::new(data.events.clone(), options.outbox);
-        outbox.subscribe(Arc::new(WorkflowRule { workflows: workflows.clone() }));
-        outbox.subscribe(Arc::new(ListProjector { index: index.clone(), events: data.events.clone() }));
-        let outbox = Some(outbox.start());
-        Ok(Self { data, engine, ports, workflows, index, outbox })
+        let rule = Arc::new(WorkflowRule { workflows: workflows.clone(), started: Default::default() });
+        let subscribers: Vec<Arc<dyn Subscriber>> =
+            vec![rule.clone(), Arc::new(ListProjector { index: index.clone(), events: data.events.clone() })];
+        let outbox = Some(Self::outbox(&data, &subscribers, options.outbox).start());
+        Ok(Self {
+            data,
+            engine,
+            ports,
+            workflows,
+            index,
+            rule,
+            subscribers,
+            outbox_options: options.outbox,
+            outbox,
+        })
+    }
+
+    fn outbox(data: &DataDir, subscribers: &[Arc<dyn Subscriber>], options: OutboxOptions) -> Outbox {
+        let mut outbox = Outbox::new(data.events.clone(), options);
+        for subscriber in subscribers {
+            outbox.subscribe(subscriber.clone());
+        }
+        outbox
+    }
+
+    /// Deliver again, to the bus's subscribers, the events of the given types (all when empty)
+    /// that occurred since `since`, then wait for any execution that this started. Returns the
+    /// number of deliveries and the executions started.
+    pub async fn replay_events(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        types: &[String],
+    ) -> anyhow::Result<(usize, Vec<String>)> {
+        let delivered =
+            Self::outbox(&self.data, &self.subscribers, self.outbox_options).replay(since, types).await?;
+        let started = std::mem::take(&mut *self.rule.started.lock().unwrap_or_else(|p| p.into_inner()));
+        for execution in &started {
+            self.engine.wait(execution).await.with_context(|| format!("waiting for {execution}"))?;
+        }
+        Ok((delivered, started))
     }
 
     pub fn events(&self) -> &dyn EventStore {
@@ -240,6 +278,8 @@ impl Workflows for LocalWorkflows {
 /// does on AWS.
 struct WorkflowRule {
     workflows: Arc<LocalWorkflows>,
+    /// The executions this rule started, for a replay to wait on.
+    started: std::sync::Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -254,7 +294,11 @@ impl Subscriber for WorkflowRule {
 
     async fn deliver(&self, event: &RecordedEvent) -> Result<(), DeliveryError> {
         match start_requested(&*self.workflows, event).await {
-            Ok(_) => Ok(()),
+            Ok(Some(execution)) => {
+                self.started.lock().unwrap_or_else(|p| p.into_inner()).push(execution);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
             Err(e) if e.kind.is_transient() => Err(DeliveryError::Transient(e.to_string())),
             Err(e) => Err(DeliveryError::Permanent(e.to_string())),
         }

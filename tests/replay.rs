@@ -364,3 +364,54 @@ fn fifty_conversions_failed_by_a_voice_outage_are_all_completed_by_one_redrive()
         "nothing is left failed"
     );
 }
+
+#[test]
+fn events_replay_delivers_a_missed_request_to_the_workflow_rule() {
+    let lector = Lector::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // A request in the log whose delivery the workflow rule missed: its cursor is past it.
+    let id = rt.block_on(async {
+        let data = lector::data::DataDir::open(&lector.data()).unwrap();
+        let submitted = lector_pipeline::submit::submit(
+            &data.events,
+            &data.objects,
+            &lector_local::clock::SystemClock,
+            lector_pipeline::submit::Submission {
+                post_url: url::Url::parse("https://example.com/missed").unwrap(),
+                feed_url: None,
+                feed_title: None,
+                title: Some("Missed".into()),
+                content_html: Some("<p>This request was never delivered to the workflow. It has two sentences.</p>".into()),
+                voice: lector_core::VoiceId::new("en-us"),
+                engine: lector_core::VoiceEngine::Espeak,
+                requested_by: "test".into(),
+            },
+        )
+        .await
+        .unwrap();
+        data.db
+            .write(|tx| {
+                tx.execute("INSERT INTO outbox_cursors (subscriber, position) VALUES ('start-conversion-workflow', 1000)", [])
+                    .map_err(lector_local::db::DbError::from)
+            })
+            .await
+            .unwrap();
+        submitted.conversion_id.to_string()
+    });
+    assert_eq!(lector.status(&id)["state"], "requested");
+
+    let unknown = run(&lector, None, &["events", "replay", "--since", "1h", "--type", "Nonsense"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown event type"));
+
+    let replayed =
+        run(&lector, None, &["events", "replay", "--since", "1h", "--type", "ConversionRequested"]);
+    assert!(replayed.status.success(), "{}", String::from_utf8_lossy(&replayed.stderr));
+    let said = String::from_utf8_lossy(&replayed.stdout);
+    assert!(said.contains("delivered") && said.contains("started and finished"), "{said}");
+    assert_eq!(lector.status(&id)["state"], "completed");
+    // Replaying again starts nothing: the execution of that request exists.
+    let again = run(&lector, None, &["events", "replay", "--since", "1h", "--type", "ConversionRequested"]);
+    assert!(!String::from_utf8_lossy(&again.stdout).contains("started"));
+    assert_eq!(types(&lector, &id).iter().filter(|t| *t == "ConversionStarted").count(), 1);
+}
