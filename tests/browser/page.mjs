@@ -143,6 +143,7 @@ async function openPage(page) {
   check(facts.voices > 0 && facts.voice, 'the voice list is empty or nothing is chosen');
   check(facts.engine, 'no engine is chosen');
   check(facts.live === 'assertive', 'the error region is not an aria-live region');
+  await checkContrast(page, 'on the first view');
   await shot(page, 'open');
 }
 
@@ -209,6 +210,63 @@ async function errorPaths(page) {
   check(await page.isHidden('#posts-section'), 'posts are shown for a page that is not a feed');
   console.log(`  bad address: ${bad}\n  not a feed: ${notFeed}`);
   await shot(page, 'error-not-a-feed');
+
+  step('error path: the network is down');
+  await page.evaluate(() => {
+    document.querySelector('#error').hidden = true;
+  });
+  await page.context().setOffline(true);
+  await page.fill('#feed-url', feedUrl);
+  await page.click('#preview-button');
+  const offline = await errorText(page);
+  await page.context().setOffline(false);
+  check(/could not reach the lector service/i.test(offline), `with no network the page says '${offline}'`);
+  console.log(`  no network: ${offline}`);
+}
+
+// WCAG AA: 4.5:1 for text (3:1 from 18.66 px bold or 24 px), against the first opaque background.
+async function checkContrast(page, where) {
+  const poor = await page.evaluate(() => {
+    const parse = (c) => {
+      const m = c.match(/rgba?\(([^)]+)\)/);
+      if (!m) return null;
+      const [r, g, b, a = 1] = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
+      return { r, g, b, a };
+    };
+    const lum = ({ r, g, b }) => {
+      const f = (v) => {
+        const x = v / 255;
+        return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
+      };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = parse(getComputedStyle(e).backgroundColor);
+        if (c && c.a > 0.5) return c;
+      }
+      return { r: 255, g: 255, b: 255, a: 1 };
+    };
+    const out = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    const seen = new Set();
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const el = node.parentElement;
+      if (!node.textContent.trim() || seen.has(el) || !el.offsetParent) continue;
+      seen.add(el);
+      if (el.closest('[disabled], .visually-hidden, option')) continue;
+      const style = getComputedStyle(el);
+      const fg = parse(style.color);
+      const bg = background(el);
+      const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+      const ratio = (hi + 0.05) / (lo + 0.05);
+      const size = parseFloat(style.fontSize);
+      const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+      if (ratio < (large ? 3 : 4.5)) out.push(`'${node.textContent.trim().slice(0, 30)}' ${ratio.toFixed(2)}:1`);
+    }
+    return out;
+  });
+  check(poor.length === 0, `text with too little contrast ${where}: ${poor.join('; ')}`);
 }
 
 // Reads which element has focus and whether a focus ring is drawn around it.
@@ -339,6 +397,7 @@ async function watchToCompletion(page, titles) {
   check(stages.some((s) => s !== 'completed'), `no stage before completed was ever shown: ${stages.join(', ')}`);
   const live = await page.textContent('#notice');
   check(/ready to play/.test(live), `the live notice does not announce completion: '${live}'`);
+  await checkContrast(page, 'with the players shown');
   await shot(page, 'completed');
 }
 
@@ -528,6 +587,7 @@ async function failingConversion(page) {
   check(/Lector\.\w+/.test(rowError) && rowError.length > 40, `the failed row says '${rowError}'`);
   check(/could not be converted/.test(alert) && /Lector\.\w+/.test(alert), `the alert says '${alert}' (${message})`);
   console.log(`  ${rowError}`);
+  await checkContrast(page, 'with an error shown');
   await shot(page, 'failed');
 }
 
