@@ -357,7 +357,7 @@
       case 'requested':
         return 'Being converted with this voice right now.';
       case 'failed':
-        return 'An earlier conversion with this voice failed.';
+        return 'An earlier conversion with this voice failed: converting again shows why.';
       default:
         return '';
     }

@@ -94,6 +94,7 @@ async function main() {
     await openPage(page);
     if (process.env.LECTOR_API_TOKEN) await askForToken(page, process.env.LECTOR_API_TOKEN);
     await errorPaths(page);
+    await sampleFeed(page);
     const posts = await keyboardPreviewAndConvert(page);
     await watchToCompletion(page, posts);
     await playAndSeek(page);
@@ -267,6 +268,19 @@ async function checkContrast(page, where) {
     return out;
   });
   check(poor.length === 0, `text with too little contrast ${where}: ${poor.join('; ')}`);
+}
+
+async function sampleFeed(page) {
+  step('the sample feed lector serve offers previews in one click');
+  await page.goto(`${baseUrl}/`);
+  await page.click('#sample-button');
+  await page.waitForSelector('#posts .post', { state: 'visible', timeout: 30_000 });
+  const value = await page.inputValue('#feed-url');
+  check(value === `${baseUrl}/sample/feed.xml`, `the sample button filled in '${value}'`);
+  const titles = await page.$$eval('#posts .post-title', (t) => t.map((x) => x.textContent));
+  check(titles.length >= 2, `the sample feed shows ${titles.length} posts`);
+  const meta = await page.textContent('#posts .post .post-meta');
+  check(/\d words · [\d,]+ characters · cost/.test(meta), `a sample post (carried whole) shows '${meta}'`);
 }
 
 // Reads which element has focus and whether a focus ring is drawn around it.
@@ -614,6 +628,11 @@ async function phone(context, page) {
   await fresh.waitForSelector('#posts .post', { state: 'visible', timeout: 60_000 });
   const scroll = await fresh.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   check(scroll <= 0, `the preview on a phone scrolls sideways by ${scroll} px`);
+  const converted = await fresh.$$eval('#posts .post[data-state="completed"] .post-state', (s) => s.map((x) => x.textContent));
+  check(
+    converted.length === 2 && converted.every((t) => /Already converted/.test(t)),
+    `a new preview shows ${converted.length} posts as already converted: ${converted.join('; ')}`,
+  );
   await shot(fresh, 'phone-preview');
   await fresh.close();
 }
