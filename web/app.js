@@ -5,6 +5,7 @@
   const TOKEN_KEY = 'lector.token';
   const POLL_MS = 1000;
   const MAX_BACKOFF_MS = 15000;
+  const MAX_POLLS_IN_FLIGHT = 4;
   const FINAL = new Set(['completed', 'failed']);
 
   const STAGES = {
@@ -445,7 +446,9 @@
       el: li,
       title: title || 'Narrated post',
       statusUrl: statusUrl || `conversions/${id}`,
-      timer: null,
+      active: false,
+      polling: false,
+      due: 0,
       failures: 0,
       data: null,
       doneShown: false,
@@ -456,6 +459,7 @@
     $('.conversion-embed label', li).htmlFor = embedId;
     $('.conversion-copy', li).addEventListener('click', () => copyEmbed(row));
     $('.conversion-title', li).textContent = row.title;
+    $('.conversion-progress', li).setAttribute('aria-label', `Progress of “${row.title}”`);
     setStage(row, 'Submitted');
     rows.set(id, row);
     conversionsList.append(li);
@@ -467,9 +471,33 @@
     $('.conversion-stage', row.el).textContent = text;
   }
 
+  // Rows are polled about once a second each, but never more than a few requests at a time,
+  // so a batch of a hundred posts does not flood the API.
+  let inFlight = 0;
+  let pumpTimer = null;
+
   function startPolling(row, delay = 0) {
-    clearTimeout(row.timer);
-    row.timer = setTimeout(() => poll(row), delay);
+    row.active = true;
+    row.due = Date.now() + delay;
+    pump();
+  }
+
+  function pump() {
+    clearTimeout(pumpTimer);
+    const waiting = [...rows.values()].filter((r) => r.active && !r.polling).sort((a, b) => a.due - b.due);
+    const now = Date.now();
+    for (const row of waiting) {
+      if (inFlight >= MAX_POLLS_IN_FLIGHT || row.due > now) break;
+      row.polling = true;
+      inFlight += 1;
+      poll(row).finally(() => {
+        row.polling = false;
+        inFlight -= 1;
+        pump();
+      });
+    }
+    const next = waiting.find((r) => !r.polling);
+    if (next && inFlight < MAX_POLLS_IN_FLIGHT) pumpTimer = setTimeout(pump, Math.max(0, next.due - Date.now()));
   }
 
   async function poll(row) {
@@ -477,9 +505,11 @@
       const { data } = await call('GET', row.statusUrl);
       row.failures = 0;
       update(row, data);
-      if (!FINAL.has(data.state)) startPolling(row, POLL_MS);
+      row.active = !FINAL.has(data.state);
+      row.due = Date.now() + POLL_MS;
     } catch (error) {
       if (error.http === 404 || error.http === 400) {
+        row.active = false;
         setStage(row, 'Unknown conversion');
         showError(`“${row.title}”: ${error.message}`);
         return;
@@ -487,7 +517,7 @@
       row.failures += 1;
       const wait = Math.min(POLL_MS * 2 ** row.failures, MAX_BACKOFF_MS);
       setStage(row, `Lost touch with the service (${error.message}). Trying again in ${Math.round(wait / 1000)} s…`);
-      startPolling(row, wait);
+      row.due = Date.now() + wait;
     }
   }
 
