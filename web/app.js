@@ -524,7 +524,7 @@
   function stageText(c) {
     const words = STAGES[c.stage] || c.stage;
     const { chunks_done: done = 0, chunks_total: total = 0 } = c.progress || {};
-    if (c.stage === 'synthesizing' && total > 0) return `${words}: part ${done} of ${total}`;
+    if (c.stage === 'synthesizing' && total > 0) return `${words}: ${done} of ${plural(total, 'part', 'parts')} done`;
     return words;
   }
 

@@ -352,9 +352,14 @@ async function keyboardPreviewAndConvert(page) {
     window.__stages = [];
     new MutationObserver((records) => {
       for (const r of records) {
-        if (r.attributeName === 'data-stage') window.__stages.push(r.target.dataset.stage);
+        if (r.attributeName === 'data-stage') window.__stages.push(r.oldValue, r.target.dataset.stage);
       }
-    }).observe(document.querySelector('#conversions'), { attributes: true, subtree: true, attributeFilter: ['data-stage'] });
+    }).observe(document.querySelector('#conversions'), {
+      attributes: true,
+      attributeOldValue: true,
+      subtree: true,
+      attributeFilter: ['data-stage'],
+    });
   });
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => document.querySelectorAll('#conversions .conversion').length === 2);
@@ -406,8 +411,8 @@ async function watchToCompletion(page, titles) {
     check(r.stage === 'Ready to play', `'${r.title}' completed but says '${r.stage}'`);
   }
   check(rows.every((r) => r.title.trim().length > 0), `a row has no title (posts ${titles.join(', ')})`);
-  const stages = await page.evaluate(() => window.__stages);
-  console.log(`  stages seen: ${[...new Set(stages)].join(' → ')}`);
+  const stages = (await page.evaluate(() => window.__stages)).filter(Boolean);
+  console.log(`  stages seen: ${[...new Set(stages)].join(" → ")} (${stages.length} changes)`);
   check(stages.some((s) => s !== 'completed'), `no stage before completed was ever shown: ${stages.join(', ')}`);
   const live = await page.textContent('#notice');
   check(/ready to play/.test(live), `the live notice does not announce completion: '${live}'`);
