@@ -45,7 +45,8 @@ impl ApiError {
             ErrorKind::Superseded => ResponseStatus::Conflict,
             ErrorKind::Transient | ErrorKind::Internal | ErrorKind::ConversionFailed => ResponseStatus::Error,
         };
-        Self::new(status, e.to_string())
+        // The stable name is for workflows and logs; people read the cause.
+        Self::new(status, e.cause)
     }
 }
 

@@ -76,14 +76,12 @@ fn spoken(document: &Document, language: Option<&str>, limits: SpeechLimits) -> 
     prepare(document, language, limits).map(|s| s.billed_chars()).map_err(|e| e.to_string())
 }
 
-async fn measure(
-    api: &AppState,
-    post: &Post,
-    limits: SpeechLimits,
-    fetch: bool,
-) -> Result<Option<u64>, String> {
+/// What was measured of a post: characters spoken, and words of the text that would be read.
+type Measured = Option<(u64, usize)>;
+
+async fn measure(api: &AppState, post: &Post, limits: SpeechLimits, fetch: bool) -> Result<Measured, String> {
     if let Some(document) = post.document() {
-        return spoken(&document, None, limits).map(Some);
+        return spoken(&document, None, limits).map(|c| Some((c, document.words())));
     }
     let Some(url) = &post.url else { return Err("the post has no address".into()) };
     if !fetch {
@@ -92,7 +90,7 @@ async fn measure(
     let page = api.fetcher.fetch(url.as_str(), Resource::Page).await.map_err(|e| e.to_string())?;
     let html = decode_html(&page.body, page.charset.as_deref());
     let article = extract_article(&html, Some(&page.url)).map_err(|e| e.to_string())?;
-    spoken(&article.document, article.language.as_deref(), limits).map(Some)
+    spoken(&article.document, article.language.as_deref(), limits).map(|c| Some((c, article.words)))
 }
 
 pub async fn preview(
@@ -106,7 +104,7 @@ pub async fn preview(
     let limits = api.voice.limits(engine);
     let limit = api.settings.preview_measure_limit;
     // Owned posts: the futures must not borrow from this frame across the stream's awaits.
-    let measured: Vec<Result<Option<u64>, String>> =
+    let measured: Vec<Result<Measured, String>> =
         futures::stream::iter(feed.posts.clone().into_iter().enumerate())
             .map(|(i, post)| {
                 let api = api.clone();
@@ -124,9 +122,11 @@ pub async fn preview(
             }
             None => None,
         };
-        let (characters, measure_error) = match measured {
-            Ok(c) => (c, None),
-            Err(e) => (None, Some(e)),
+        let (characters, words, measure_error) = match measured {
+            Ok(Some((c, w))) => (Some(c), w, None),
+            // Not measured: the feed's own count (of its summary).
+            Ok(None) => (None, post.words, None),
+            Err(e) => (None, post.words, Some(e)),
         };
         posts.push(PreviewPost {
             id: post.id.clone(),
@@ -134,7 +134,7 @@ pub async fn preview(
             url: post.url.as_ref().map(Url::to_string),
             published: post.published,
             author: post.author.clone(),
-            words: post.words,
+            words,
             full_text: post.full_text,
             estimated_cost_usd: characters.map(|c| cost(c, engine)),
             characters,
