@@ -9,6 +9,7 @@ use lector_core::ports::{Voice, VoiceSpec};
 use lector_core::voice::{VoiceEngine, VoiceId};
 use lector_local::espeak::{EspeakVoice, parse_wav};
 use lector_local::mp3::{Kbps, encode_mono};
+use mp3lame_encoder::{Bitrate, Builder, FlushGap, MonoPcm, Quality};
 
 /// A chunk as narration makes them: about 2,900 spoken characters of escaped SSML.
 fn chunk_ssml(seed: usize) -> String {
@@ -63,6 +64,29 @@ async fn main() {
         encode_time += started.elapsed();
         std::hint::black_box(mp3);
     }
+    // LAME's quality setting against speed, on the last chunk's samples.
+    let out = tokio::process::Command::new("espeak-ng")
+        .args(["-m", "--stdout", "-v", "en-us", &ssml[0]])
+        .output()
+        .await
+        .expect("espeak-ng runs");
+    let (pcm, rate) = parse_wav(&out.stdout).expect("wav");
+    let seconds = pcm.len() as f64 / f64::from(rate);
+    for (name, q) in [("good(5)", Quality::Good), ("decent(6)", Quality::Decent), ("ok(7)", Quality::Ok)] {
+        let started = Instant::now();
+        let mut b = Builder::new().expect("lame");
+        b.set_num_channels(1).expect("channels");
+        b.set_sample_rate(rate).expect("rate");
+        b.set_brate(Bitrate::Kbps48).expect("bitrate");
+        b.set_quality(q).expect("quality");
+        let mut enc = b.build().expect("encoder");
+        let mut mp3 = Vec::with_capacity(mp3lame_encoder::max_required_buffer_size(pcm.len()));
+        enc.encode_to_vec(MonoPcm(&pcm), &mut mp3).expect("encode");
+        mp3.reserve(7200);
+        enc.flush_to_vec::<FlushGap>(&mut mp3).expect("flush");
+        println!("lame quality={name} x_real_time={:.0}", seconds / started.elapsed().as_secs_f64());
+    }
+
     // The port, end to end: process, WAV parsing, encoding on a blocking thread.
     let started = Instant::now();
     let mut bytes = 0;

@@ -49,7 +49,9 @@ pub fn encode_mono(samples: &[i16], sample_rate: u32, kbps: Kbps) -> Result<Vec<
     builder.set_sample_rate(sample_rate).map_err(|e| setup(e.to_string()))?;
     builder.set_brate(bitrate).map_err(|e| setup(e.to_string()))?;
     builder.set_mode(Mode::Mono).map_err(|e| setup(e.to_string()))?;
-    builder.set_quality(Quality::Good).map_err(|e| setup(e.to_string()))?;
+    // LAME's -q 7: about twice as fast as -q 5 here (see benchmarks), and speech at 48 kbps
+    // mono does not gain audibly from the slower psychoacoustics.
+    builder.set_quality(Quality::Ok).map_err(|e| setup(e.to_string()))?;
     builder.set_to_write_vbr_tag(false).map_err(|e| setup(e.to_string()))?;
     let mut encoder = builder.build().map_err(|e| setup(e.to_string()))?;
     let mut out = Vec::with_capacity(mp3lame_encoder::max_required_buffer_size(samples.len()));
