@@ -50,6 +50,17 @@ pub trait ObjectStore: Send + Sync {
 
     /// Every object whose key starts with `prefix`, in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, ObjectError>;
+
+    /// An address a client can download the object from directly for `valid_for` (an S3
+    /// presigned URL), or `None` when the store has no such thing and the bytes must be served
+    /// by whoever holds the store (the folder store).
+    async fn presigned_get(
+        &self,
+        _key: &ObjectKey,
+        _valid_for: std::time::Duration,
+    ) -> Result<Option<url::Url>, ObjectError> {
+        Ok(None)
+    }
 }
 
 /// What to speak with.
