@@ -202,3 +202,80 @@ async fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     println!("{}", report.summary());
     Ok(if report.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(c: ExitCode) -> String {
+        format!("{c:?}")
+    }
+
+    fn repo() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn validate_exits_non_zero_on_errors() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let good = dir.path().join("good.asl.json");
+        std::fs::write(&good, r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}}"#)?;
+        let bad = dir.path().join("bad.asl.json");
+        std::fs::write(&bad, r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Next":"Nowhere"}}}"#)?;
+        assert_eq!(
+            code(validate(ValidateArgs { file: good, substitutions: vec![] })?),
+            code(ExitCode::SUCCESS)
+        );
+        assert_eq!(
+            code(validate(ValidateArgs { file: bad, substitutions: vec![] })?),
+            code(ExitCode::FAILURE)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn test_exits_non_zero_when_a_case_differs_from_aws() -> anyhow::Result<()> {
+        let cases = repo().join("testdata/asl-conformance/cases");
+        let dir = tempfile::tempdir()?;
+        let name = "base__test_base__test_state_pass_result.json";
+        std::fs::copy(cases.join(name), dir.path().join(name))?;
+        let passing =
+            TestArgs { dir: dir.path().to_path_buf(), filter: None, clock_start: None, verbose: false };
+        assert_eq!(code(runtime()?.block_on(test(passing))?), code(ExitCode::SUCCESS));
+
+        let mut case: Value = serde_json::from_str(&std::fs::read_to_string(cases.join(name))?)?;
+        case["expected"]["output"] = serde_json::json!({"Arg1": "something else"});
+        std::fs::write(dir.path().join("changed.json"), serde_json::to_string(&case)?)?;
+        let failing =
+            TestArgs { dir: dir.path().to_path_buf(), filter: None, clock_start: None, verbose: false };
+        assert_eq!(code(runtime()?.block_on(test(failing))?), code(ExitCode::FAILURE));
+        Ok(())
+    }
+
+    #[test]
+    fn run_executes_a_case_with_its_recorded_lambdas() -> anyhow::Result<()> {
+        let file = repo().join("testdata/asl-conformance/cases/error_handling__test_task_lambda__test_raise_custom_exception.json");
+        let args = RunArgs {
+            file,
+            input: None,
+            name: None,
+            substitutions: vec![],
+            real_clock: false,
+            history: false,
+        };
+        assert_eq!(code(runtime()?.block_on(run_file(args))?), code(ExitCode::SUCCESS));
+        let file = repo().join(
+            "testdata/asl-conformance/cases/error_handling__test_task_lambda__test_raise_exception.json",
+        );
+        let args = RunArgs {
+            file,
+            input: None,
+            name: None,
+            substitutions: vec![],
+            real_clock: false,
+            history: false,
+        };
+        assert_eq!(code(runtime()?.block_on(run_file(args))?), code(ExitCode::FAILURE));
+        Ok(())
+    }
+}

@@ -70,7 +70,8 @@ fn main() {
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let n_loop: u64 = std::env::var("BENCH_LOOP_N").ok().and_then(|n| n.parse().ok()).unwrap_or(20_000);
-    let items: Vec<Value> = (0..1000).map(|i| json!({"index": i, "text": format!("sentence {i}")})).collect();
+    let n_items: usize = std::env::var("BENCH_ITEMS").ok().and_then(|n| n.parse().ok()).unwrap_or(1000);
+    let items: Vec<Value> = (0..n_items).map(|i| json!({"index": i, "text": format!("sentence {i}")})).collect();
     let scenarios = [
         Scenario {
             name: "loop/memory",
@@ -92,7 +93,7 @@ fn main() {
             name: "map1000/memory",
             machine: "map",
             input: json!({"items": items}),
-            transitions: 1001,
+            transitions: n_items as u64 + 1,
             executions: 1,
             sqlite: false,
         },
@@ -100,7 +101,7 @@ fn main() {
             name: "map1000/sqlite",
             machine: "map",
             input: json!({"items": items}),
-            transitions: 1001,
+            transitions: n_items as u64 + 1,
             executions: 1,
             sqlite: true,
         },
@@ -108,7 +109,7 @@ fn main() {
             name: "map1000-task/memory",
             machine: "map-task",
             input: json!({"items": items}),
-            transitions: 1001,
+            transitions: n_items as u64 + 1,
             executions: 1,
             sqlite: false,
         },
@@ -116,7 +117,7 @@ fn main() {
             name: "map1000-task/sqlite",
             machine: "map-task",
             input: json!({"items": items}),
-            transitions: 1001,
+            transitions: n_items as u64 + 1,
             executions: 1,
             sqlite: true,
         },
