@@ -207,6 +207,22 @@ mod tests {
     }
 
     #[test]
+    fn addresses_in_the_prose_stay_in_one_sentence() {
+        let doc = Document::new(vec![Block::Paragraph {
+            text: "Read the guide at docs.example.com/start.html before you begin. Then email a.b@example.org today."
+                .into(),
+        }]);
+        let n = narrate(&doc, Some("en"));
+        assert_eq!(
+            sentences(&n),
+            vec![
+                "Read the guide at docs.example.com/start.html before you begin.",
+                "Then email a.b@example.org today."
+            ]
+        );
+    }
+
+    #[test]
     fn structure_gives_pauses_and_code_is_skipped() {
         let doc = Document::new(vec![
             Block::Heading { level: 1, text: "Title".into() },
