@@ -41,10 +41,10 @@ impl Timed {
     }
     async fn leave(&self) {
         let mut state = self.state.lock().await;
-        if self.active.fetch_sub(1, Ordering::SeqCst) == 1 {
-            if let Some(since) = state.0.take() {
-                state.1 += since.elapsed();
-            }
+        if self.active.fetch_sub(1, Ordering::SeqCst) == 1
+            && let Some(since) = state.0.take()
+        {
+            state.1 += since.elapsed();
         }
     }
     async fn busy(&self) -> Duration {

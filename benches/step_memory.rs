@@ -38,7 +38,7 @@ fn post(words: usize) -> String {
         if n % 30 == 0 {
             html.push_str(&format!("<h2>Section {}</h2>", n / 30 + 1));
         }
-        html.push_str(&format!("<p>{}</p>", vec![sentence; 4].join(" ")));
+        html.push_str(&format!("<p>{}</p>", [sentence; 4].join(" ")));
         count += per * 4;
         n += 1;
     }

@@ -165,8 +165,8 @@ pub async fn run_with(
     };
     if !args.json {
         eprintln!(
-            "{:<20}  {:<10}  {:<22}  {:<16}  {:>3}  {:>6}  {}",
-            "CONVERSION", "STATE", "ERROR", "FAILED IN", "TRY", "AGE", "CAUSE"
+            "{:<20}  {:<10}  {:<22}  {:<16}  {:>3}  {:>6}  CAUSE",
+            "CONVERSION", "STATE", "ERROR", "FAILED IN", "TRY", "AGE"
         );
     }
     let operator = Operator {
@@ -289,10 +289,10 @@ async fn wait_final(events: &dyn EventStore, ids: &[ConversionId]) -> anyhow::Re
                 continue;
             }
             let stream = events.read_stream(&id.stream(), 0).await?;
-            if let Some(status) = ConversionStatus::fold(&stream)? {
-                if matches!(status.state, ConversionState::Completed | ConversionState::Failed) {
-                    *slot = Some(status);
-                }
+            if let Some(status) = ConversionStatus::fold(&stream)?
+                && matches!(status.state, ConversionState::Completed | ConversionState::Failed)
+            {
+                *slot = Some(status);
             }
         }
         if done.iter().all(Option::is_some) {

@@ -33,10 +33,9 @@ fn documented() -> BTreeSet<(String, String)> {
             path = Some(format!("/{p}"));
         } else if let (Some(p), Some(method)) =
             (&path, line.strip_prefix("    ").and_then(|m| m.strip_suffix(':')))
+            && ["get", "post", "put", "patch", "delete"].contains(&method)
         {
-            if ["get", "post", "put", "patch", "delete"].contains(&method) {
-                ops.insert((method.to_uppercase(), p.clone()));
-            }
+            ops.insert((method.to_uppercase(), p.clone()));
         }
     }
     ops

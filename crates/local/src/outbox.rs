@@ -166,7 +166,7 @@ impl Outbox {
             let Some(last) = batch.last() else { break };
             after = last.position;
             for event in batch.iter().filter(|e| e.occurred_at >= since) {
-                if !types.is_empty() && !types.iter().any(|t| *t == event.event_type) {
+                if !types.is_empty() && !types.contains(&event.event_type) {
                     continue;
                 }
                 for subscriber in self.subscribers.iter().filter(|s| s.wants(event)) {
