@@ -202,7 +202,7 @@ fn a_404_then_served_page_is_completed_by_redrive_and_a_dry_run_changes_nothing(
 /// A post of three chunks whose last chunk holds the marker word.
 fn long_post() -> String {
     let sentence = "The river ran past the mill and the miller counted the sacks of grain one by one.";
-    let paragraph = |n: usize| vec![sentence; 12].join(" ") + &format!(" Paragraph {n} ends here.");
+    let paragraph = |n: usize| [sentence; 12].join(" ") + &format!(" Paragraph {n} ends here.");
     let mut paragraphs: Vec<String> = (0..14).map(paragraph).collect();
     paragraphs.push("At last the boat reached Zanzibar, and the story ends.".into());
     article("The long post", &paragraphs)
