@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use lector_core::event::*;
 use lector_core::{
-    ConversionId, ConversionStatus, EventId, EventStore, ExpectedVersion, NewEvent, ObjectKey, VoiceEngine, VoiceId,
+    ConversionId, ConversionStatus, EventId, EventStore, ExpectedVersion, NewEvent, ObjectKey, VoiceEngine,
+    VoiceId,
 };
 use lector_local::db::Db;
 use lector_local::event_store::SqliteEventStore;
@@ -184,7 +185,11 @@ fn main() {
     report(&format!("batched appends of {BATCH} (events)"), BATCHES * BATCH, store_batched, bare_batched);
 
     // A 20-event stream read and folded.
-    let id = ConversionId::derive(&url::Url::parse("https://blog.example/post").unwrap(), &VoiceId::new("en-us"), VoiceEngine::Espeak);
+    let id = ConversionId::derive(
+        &url::Url::parse("https://blog.example/post").unwrap(),
+        &VoiceId::new("en-us"),
+        VoiceEngine::Espeak,
+    );
     let stream_events = conversion_stream(&id);
     rt.block_on(store.append(&id.stream(), ExpectedVersion(0), stream_events.clone())).unwrap();
     {
@@ -208,8 +213,11 @@ fn main() {
         let mut stmt = bare
             .prepare_cached("SELECT event_type, data FROM events WHERE stream_id = ?1 ORDER BY version")
             .unwrap();
-        let rows: Vec<(String, String)> =
-            stmt.query_map([id.stream().as_str()], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+        let rows: Vec<(String, String)> = stmt
+            .query_map([id.stream().as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         assert_eq!(rows.len(), 20);
     }
     let bare_read = started.elapsed();
