@@ -4,8 +4,8 @@
 pub mod clock;
 pub mod db;
 pub mod espeak;
-pub mod mp3;
 pub mod event_store;
 pub mod index;
+pub mod mp3;
 pub mod objects;
 pub mod outbox;
