@@ -71,7 +71,8 @@ fn main() {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let n_loop: u64 = std::env::var("BENCH_LOOP_N").ok().and_then(|n| n.parse().ok()).unwrap_or(20_000);
     let n_items: usize = std::env::var("BENCH_ITEMS").ok().and_then(|n| n.parse().ok()).unwrap_or(1000);
-    let items: Vec<Value> = (0..n_items).map(|i| json!({"index": i, "text": format!("sentence {i}")})).collect();
+    let items: Vec<Value> =
+        (0..n_items).map(|i| json!({"index": i, "text": format!("sentence {i}")})).collect();
     let scenarios = [
         Scenario {
             name: "loop/memory",

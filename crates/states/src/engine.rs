@@ -165,6 +165,7 @@ impl Engine {
         };
         check_name(&name).map_err(EngineError::InvalidName)?;
         let input_json = to_json(&input);
+        let input = Arc::new(input);
         if input_json.len() > PAYLOAD_LIMIT_BYTES {
             return Err(EngineError::InvalidExecutionInput(format!(
                 "the input is {} bytes, more than the 262144 bytes allowed",
@@ -198,10 +199,10 @@ impl Engine {
             now,
         ));
         let root = Frame {
-            path: String::new(),
+            path: Arc::from(""),
             machine: machine.clone(),
             state: machine.start_at,
-            input: Arc::new(input.clone()),
+            input: input.clone(),
             input_json: Some(root_json),
             vars: Arc::new(Map::new()),
             entered_event_id: 2,
@@ -231,7 +232,7 @@ impl Engine {
             definition: to_json(definition.source()),
         };
         let first = Batch {
-            execution_arn: arn.clone(),
+            execution_arn: Arc::from(arn.as_str()),
             events,
             put_frames: vec![root.record(FrameStatus::Running, None)],
             ..Batch::default()
@@ -239,7 +240,8 @@ impl Engine {
         match rt.store.create(record, first).await? {
             CreateOutcome::Created => {}
             CreateOutcome::Existing(existing) => {
-                let same_input = serde_json::from_str::<Value>(&existing.input).ok().as_ref() == Some(&input);
+                let same_input =
+                    serde_json::from_str::<Value>(&existing.input).ok().as_ref() == Some(&*input);
                 if existing.status == ExecutionStatus::Running && same_input {
                     return Ok(StartedExecution {
                         execution_arn: existing.execution_arn,
@@ -255,7 +257,7 @@ impl Engine {
             name: Arc::from(name),
             sm_name: Arc::from(state_machine),
             sm_arn: Arc::from(sm_arn),
-            input: Arc::new(input),
+            input,
             start_time: now,
             redrive_count: 0,
             redrive_time: None,
@@ -359,7 +361,7 @@ impl Engine {
             let events = history::number(vec![aborted], last + 1, last, now);
             store
                 .commit(Batch {
-                    execution_arn: execution_arn.to_string(),
+                    execution_arn: Arc::from(execution_arn),
                     events,
                     update: Some(ExecutionUpdate {
                         status: Some(ExecutionStatus::Aborted),
@@ -418,7 +420,7 @@ impl Engine {
             history::number(vec![EventKind::ExecutionRedriven { redrive_count: count }], last + 1, last, now);
         store
             .commit(Batch {
-                execution_arn: execution_arn.to_string(),
+                execution_arn: Arc::from(execution_arn),
                 events,
                 put_frames: reset.clone(),
                 delete_frames_under: Vec::new(),
@@ -433,9 +435,9 @@ impl Engine {
             })
             .await?;
         let mut frames: HashMap<String, FrameRecord> =
-            frames.into_iter().map(|f| (f.path.clone(), f)).collect();
+            frames.into_iter().map(|f| (f.path.to_string(), f)).collect();
         for f in reset {
-            frames.insert(f.path.clone(), f);
+            frames.insert(f.path.to_string(), f);
         }
         let record = ExecutionRecord { redrive_count: count, redrive_date: Some(now), ..record };
         self.relaunch(&record, frames, last + 2)?;
@@ -458,7 +460,7 @@ impl Engine {
             let frames = store.frames(&record.execution_arn).await?;
             let last = store.last_event_id(&record.execution_arn).await?;
             let frames: HashMap<String, FrameRecord> =
-                frames.into_iter().map(|f| (f.path.clone(), f)).collect();
+                frames.into_iter().map(|f| (f.path.to_string(), f)).collect();
             match self.relaunch(&record, frames, last + 1) {
                 Ok(()) => resumed.push(record.execution_arn.clone()),
                 Err(e) => {
@@ -577,7 +579,7 @@ async fn finish_timed_out(exec: &Exec) -> Result<(), Halt> {
         *next += 1;
         let events = history::number(vec![EventKind::ExecutionTimedOut], id, id - 1, now);
         exec.rt.store.commit(Batch {
-            execution_arn: exec.arn.to_string(),
+            execution_arn: exec.arn.clone(),
             events,
             update: Some(ExecutionUpdate {
                 status: Some(ExecutionStatus::TimedOut),

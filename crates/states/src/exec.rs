@@ -91,7 +91,7 @@ impl From<Failure> for Halt {
 
 /// A thread of an execution: the root, a Map iteration or a Parallel branch.
 pub(crate) struct Frame {
-    pub path: String,
+    pub path: Arc<str>,
     pub machine: Arc<Machine>,
     pub state: usize,
     pub input: Arc<Value>,
@@ -116,7 +116,7 @@ impl Frame {
     pub fn record(&self, status: FrameStatus, result: Option<Value>) -> FrameRecord {
         FrameRecord {
             path: self.path.clone(),
-            state: self.machine.states[self.state].name.to_string(),
+            state: self.machine.states[self.state].name.clone(),
             input: self.input.clone(),
             vars: self.vars.clone(),
             entered_event_id: self.entered_event_id,
@@ -152,7 +152,7 @@ impl Frame {
 
     fn child(
         &self,
-        path: String,
+        path: Arc<str>,
         machine: Arc<Machine>,
         input: Arc<Value>,
         input_json: Payload,
@@ -218,8 +218,8 @@ fn children_root(parent: &str, state: &str) -> String {
     s
 }
 
-fn child_path(parent: &str, state: &str, index: usize) -> String {
-    format!("{}/{index}", children_root(parent, state))
+fn child_path(root: &str, index: usize) -> Arc<str> {
+    Arc::from(format!("{root}/{index}"))
 }
 
 impl Exec {
@@ -247,7 +247,7 @@ impl Exec {
                 put.push(frame.record(status, result));
             }
             Batch {
-                execution_arn: self.arn.to_string(),
+                execution_arn: self.arn.clone(),
                 events: numbered,
                 put_frames: put,
                 delete_frames_under: delete_under,
@@ -501,12 +501,14 @@ async fn run_state(exec: &Arc<Exec>, frame: &mut Frame, state: &State) -> Result
         let attempt = match &state.kind {
             Kind::Pass { result } => run_pass(exec, frame, state, result.as_ref()),
             Kind::Choice { .. } => run_choice(exec, frame, state),
-            Kind::Wait(w) => run_wait(exec, frame, state, w).await,
+            // The futures of the waiting and nesting states are boxed so that every frame's
+            // future stays small (a Map allocates one per item).
+            Kind::Wait(w) => Box::pin(run_wait(exec, frame, state, w)).await,
             Kind::Succeed => run_succeed(exec, frame, state),
             Kind::Fail { error, cause } => run_fail(exec, frame, state, error.as_ref(), cause.as_ref()),
-            Kind::Task(t) => run_task(exec, frame, state, t).await,
-            Kind::Map(m) => run_map(exec, frame, state, m).await,
-            Kind::Parallel { branches } => run_parallel(exec, frame, state, branches).await,
+            Kind::Task(t) => Box::pin(run_task(exec, frame, state, t)).await,
+            Kind::Map(m) => Box::pin(run_map(exec, frame, state, m)).await,
+            Kind::Parallel { branches } => Box::pin(run_parallel(exec, frame, state, branches)).await,
         };
         let failure = match attempt {
             Ok(step) => return Ok(step),
@@ -584,7 +586,7 @@ fn run_pass(exec: &Exec, frame: &mut Frame, state: &State, result: Option<&Value
     let value = match (result, &state.parameters) {
         (Some(r), _) => r.clone(),
         (None, Some(p)) => io.template(p, &scope)?,
-        (None, None) => effective.clone().into_owned(),
+        (None, None) => effective.as_ref().clone(),
     };
     let assigned = io.assign(state.assign.as_ref(), &scope.with_input(&value))?;
     let with_result = io.result_path(&state.result_path, &input, value)?;
@@ -596,6 +598,11 @@ fn run_pass(exec: &Exec, frame: &mut Frame, state: &State, result: Option<&Value
 fn run_succeed(exec: &Exec, frame: &mut Frame, state: &State) -> Result<Step, Halt> {
     let io = Io { state, entered: frame.entered_event_id };
     let input = frame.input.clone();
+    if state.input_path == IoPath::Root && state.output_path == IoPath::Root {
+        let json = frame.input_json.clone().unwrap_or_else(|| payload(&input));
+        frame.pending.push(exit_event(state, json, None));
+        return Ok(Step::End { output: input, assigned: None });
+    }
     let vars = frame.vars.clone();
     let build = || exec.context_object(frame, state, None);
     let scope = Scope::new(&input, &build, &vars);
@@ -763,8 +770,9 @@ async fn run_wait(exec: &Exec, frame: &mut Frame, state: &State, w: &WaitSpec) -
     exec.rt.clock.sleep_until(deadline).await;
     let vars = frame.vars.clone();
     let build = || exec.context_object(frame, state, None);
-    let scope = Scope::new(&effective, &build, &vars);
-    let output = io.select(&state.output_path, &scope, Cow::Borrowed(&effective))?.into_owned();
+    let nothing = Value::Null;
+    let scope = Scope::new(&nothing, &build, &vars);
+    let output = io.select(&state.output_path, &scope, Cow::Owned(effective))?.into_owned();
     drop(scope);
     finish(frame, state, output, assigned)
 }
@@ -874,7 +882,7 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
         let scope = scope.with_input(&effective);
         let params = match &state.parameters {
             Some(p) => io.template(p, &scope)?,
-            None => effective.clone().into_owned(),
+            None => effective.as_ref().clone(),
         };
         let seconds = |spec: &Option<NumSpec>, field: &str| -> Result<Option<u64>, Failure> {
             match spec {
@@ -1058,8 +1066,9 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
     let assigned = io.assign(state.assign.as_ref(), &scope)?;
     drop(scope);
     let with_result = io.result_path(&state.result_path, &input, selected)?;
-    let scope = Scope::new(&with_result, &build, &vars);
-    let output = io.select(&state.output_path, &scope, Cow::Borrowed(&with_result))?.into_owned();
+    let nothing = Value::Null;
+    let scope = Scope::new(&nothing, &build, &vars);
+    let output = io.select(&state.output_path, &scope, Cow::Owned(with_result))?.into_owned();
     drop(scope);
     finish(frame, state, output, assigned)
 }
@@ -1125,10 +1134,10 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
         let vars = frame.vars.clone();
         let build = || exec.context_object(frame, state, None);
         let scope = Scope::new(&input, &build, &vars);
-        let effective = io.select(&state.input_path, &scope, Cow::Borrowed(&*input))?.into_owned();
+        let effective = io.select(&state.input_path, &scope, Cow::Borrowed(&*input))?;
         let scope = scope.with_input(&effective);
         let items = match &m.items_path {
-            None => effective.clone(),
+            None => effective.as_ref().clone(),
             Some(p) => scope.resolve(p).map_err(|e| match e {
                 EvalError::Path { path, message } => io.runtime(format!("Invalid path '{path}' : {message}")),
                 EvalError::UndefinedVariable(v) => {
@@ -1211,6 +1220,8 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
 
     let processor = m.processor.clone();
     let start = &processor.states[processor.start_at];
+    let root = children_root(&frame.path, &state.name);
+    let mut items = items;
     loop {
         if first_failure.is_some() {
             break;
@@ -1219,7 +1230,8 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
             && let Some(i) = queue.pop()
         {
             let item_input = match &m.item_selector {
-                None => items[i].clone(),
+                // Each item is used once: take it rather than clone it.
+                None => std::mem::take(&mut items[i]),
                 Some(sel) => {
                     let vars = frame.vars.clone();
                     let build = || exec.context_object(frame, state, Some((i, &items[i])));
@@ -1229,7 +1241,7 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
             };
             let json = payload(&item_input);
             let child = frame.child(
-                child_path(&frame.path, &state.name, i),
+                child_path(&root, i),
                 processor.clone(),
                 Arc::new(item_input),
                 json.clone(),
@@ -1348,8 +1360,9 @@ fn finish_composite(
     let assigned = io.assign(state.assign.as_ref(), &scope)?;
     drop(scope);
     let with_result = io.result_path(&state.result_path, &input, selected)?;
-    let scope = Scope::new(&with_result, &build, &vars);
-    let output = io.select(&state.output_path, &scope, Cow::Borrowed(&with_result))?.into_owned();
+    let nothing = Value::Null;
+    let scope = Scope::new(&nothing, &build, &vars);
+    let output = io.select(&state.output_path, &scope, Cow::Owned(with_result))?.into_owned();
     drop(scope);
     finish(frame, state, output, assigned)
 }
@@ -1370,7 +1383,7 @@ async fn run_parallel(
         let scope = scope.with_input(&effective);
         match &state.parameters {
             Some(p) => io.template(p, &scope)?,
-            None => effective.clone().into_owned(),
+            None => effective.as_ref().clone(),
         }
     };
     let branch_input = Arc::new(branch_input);
@@ -1409,7 +1422,7 @@ async fn run_parallel(
             None => {
                 let start = &machine.states[machine.start_at];
                 let child = frame.child(
-                    child_path(&frame.path, &state.name, i),
+                    child_path(&children_root(&frame.path, &state.name), i),
                     machine.clone(),
                     branch_input.clone(),
                     branch_json.clone(),

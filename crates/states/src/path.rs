@@ -658,7 +658,10 @@ impl<'a> Parser<'a> {
                         segs.push(Seg::Deep(Box::new(inner)));
                     } else {
                         self.pos += 1;
-                        if self.eat('*') {
+                        if self.peek() == Some('[') {
+                            // Jayway reads `$.[...]` as `$[...]`.
+                            segs.push(self.bracket()?);
+                        } else if self.eat('*') {
                             segs.push(Seg::Wildcard);
                         } else {
                             let name = self.dot_name(in_filter)?;
@@ -967,6 +970,9 @@ mod tests {
         assert_eq!(eval("$.items[0,2].v", &v), Ok(json!([1, 3])));
         assert_eq!(eval("$.nothing[*]", &v), Ok(json!([])));
         assert_eq!(eval("$.items.length()", &v), Ok(json!(4)));
+        let years = json!([{"name": "a", "year": 1997}, {"name": "b", "year": 2001}]);
+        assert_eq!(eval("$.[?(@.year < 1999)].name", &years), Ok(json!(["a"])));
+        assert_eq!(eval("$[?(@.year <= 2001)].name", &years), Ok(json!(["a", "b"])));
     }
 
     #[test]

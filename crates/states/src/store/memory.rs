@@ -14,7 +14,7 @@ use crate::history::{Event, HistoryEvent};
 struct Exec {
     record: ExecutionRecord,
     events: Vec<Event>,
-    frames: BTreeMap<String, FrameRecord>,
+    frames: BTreeMap<Arc<str>, FrameRecord>,
     seq: u64,
 }
 
@@ -100,7 +100,7 @@ impl ExecutionStore for MemoryStore {
 
     fn commit(&self, batch: Batch) -> BoxFuture<'static, Result<(), StoreError>> {
         let mut inner = self.lock();
-        let result = match inner.execs.get_mut(&batch.execution_arn) {
+        let result = match inner.execs.get_mut(&*batch.execution_arn) {
             Some(exec) => {
                 apply(exec, batch);
                 Ok(())

@@ -104,10 +104,10 @@ pub struct ExecutionRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FrameRecord {
-    /// `""` for the root; `/<state>#<index>` per nesting level below it.
-    pub path: String,
+    /// `""` for the root; `/<state>/<index>` per nesting level below it.
+    pub path: Arc<str>,
     /// The state the frame is in.
-    pub state: String,
+    pub state: Arc<str>,
     /// The state's raw input (before `InputPath`).
     pub input: Arc<Value>,
     /// The variables in scope.
@@ -161,7 +161,7 @@ pub struct ExecutionUpdate {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
     /// The execution written to.
-    pub execution_arn: String,
+    pub execution_arn: Arc<str>,
     /// Events to append.
     pub events: Vec<Event>,
     /// Frames to insert or replace.
@@ -275,8 +275,8 @@ pub(crate) mod contract {
 
     fn frame(path: &str, state: &str) -> FrameRecord {
         FrameRecord {
-            path: path.into(),
-            state: state.into(),
+            path: Arc::from(path),
+            state: Arc::from(state),
             input: Arc::new(json!({"k": path})),
             vars: Arc::new(Map::new()),
             entered_event_id: 1,
@@ -293,7 +293,7 @@ pub(crate) mod contract {
         let r = record("one");
         let arn = r.execution_arn.clone();
         let first = Batch {
-            execution_arn: arn.clone(),
+            execution_arn: Arc::from(arn.as_str()),
             events: vec![event(1, "ExecutionStarted")],
             put_frames: vec![frame("", "A")],
             ..Batch::default()
@@ -306,7 +306,7 @@ pub(crate) mod contract {
 
         store
             .commit(Batch {
-                execution_arn: arn.clone(),
+                execution_arn: Arc::from(arn.as_str()),
                 events: vec![event(2, "MapStateEntered"), event(3, "MapStateStarted")],
                 put_frames: vec![
                     frame("", "Map"),
@@ -321,24 +321,24 @@ pub(crate) mod contract {
         assert_eq!(store.last_event_id(&arn).await, Ok(3));
         let frames = store.frames(&arn).await.expect("reads");
         assert_eq!(frames.len(), 4);
-        assert!(frames.iter().any(|f| f.path.is_empty() && f.state == "Map"));
+        assert!(frames.iter().any(|f| f.path.is_empty() && &*f.state == "Map"));
 
         store
             .commit(Batch {
-                execution_arn: arn.clone(),
+                execution_arn: Arc::from(arn.as_str()),
                 delete_frames_under: vec!["/Map#1".into()],
                 ..Batch::default()
             })
             .await
             .expect("commits");
         let paths: Vec<String> =
-            store.frames(&arn).await.expect("reads").into_iter().map(|f| f.path).collect();
+            store.frames(&arn).await.expect("reads").into_iter().map(|f| f.path.to_string()).collect();
         assert!(paths.contains(&"/Map#10".to_string()), "deleting /Map#1 must keep /Map#10: {paths:?}");
         assert!(!paths.contains(&"/Map#1".to_string()));
 
         store
             .commit(Batch {
-                execution_arn: arn.clone(),
+                execution_arn: Arc::from(arn.as_str()),
                 events: vec![event(4, "ExecutionSucceeded")],
                 delete_frames_under: vec!["".into()],
                 update: Some(ExecutionUpdate {
@@ -361,7 +361,10 @@ pub(crate) mod contract {
 
         let r2 = record("two");
         store
-            .create(r2.clone(), Batch { execution_arn: r2.execution_arn.clone(), ..Batch::default() })
+            .create(
+                r2.clone(),
+                Batch { execution_arn: Arc::from(r2.execution_arn.as_str()), ..Batch::default() },
+            )
             .await
             .expect("creates");
         let running = store

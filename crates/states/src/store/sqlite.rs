@@ -1,10 +1,10 @@
 //! An execution store in a SQLite file (WAL mode).
 //!
-//! Commits are grouped without a writer thread: a committer queues its batch and, if no one
-//! holds the connection, becomes the leader and commits everything queued in one transaction
-//! (each batch in its own savepoint), until the queue is empty; the others are told when
-//! their batch is on disk. A lone execution pays no thread hand-off per transition, and many
-//! executions share transactions.
+//! Commits are grouped without a writer thread: a committer queues its batch, lets the other
+//! ready tasks run once, and then, if no one holds the connection, becomes the leader and
+//! commits everything queued in one transaction (each batch in its own savepoint), until the
+//! queue is empty; the others are told when their batch is on disk. A lone execution pays no
+//! thread hand-off per transition, and many executions share transactions.
 //!
 //! `synchronous=NORMAL` in WAL mode makes a commit survive the process being killed at any
 //! point; only a power loss can take back the last commits.
@@ -180,42 +180,30 @@ fn flush(db: &mut Db, commits: Vec<(Batch, Ack)>) {
     if commits.is_empty() {
         return;
     }
-    let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(commits.len());
-    let mut seqs = Vec::with_capacity(commits.len());
-    for (batch, _) in &commits {
-        seqs.push(db.seq(&batch.execution_arn));
-    }
-    let outcome = (|| -> Result<(), StoreError> {
-        let mut tx = db.conn.transaction()?;
+    let seqs: Vec<Result<i64, StoreError>> = commits.iter().map(|(b, _)| db.seq(&b.execution_arn)).collect();
+    // All batches in one transaction; if any fails, each batch again in its own, so that one
+    // bad batch fails alone.
+    let together = (|| -> Result<(), StoreError> {
+        let tx = db.conn.transaction()?;
         for ((batch, _), seq) in commits.iter().zip(&seqs) {
-            let seq = match seq {
-                Ok(s) => *s,
-                Err(e) => {
-                    results.push(Err(e.clone()));
-                    continue;
-                }
-            };
-            let mut sp = tx.savepoint()?;
-            match apply(&sp, seq, batch) {
-                Ok(()) => {
-                    sp.commit()?;
-                    results.push(Ok(()));
-                }
-                Err(e) => {
-                    sp.rollback()?;
-                    drop(sp);
-                    results.push(Err(e));
-                }
-            }
+            apply(&tx, seq.clone()?, batch)?;
         }
         tx.commit()?;
         Ok(())
     })();
-    for (i, (_, ack)) in commits.into_iter().enumerate() {
-        let r = match &outcome {
-            Ok(()) => results.get(i).cloned().unwrap_or(Ok(())),
-            Err(e) => Err(e.clone()),
-        };
+    if together.is_ok() {
+        for (_, ack) in commits {
+            let _ = ack.send(Ok(()));
+        }
+        return;
+    }
+    for ((batch, ack), seq) in commits.into_iter().zip(seqs) {
+        let r = (|| -> Result<(), StoreError> {
+            let tx = db.conn.transaction()?;
+            apply(&tx, seq?, &batch)?;
+            tx.commit()?;
+            Ok(())
+        })();
         let _ = ack.send(r);
     }
 }
@@ -250,7 +238,7 @@ fn apply(conn: &Connection, seq: i64, b: &Batch) -> Result<(), StoreError> {
             conn.prepare_cached("INSERT OR REPLACE INTO frames (execution, path, body) VALUES (?1, ?2, ?3)")?;
         for f in &b.put_frames {
             let body = serde_json::to_string(f).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            st.execute(params![seq, f.path, body])?;
+            st.execute(params![seq, &*f.path, body])?;
         }
     }
     if let Some(u) = &b.update {
@@ -373,8 +361,14 @@ impl ExecutionStore for SqliteStore {
     fn commit(&self, batch: Batch) -> BoxFuture<'static, Result<(), StoreError>> {
         let (tx, rx) = oneshot::channel();
         self.shared.queue.lock().unwrap_or_else(|e| e.into_inner()).push((batch, tx));
-        self.lead();
-        Box::pin(async move { rx.await.map_err(|_| StoreError::Closed)? })
+        let store = self.clone();
+        Box::pin(async move {
+            // Let the other ready executions queue their transitions first, so that one
+            // transaction carries them all.
+            tokio::task::yield_now().await;
+            store.lead();
+            rx.await.map_err(|_| StoreError::Closed)?
+        })
     }
 
     fn execution(&self, arn: &str) -> BoxFuture<'static, Result<Option<ExecutionRecord>, StoreError>> {
