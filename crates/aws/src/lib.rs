@@ -16,12 +16,14 @@
 
 pub mod event_store;
 pub mod eventbridge;
+pub mod index;
 pub mod objects;
 pub mod polly;
 pub mod publish;
 pub mod sdk;
 pub mod settings;
 pub mod workflow;
+pub mod workflows;
 
 mod backoff;
 

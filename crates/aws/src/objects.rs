@@ -159,4 +159,27 @@ impl ObjectStore for S3ObjectStore {
         found.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(found)
     }
+
+    /// A SigV4 presigned `GetObject` address, signed locally with the function's credentials
+    /// (no request is sent): players download and seek the audio from S3 directly.
+    async fn presigned_get(
+        &self,
+        key: &ObjectKey,
+        valid_for: std::time::Duration,
+    ) -> Result<Option<url::Url>, ObjectError> {
+        let s3_key = self.s3_key(key);
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(valid_for)
+            .map_err(|e| ObjectError::Failed(format!("presigning s3://{}/{s3_key}: {e}", self.bucket)))?;
+        let presigned = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&s3_key)
+            .presigned(config)
+            .await
+            .map_err(|e| self.error("presigning GetObject", &s3_key, &e))?;
+        url::Url::parse(presigned.uri()).map(Some).map_err(|e| {
+            ObjectError::Failed(format!("presigned address of s3://{}/{s3_key}: {e}", self.bucket))
+        })
+    }
 }
