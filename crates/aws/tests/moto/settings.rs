@@ -86,3 +86,52 @@ async fn an_empty_path_gives_the_defaults() {
         SettingsSource::new(client, format!("/{}", unique_name("empty")), clock).get().await.unwrap();
     assert_eq!(settings, RuntimeSettings::default());
 }
+
+/// Turns every answer into a 503 while switched on: Parameter Store being down.
+#[derive(Debug, Clone, Default)]
+struct Outage(Arc<std::sync::atomic::AtomicBool>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for Outage {
+    fn name(&self) -> &'static str {
+        "Outage"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            let response = context.response_mut();
+            *response.status_mut() = aws_smithy_runtime_api::http::StatusCode::try_from(503)?;
+            *response.body_mut() =
+                aws_smithy_types::body::SdkBody::from(r#"{"__type":"ServiceUnavailable"}"#);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_outage_keeps_the_settings_read_before_and_fails_only_when_there_are_none() {
+    let outage = Outage::default();
+    let config = aws_sdk_ssm::config::Builder::from(&moto_config().await)
+        .interceptor(outage.clone())
+        .retry_config(aws_sdk_ssm::config::retry::RetryConfig::disabled())
+        .build();
+    let client = aws_sdk_ssm::Client::from_conf(config);
+    let path = format!("/{}/", unique_name("lector"));
+    put(&client, &format!("{path}max-words"), "1234", ParameterType::String).await;
+    let clock = Arc::new(TestClock(Mutex::new(Utc::now())));
+
+    outage.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    let cold = SettingsSource::new(client.clone(), &path, clock.clone());
+    assert!(matches!(cold.get().await, Err(SettingsError::Unavailable(_))), "nothing to fall back on");
+
+    outage.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    let source = SettingsSource::new(client, &path, clock.clone());
+    assert_eq!(source.get().await.unwrap().max_words, 1234);
+    outage.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(Duration::minutes(10));
+    assert_eq!(source.get().await.unwrap().max_words, 1234, "stale settings beat no settings");
+}
