@@ -57,9 +57,9 @@ for (const s of scenarios) {
   };
   await runOnce();
   const times = [];
-  for (let i = 0; i < 5; i++) times.push(await runOnce());
+  for (let i = 0; i < 11; i++) times.push(await runOnce());
   times.sort((a, b) => a - b);
-  const seconds = times[2];
+  const seconds = times[5];
   const total = s.transitions * s.executions;
   const perSecond = total / seconds;
   console.log(`${s.name.padEnd(22)} ${String(total).padStart(12)} ${seconds.toFixed(4).padStart(10)} ${perSecond.toFixed(0).padStart(14)} ${(1e6 / perSecond).toFixed(2).padStart(12)}`);

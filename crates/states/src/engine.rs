@@ -212,6 +212,7 @@ impl Engine {
             resumed: false,
             progress: None,
             map_index: None,
+            numbered: Vec::new(),
             pending: Vec::new(),
             pending_deletes: Vec::new(),
         };

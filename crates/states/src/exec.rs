@@ -106,6 +106,8 @@ pub(crate) struct Frame {
     pub resumed: bool,
     pub progress: Option<Value>,
     pub map_index: Option<u64>,
+    /// Events numbered when they happened but not yet written (a child's start).
+    pub numbered: Vec<history::Event>,
     /// Events not yet written; they go out with the frame's next write.
     pub pending: Vec<EventKind>,
     /// Frame records to remove with the frame's next write (finished children).
@@ -145,6 +147,7 @@ impl Frame {
             resumed: true,
             progress: rec.progress.clone(),
             map_index,
+            numbered: Vec::new(),
             pending: Vec::new(),
             pending_deletes: Vec::new(),
         })
@@ -173,6 +176,7 @@ impl Frame {
             resumed: false,
             progress: None,
             map_index,
+            numbered: Vec::new(),
             pending: Vec::new(),
             pending_deletes: Vec::new(),
         }
@@ -219,7 +223,11 @@ fn children_root(parent: &str, state: &str) -> String {
 }
 
 fn child_path(root: &str, index: usize) -> Arc<str> {
-    Arc::from(format!("{root}/{index}"))
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(root.len() + 8);
+    s.push_str(root);
+    let _ = write!(s, "/{index}");
+    Arc::from(s)
 }
 
 impl Exec {
@@ -235,7 +243,8 @@ impl Exec {
             let first = *next;
             *next += events.len() as u64;
             drop(next);
-            let numbered = history::number(events, first, frame.last_event_id, self.rt.clock.now());
+            let mut numbered = std::mem::take(&mut frame.numbered);
+            numbered.extend(history::number(events, first, frame.last_event_id, self.rt.clock.now()));
             if let Some(last) = numbered.last() {
                 frame.last_event_id = last.id;
             }
@@ -255,6 +264,24 @@ impl Exec {
             }
         };
         self.rt.store.commit(batch).await.map_err(Halt::Store)
+    }
+
+    /// Numbers events now and keeps them in the frame for its next write: a child's start is
+    /// written with its first transition (a child that never wrote anything simply starts
+    /// again after a restart), but its ids and times are those of the moment it started.
+    fn start_child(&self, child: &mut Frame, events: Vec<EventKind>, entered_at: usize) {
+        let first = {
+            let mut next = self.next_event_id.lock().unwrap_or_else(|e| e.into_inner());
+            let first = *next;
+            *next += events.len() as u64;
+            first
+        };
+        let numbered = history::number(events, first, child.last_event_id, self.rt.clock.now());
+        if let Some(last) = numbered.last() {
+            child.last_event_id = last.id;
+        }
+        child.entered_event_id = first + entered_at as u64;
+        child.numbered = numbered;
     }
 
     fn context_object(&self, frame: &Frame, state: &State, map_item: Option<(usize, &Value)>) -> Value {
@@ -1080,20 +1107,9 @@ type ChildDone = (usize, Frame, Result<Value, Halt>);
 /// item; dropping the set (a failed Map, a stopped execution) cancels them.
 type Children = FuturesUnordered<BoxFuture<'static, ChildDone>>;
 
-fn child_future(
-    exec: &Arc<Exec>,
-    index: usize,
-    frame: Frame,
-    first: Option<Write>,
-) -> BoxFuture<'static, ChildDone> {
+fn child_future(exec: &Arc<Exec>, index: usize, frame: Frame) -> BoxFuture<'static, ChildDone> {
     let exec = exec.clone();
     Box::pin(async move {
-        let mut frame = frame;
-        if let Some(w) = first
-            && let Err(h) = exec.write(&mut frame, w).await
-        {
-            return (index, frame, Err(h));
-        }
         let (frame, result) = run_frame(exec, frame).await;
         (index, frame, result)
     })
@@ -1195,7 +1211,7 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
                 // In flight when the process stopped: resume it first.
                 Some(child) => {
                     in_flight.insert(i);
-                    set.push(child_future(exec, i, child, None));
+                    set.push(child_future(exec, i, child));
                 }
                 None => queue.push(i),
             },
@@ -1248,8 +1264,10 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
                 Some(i as u64),
                 exec.rt.clock.now(),
             );
-            let first = Write {
-                events: vec![
+            let mut child = child;
+            exec.start_child(
+                &mut child,
+                vec![
                     EventKind::MapIteration { outcome: "Started", name: state.name.clone(), index: i },
                     EventKind::StateEntered {
                         state_type: start.kind.event_prefix(),
@@ -1257,12 +1275,10 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
                         input: json,
                     },
                 ],
-                entered_at: Some(1),
-                save: Some((FrameStatus::Running, None)),
-                ..Write::default()
-            };
+                1,
+            );
             in_flight.insert(i);
-            set.push(child_future(exec, i, child, Some(first)));
+            set.push(child_future(exec, i, child));
         }
         let Some((i, mut child, result)) = set.next().await else { break };
         in_flight.remove(&i);
@@ -1418,7 +1434,7 @@ async fn run_parallel(
             None => None,
         };
         match resumed {
-            Some(child) => set.push(child_future(exec, i, child, None)),
+            Some(child) => set.push(child_future(exec, i, child)),
             None => {
                 let start = &machine.states[machine.start_at];
                 let child = frame.child(
@@ -1429,17 +1445,17 @@ async fn run_parallel(
                     frame.map_index,
                     exec.rt.clock.now(),
                 );
-                let first = Write {
-                    events: vec![EventKind::StateEntered {
+                let mut child = child;
+                exec.start_child(
+                    &mut child,
+                    vec![EventKind::StateEntered {
                         state_type: start.kind.event_prefix(),
                         name: start.name.clone(),
                         input: branch_json.clone(),
                     }],
-                    entered_at: Some(0),
-                    save: Some((FrameStatus::Running, None)),
-                    ..Write::default()
-                };
-                set.push(child_future(exec, i, child, Some(first)));
+                    0,
+                );
+                set.push(child_future(exec, i, child));
             }
         }
     }

@@ -1,6 +1,6 @@
 //! An execution store in memory: everything the SQLite store keeps, lost with the process.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::future::{BoxFuture, ready};
@@ -14,7 +14,7 @@ use crate::history::{Event, HistoryEvent};
 struct Exec {
     record: ExecutionRecord,
     events: Vec<Event>,
-    frames: BTreeMap<Arc<str>, FrameRecord>,
+    frames: HashMap<Arc<str>, FrameRecord>,
     seq: u64,
 }
 
@@ -91,7 +91,7 @@ impl ExecutionStore for MemoryStore {
         inner.seq += 1;
         let seq = inner.seq;
         let arn = record.execution_arn.clone();
-        let mut exec = Exec { record, events: Vec::new(), frames: BTreeMap::new(), seq };
+        let mut exec = Exec { record, events: Vec::new(), frames: HashMap::new(), seq };
         apply(&mut exec, first);
         inner.by_name.insert(key, arn.clone());
         inner.execs.insert(arn, exec);
@@ -141,7 +141,9 @@ impl ExecutionStore for MemoryStore {
     }
 
     fn frames(&self, arn: &str) -> BoxFuture<'static, Result<Vec<FrameRecord>, StoreError>> {
-        let f = self.lock().execs.get(arn).map(|e| e.frames.values().cloned().collect()).unwrap_or_default();
+        let mut f: Vec<FrameRecord> =
+            self.lock().execs.get(arn).map(|e| e.frames.values().cloned().collect()).unwrap_or_default();
+        f.sort_by(|a, b| a.path.cmp(&b.path));
         Box::pin(ready(Ok(f)))
     }
 
