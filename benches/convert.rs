@@ -106,7 +106,8 @@ fn main() {
         const WORDS: usize = 3_000;
         let html = post(WORDS);
         let document = Document::from_html(&html);
-        assert_eq!(document.words(), WORDS, "the post has {} words", document.words());
+        // Headings add a few words to the paragraphs' 3,000.
+        assert!(document.words().abs_diff(WORDS) < 50, "the post has {} words", document.words());
         let voice = Arc::new(Timed {
             inner: EspeakVoice::new(),
             active: AtomicUsize::new(0),
@@ -172,7 +173,8 @@ fn main() {
 
         let outside = wall.saturating_sub(busy);
         println!(
-            "3,000-word post ({} chunks, {audio:.0} s of audio), espeak-ng + LAME 48 kbps, 2 cores",
+            "{}-word post ({} chunks, {audio:.0} s of audio), espeak-ng + LAME 48 kbps, 2 cores",
+            document.words(),
             speech.chunks.len()
         );
         println!(
