@@ -180,8 +180,7 @@ impl Engine {
         let now = rt.clock.now();
         let machine = definition.machine().clone();
         let start = &machine.states[machine.start_at];
-        let input_payload: history::Payload = Arc::from(input_json.as_str());
-        let root_json = input_payload.clone();
+        let input_payload = history::Payload::Text(Arc::from(input_json.as_str()));
         let mut events = history::number(
             vec![EventKind::ExecutionStarted { input: input_payload.clone(), role_arn: rt.role_arn.clone() }],
             1,
@@ -203,7 +202,6 @@ impl Engine {
             machine: machine.clone(),
             state: machine.start_at,
             input: input.clone(),
-            input_json: Some(root_json),
             vars: Arc::new(Map::new()),
             entered_event_id: 2,
             last_event_id: 2,
@@ -531,7 +529,9 @@ async fn drive(exec: Arc<Exec>, root: Frame) {
             let json = to_json(&output);
             let now = exec.rt.clock.now();
             let w = Write {
-                events: vec![EventKind::ExecutionSucceeded { output: Arc::from(json.as_str()) }],
+                events: vec![EventKind::ExecutionSucceeded {
+                    output: history::Payload::Text(Arc::from(json.as_str())),
+                }],
                 delete_under: vec![String::new()],
                 update: Some(ExecutionUpdate {
                     status: Some(ExecutionStatus::Succeeded),
@@ -559,7 +559,7 @@ async fn fail_execution(exec: &Exec, frame: &mut Frame, f: Failure) -> Result<()
     let now = exec.rt.clock.now();
     let w = Write {
         events: vec![EventKind::ExecutionFailed { error: f.error.clone(), cause: f.cause.clone() }],
-        save: Some((FrameStatus::Failed, Some(serde_json::to_value(&f).unwrap_or(Value::Null)))),
+        save: Some((FrameStatus::Failed, Some(Arc::new(serde_json::to_value(&f).unwrap_or(Value::Null))))),
         update: Some(ExecutionUpdate {
             status: Some(ExecutionStatus::Failed),
             error: Some(f.error.clone()),

@@ -95,8 +95,6 @@ pub(crate) struct Frame {
     pub machine: Arc<Machine>,
     pub state: usize,
     pub input: Arc<Value>,
-    /// The input as JSON text, when known (it is the previous state's output text).
-    pub input_json: Option<Payload>,
     pub vars: Arc<Map<String, Value>>,
     pub entered_event_id: u64,
     pub last_event_id: u64,
@@ -115,7 +113,7 @@ pub(crate) struct Frame {
 }
 
 impl Frame {
-    pub fn record(&self, status: FrameStatus, result: Option<Value>) -> FrameRecord {
+    pub fn record(&self, status: FrameStatus, result: Option<Arc<Value>>) -> FrameRecord {
         FrameRecord {
             path: self.path.clone(),
             state: self.machine.states[self.state].name.clone(),
@@ -138,7 +136,6 @@ impl Frame {
             machine,
             state,
             input: rec.input.clone(),
-            input_json: None,
             vars: rec.vars.clone(),
             entered_event_id: rec.entered_event_id,
             last_event_id: rec.last_event_id,
@@ -158,7 +155,6 @@ impl Frame {
         path: Arc<str>,
         machine: Arc<Machine>,
         input: Arc<Value>,
-        input_json: Payload,
         map_index: Option<u64>,
         now: DateTime<Utc>,
     ) -> Frame {
@@ -167,7 +163,6 @@ impl Frame {
             state: machine.start_at,
             machine,
             input,
-            input_json: Some(input_json),
             vars: self.vars.clone(),
             entered_event_id: 0,
             last_event_id: self.last_event_id,
@@ -189,7 +184,7 @@ pub(crate) struct Write {
     pub events: Vec<EventKind>,
     /// Index in `events` of the event that entered the frame's current state.
     pub entered_at: Option<usize>,
-    pub save: Option<(FrameStatus, Option<Value>)>,
+    pub save: Option<(FrameStatus, Option<Arc<Value>>)>,
     pub other_frames: Vec<FrameRecord>,
     pub delete_under: Vec<String>,
     pub update: Option<ExecutionUpdate>,
@@ -203,8 +198,42 @@ pub(crate) fn to_json(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
-fn payload(v: &Value) -> Payload {
-    Arc::from(to_json(v))
+fn text_payload(v: &Value) -> Payload {
+    Payload::Text(Arc::from(to_json(v)))
+}
+
+/// An upper bound of a value's size as compact JSON, without writing it (numbers count as
+/// their longest form).
+fn json_size_bound(v: &Value) -> usize {
+    fn string(s: &str) -> usize {
+        2 + s
+            .bytes()
+            .map(|b| {
+                if b < 0x20 {
+                    6
+                } else if b == b'"' || b == b'\\' {
+                    2
+                } else {
+                    1
+                }
+            })
+            .sum::<usize>()
+    }
+    match v {
+        Value::Null | Value::Bool(true) => 4,
+        Value::Bool(false) => 5,
+        Value::Number(_) => 24,
+        Value::String(s) => string(s),
+        Value::Array(a) => 2 + a.len() + a.iter().map(json_size_bound).sum::<usize>(),
+        Value::Object(m) => {
+            2 + 2 * m.len() + m.iter().map(|(k, v)| string(k) + json_size_bound(v)).sum::<usize>()
+        }
+    }
+}
+
+/// True when the value is larger than the 256 KiB payload limit as JSON.
+fn exceeds_limit(v: &Value) -> bool {
+    json_size_bound(v) > PAYLOAD_LIMIT_BYTES && to_json(v).len() > PAYLOAD_LIMIT_BYTES
 }
 
 /// Where the children of a Map or Parallel state keep their records: `<parent>/<state>`.
@@ -324,7 +353,7 @@ enum Step {
 pub(crate) fn run_frame(
     exec: Arc<Exec>,
     mut frame: Frame,
-) -> BoxFuture<'static, (Frame, Result<Value, Halt>)> {
+) -> BoxFuture<'static, (Frame, Result<Arc<Value>, Halt>)> {
     Box::pin(async move {
         loop {
             let machine = frame.machine.clone();
@@ -341,7 +370,6 @@ pub(crate) fn run_frame(
                     };
                     frame.state = next;
                     frame.input = output;
-                    frame.input_json = Some(json.clone());
                     frame.retries.clear();
                     frame.resumed = false;
                     frame.progress = None;
@@ -358,7 +386,6 @@ pub(crate) fn run_frame(
                 }
                 Ok(Step::End { output, assigned }) => {
                     apply_assigned(&mut frame, assigned);
-                    let output = Arc::try_unwrap(output).unwrap_or_else(|shared| (*shared).clone());
                     return (frame, Ok(output));
                 }
                 Err(h) => return (frame, Err(h)),
@@ -511,10 +538,10 @@ fn finish_with(
     assigned: Option<Map<String, Value>>,
     json: Option<Payload>,
 ) -> Result<Step, Halt> {
-    let json = json.unwrap_or_else(|| payload(&output));
-    if json.len() > PAYLOAD_LIMIT_BYTES {
+    if exceeds_limit(&output) {
         return Err(data_limit(&state.name).into());
     }
+    let json = json.unwrap_or_else(|| Payload::Value(output.clone()));
     frame.pending.push(exit_event(state, json.clone(), assigned.as_ref()));
     Ok(match state.next {
         Some(next) => Step::Next { next, output, json, assigned },
@@ -581,12 +608,13 @@ async fn run_state(exec: &Arc<Exec>, frame: &mut Frame, state: &State) -> Result
             let assigned = io.assign(c.assign.as_ref(), &scope)?;
             let output = io.result_path(&c.result_path, &frame.input, error_output.clone())?;
             drop(scope);
-            let json = payload(&output);
+            let output = Arc::new(output);
+            let json = Payload::Value(output.clone());
             frame.pending.push(exit_event(state, json.clone(), assigned.as_ref()));
             if matches!(state.kind, Kind::Map(_) | Kind::Parallel { .. }) {
                 frame.pending_deletes.push(children_root(&frame.path, &state.name));
             }
-            return Ok(Step::Next { next: c.next, output: Arc::new(output), json, assigned });
+            return Ok(Step::Next { next: c.next, output, json, assigned });
         }
         return Err(Halt::Fail(failure));
     }
@@ -602,8 +630,7 @@ fn run_pass(exec: &Exec, frame: &mut Frame, state: &State, result: Option<&Value
         && state.result_path == IoPath::Root
         && state.output_path == IoPath::Root;
     if pass_through {
-        let json = frame.input_json.clone();
-        return finish_with(frame, state, input, None, json);
+        return finish_with(frame, state, input, None, None);
     }
     let vars = frame.vars.clone();
     let build = || exec.context_object(frame, state, None);
@@ -626,8 +653,7 @@ fn run_succeed(exec: &Exec, frame: &mut Frame, state: &State) -> Result<Step, Ha
     let io = Io { state, entered: frame.entered_event_id };
     let input = frame.input.clone();
     if state.input_path == IoPath::Root && state.output_path == IoPath::Root {
-        let json = frame.input_json.clone().unwrap_or_else(|| payload(&input));
-        frame.pending.push(exit_event(state, json, None));
+        frame.pending.push(exit_event(state, Payload::Value(input.clone()), None));
         return Ok(Step::End { output: input, assigned: None });
     }
     let vars = frame.vars.clone();
@@ -636,8 +662,9 @@ fn run_succeed(exec: &Exec, frame: &mut Frame, state: &State) -> Result<Step, Ha
     let effective = io.select(&state.input_path, &scope, Cow::Borrowed(&*input))?;
     let output = io.select(&state.output_path, &scope, effective)?.into_owned();
     drop(scope);
-    frame.pending.push(exit_event(state, payload(&output), None));
-    Ok(Step::End { output: Arc::new(output), assigned: None })
+    let output = Arc::new(output);
+    frame.pending.push(exit_event(state, Payload::Value(output.clone()), None));
+    Ok(Step::End { output, assigned: None })
 }
 
 fn run_fail(
@@ -713,19 +740,19 @@ fn run_choice(exec: &Exec, frame: &mut Frame, state: &State) -> Result<Step, Hal
     };
     let assigned = io.assign(assign, &scope)?;
     let unchanged = state.input_path == IoPath::Root && state.output_path == IoPath::Root;
-    let (output, json) = if unchanged {
-        // The output is the input: share it and its text.
+    let output = if unchanged {
+        // The output is the input: share it.
         drop(scope);
-        (input.clone(), frame.input_json.clone())
+        input.clone()
     } else {
         let output = io.select(&state.output_path, &scope, Cow::Borrowed(&*effective))?.into_owned();
         drop(scope);
-        (Arc::new(output), None)
+        if exceeds_limit(&output) {
+            return Err(data_limit(&state.name).into());
+        }
+        Arc::new(output)
     };
-    let json = json.unwrap_or_else(|| payload(&output));
-    if json.len() > PAYLOAD_LIMIT_BYTES {
-        return Err(data_limit(&state.name).into());
-    }
+    let json = Payload::Value(output.clone());
     frame.pending.push(exit_event(state, json.clone(), assigned.as_ref()));
     Ok(Step::Next { next, output, json, assigned })
 }
@@ -928,7 +955,7 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
         (params, timeout, heartbeat)
     };
 
-    let params_json = payload(&params);
+    let params_json = text_payload(&params);
     // Which handler, with which event.
     let (handler, event, function_label) = match &call.kind {
         ResourceKind::Function | ResourceKind::Service { .. } => {
@@ -1061,10 +1088,10 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
     let (result, result_json): (Value, Payload) = match call.kind {
         ResourceKind::LambdaInvoke => {
             let r = lambda_invoke_response(result, bytes, exec.rt.clock.now());
-            let j = payload(&r);
+            let j = text_payload(&r);
             (r, j)
         }
-        _ => (result, Arc::from(result_json)),
+        _ => (result, Payload::Text(Arc::from(result_json))),
     };
     frame.pending.push(if is_lambda_arn {
         EventKind::LambdaSucceeded { output: result_json.clone() }
@@ -1101,7 +1128,7 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
 }
 
 /// The outcome of one child frame (Map iteration or Parallel branch).
-type ChildDone = (usize, Frame, Result<Value, Halt>);
+type ChildDone = (usize, Frame, Result<Arc<Value>, Halt>);
 
 /// Children run as futures of their parent's task: no spawn, no cross-thread wake-up per
 /// item; dropping the set (a failed Map, a stopped execution) cancels them.
@@ -1139,7 +1166,7 @@ fn take_children(exec: &Exec, parent_path: &str, state_name: &str) -> HashMap<us
 fn stored_failure(rec: &FrameRecord) -> Failure {
     rec.result
         .as_ref()
-        .and_then(|r| serde_json::from_value(r.clone()).ok())
+        .and_then(|r| serde_json::from_value((**r).clone()).ok())
         .unwrap_or(Failure { error: None, cause: None })
 }
 
@@ -1198,7 +1225,7 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
         .await?;
     }
 
-    let mut outputs: Vec<Option<Value>> = vec![None; n];
+    let mut outputs: Vec<Option<Arc<Value>>> = vec![None; n];
     let mut failures: Vec<(usize, Failure)> = Vec::new();
     let mut set = Children::new();
     let mut in_flight: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
@@ -1255,12 +1282,12 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
                     io.template(sel, &scope)?
                 }
             };
-            let json = payload(&item_input);
+            let item_input = Arc::new(item_input);
+            let json = Payload::Value(item_input.clone());
             let child = frame.child(
                 child_path(&root, i),
                 processor.clone(),
-                Arc::new(item_input),
-                json.clone(),
+                item_input,
                 Some(i as u64),
                 exec.rt.clock.now(),
             );
@@ -1304,7 +1331,10 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
                         name: state.name.clone(),
                         index: i,
                     }],
-                    save: Some((FrameStatus::Failed, Some(serde_json::to_value(&f).unwrap_or(Value::Null)))),
+                    save: Some((
+                        FrameStatus::Failed,
+                        Some(Arc::new(serde_json::to_value(&f).unwrap_or(Value::Null))),
+                    )),
                     ..Write::default()
                 };
                 exec.write(&mut child, w).await?;
@@ -1347,7 +1377,7 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
         .into_iter()
         .enumerate()
         .map(|(i, o)| match o {
-            Some(v) => v,
+            Some(v) => Arc::unwrap_or_clone(v),
             None => failed.get(&i).map(Failure::to_catch_output).unwrap_or(Value::Null),
         })
         .collect();
@@ -1403,7 +1433,7 @@ async fn run_parallel(
         }
     };
     let branch_input = Arc::new(branch_input);
-    let branch_json = payload(&branch_input);
+    let branch_json = Payload::Value(branch_input.clone());
     let n = branches.len();
     let started = frame.resumed && frame.progress.is_some();
     let mut existing = if started { take_children(exec, &frame.path, &state.name) } else { HashMap::new() };
@@ -1417,7 +1447,7 @@ async fn run_parallel(
         )
         .await?;
     }
-    let mut outputs: Vec<Option<Value>> = vec![None; n];
+    let mut outputs: Vec<Option<Arc<Value>>> = vec![None; n];
     let mut set = Children::new();
     let mut failure: Option<Failure> = None;
     for (i, machine) in branches.iter().enumerate() {
@@ -1441,7 +1471,6 @@ async fn run_parallel(
                     child_path(&children_root(&frame.path, &state.name), i),
                     machine.clone(),
                     branch_input.clone(),
-                    branch_json.clone(),
                     frame.map_index,
                     exec.rt.clock.now(),
                 );
@@ -1470,7 +1499,10 @@ async fn run_parallel(
             Err(Halt::Store(e)) => return Err(Halt::Store(e)),
             Err(Halt::Fail(f)) => {
                 let w = Write {
-                    save: Some((FrameStatus::Failed, Some(serde_json::to_value(&f).unwrap_or(Value::Null)))),
+                    save: Some((
+                        FrameStatus::Failed,
+                        Some(Arc::new(serde_json::to_value(&f).unwrap_or(Value::Null))),
+                    )),
                     ..Write::default()
                 };
                 exec.write(&mut child, w).await?;
@@ -1484,7 +1516,9 @@ async fn run_parallel(
         return Err(Halt::Fail(f));
     }
     frame.pending.push(EventKind::Bare("ParallelStateSucceeded"));
-    let result = Value::Array(outputs.into_iter().map(|o| o.unwrap_or(Value::Null)).collect());
+    let result = Value::Array(
+        outputs.into_iter().map(|o| o.map(Arc::unwrap_or_clone).unwrap_or(Value::Null)).collect(),
+    );
     let step = finish_composite(exec, frame, state, &io, result)?;
     frame.pending_deletes.push(children_root(&frame.path, &state.name));
     Ok(step)

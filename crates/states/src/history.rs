@@ -36,8 +36,33 @@ impl HistoryEvent {
     }
 }
 
-/// JSON text, shared between the events that carry it.
-pub type Payload = Arc<str>;
+/// A payload an event carries: JSON text, or a value shared with the state that produced it
+/// and written as JSON only when the history is read or stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// Text already serialized (a Lambda response, the execution input).
+    Text(Arc<str>),
+    /// A value, serialized on demand.
+    Value(Arc<Value>),
+}
+
+impl Payload {
+    /// The payload as JSON text.
+    pub fn to_text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Payload::Text(t) => std::borrow::Cow::Borrowed(t),
+            Payload::Value(v) => {
+                std::borrow::Cow::Owned(serde_json::to_string(&**v).unwrap_or_else(|_| "null".into()))
+            }
+        }
+    }
+}
+
+impl From<&str> for Payload {
+    fn from(s: &str) -> Self {
+        Payload::Text(Arc::from(s))
+    }
+}
 
 /// What happened, typed.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,8 +234,8 @@ pub struct Event {
     pub kind: EventKind,
 }
 
-fn payload_member(m: &mut Map<String, Value>, field: &str, text: &str) {
-    m.insert(field.to_string(), Value::String(text.to_string()));
+fn payload_member(m: &mut Map<String, Value>, field: &str, payload: &Payload) {
+    m.insert(field.to_string(), Value::String(payload.to_text().into_owned()));
     m.insert(format!("{field}Details"), serde_json::json!({"truncated": false}));
 }
 
@@ -333,7 +358,7 @@ impl EventKind {
             EventKind::TaskScheduled { resource_type, resource, region, parameters, timeout, heartbeat } => {
                 resource_member(&mut m, resource_type, resource);
                 m.insert("region".into(), Value::String(region.to_string()));
-                m.insert("parameters".into(), Value::String(parameters.to_string()));
+                m.insert("parameters".into(), Value::String(parameters.to_text().into_owned()));
                 if let Some(t) = timeout {
                     m.insert("timeoutInSeconds".into(), Value::from(*t));
                 }

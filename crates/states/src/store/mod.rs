@@ -123,7 +123,7 @@ pub struct FrameRecord {
     /// Running, succeeded or failed.
     pub status: FrameStatus,
     /// The output (succeeded) or `{"Error", "Cause"}` (failed).
-    pub result: Option<Value>,
+    pub result: Option<Arc<Value>>,
     /// State-specific progress (a Map or Parallel state that has started its children).
     pub progress: Option<Value>,
 }
