@@ -1,0 +1,187 @@
+//! One workflow step as a Lambda function: [`run_step`] builds the adapters once, then hands
+//! each Task input to the step's `run` (through `lector_pipeline::steps::invoke`, as the local
+//! engine does) and returns its output, or its error under the stable error name.
+
+use std::sync::Arc;
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use lector_aws::{DynamoEventStore, PollyVoice, S3ObjectStore};
+use lector_core::ports::Voice;
+use lector_core::{ErrorKind, StepError};
+use lector_pipeline::fetch::{FetchPolicy, Fetcher};
+use lector_pipeline::steps::{
+    FetchArticle, PrepareSpeech, RecordFailure, Step, StepPorts, StitchAudio, SynthesizeChunk, invoke,
+};
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::config::{Env, StepConfig, function_name, settings_path};
+use crate::diagnostic::StepFailure;
+use crate::metrics::Metrics;
+use crate::settings::{Fetchers, Settings, SystemClock, settings_error};
+use crate::voice::MeteredVoice;
+
+/// What the Lambda wiring knows of a step beyond `lector_pipeline::steps::Step`: which
+/// settings it follows and which metrics its outcome gives.
+pub trait StepWiring: Step + Default {
+    /// The step fetches from the web, so its fetcher follows the runtime settings' allowed
+    /// hosts (and the function needs `LECTOR_SETTINGS_PATH`).
+    const FETCHES: bool = false;
+
+    /// Record the metrics of one invocation's outcome.
+    fn record(_input: &Value, _outcome: &Result<Value, StepError>, _metrics: &Metrics) {}
+}
+
+impl StepWiring for FetchArticle {
+    const FETCHES: bool = true;
+}
+
+impl StepWiring for PrepareSpeech {}
+
+/// Its voice is a [`MeteredVoice`]: characters and latency are recorded per request.
+impl StepWiring for SynthesizeChunk {}
+
+impl StepWiring for StitchAudio {
+    fn record(_input: &Value, outcome: &Result<Value, StepError>, metrics: &Metrics) {
+        if outcome.is_ok() {
+            metrics.conversion_completed();
+        }
+    }
+}
+
+impl StepWiring for RecordFailure {
+    /// A failure recorded ends in `Lector.ConversionFailed`; the metric names the error that
+    /// was caught (`failed.<state>.Error`), which is what operators act on.
+    fn record(input: &Value, outcome: &Result<Value, StepError>, metrics: &Metrics) {
+        if let Err(e) = outcome
+            && e.kind == ErrorKind::ConversionFailed
+        {
+            metrics.conversion_failed(caught_error(input).unwrap_or("unknown"));
+        }
+    }
+}
+
+/// The error name `RecordFailure` was given: `state.failed.<state>.Error`.
+fn caught_error(input: &Value) -> Option<&str> {
+    input.get("state")?.get("failed")?.as_object()?.values().next()?.get("Error")?.as_str()
+}
+
+/// The conversion an input is about, for the logs: `conversion_id`, or `state.conversion_id`
+/// for `RecordFailure`.
+fn conversion_of(input: &Value) -> &str {
+    input
+        .get("conversion_id")
+        .or_else(|| input.get("state").and_then(|s| s.get("conversion_id")))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// A step with its adapters, ready for invocations.
+pub struct StepFunction<S> {
+    step: S,
+    ports: StepPorts,
+    settings: Option<Arc<dyn Settings>>,
+    fetchers: Fetchers,
+    metrics: Metrics,
+}
+
+impl<S> std::fmt::Debug for StepFunction<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepFunction").field("metrics", &self.metrics).finish_non_exhaustive()
+    }
+}
+
+impl<S: StepWiring> StepFunction<S> {
+    /// `settings` are read before each invocation (from their cache) when the step fetches.
+    pub fn new(ports: StepPorts, settings: Option<Arc<dyn Settings>>, metrics: Metrics) -> Self {
+        Self { step: S::default(), ports, settings, fetchers: Fetchers::new(), metrics }
+    }
+
+    async fn ports(&self) -> Result<StepPorts, StepError> {
+        let Some(settings) = self.settings.as_ref().filter(|_| S::FETCHES) else {
+            return Ok(self.ports.clone());
+        };
+        let current = settings.get().await.map_err(settings_error)?;
+        let fetcher = self.fetchers.for_settings(&current).await?;
+        Ok(StepPorts { fetcher, ..self.ports.clone() })
+    }
+
+    /// One invocation: the Task's input in, the step's output or its named error out.
+    pub async fn handle(&self, input: Value) -> Result<Value, StepFailure> {
+        self.metrics.cold_start();
+        let span = tracing::info_span!("step", state = S::STATE, conversion_id = conversion_of(&input));
+        async {
+            let outcome = match self.ports().await {
+                Ok(ports) => invoke(&self.step, &ports, input.clone()).await,
+                Err(e) => Err(e),
+            };
+            S::record(&input, &outcome, &self.metrics);
+            match &outcome {
+                Ok(_) => tracing::info!("step done"),
+                Err(e) if e.kind.is_transient() => {
+                    tracing::warn!(error = e.name(), cause = %e.cause, "step failed; the workflow retries it")
+                }
+                Err(e) => tracing::error!(error = e.name(), cause = %e.cause, "step failed"),
+            }
+            outcome.map_err(StepFailure)
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Run step `S` as this Lambda function: configuration from the environment (a missing
+/// variable stops the function at init, named), the AWS adapters built once, then one
+/// invocation after another until Lambda stops the instance.
+pub async fn run_step<S: StepWiring>() -> Result<(), crate::Error> {
+    crate::telemetry::init();
+    let env = Env::process();
+    let config = StepConfig::from_env(&env).inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    let settings_path = if S::FETCHES {
+        Some(settings_path(&env).inspect_err(|e| tracing::error!(error = %e, "cannot start"))?)
+    } else {
+        None
+    };
+    let sdk = lector_aws::sdk::load(None).await;
+    let metrics = Metrics::stdout(config.namespace, function_name(&env, S::FUNCTION));
+    let polly: Arc<dyn Voice> = Arc::new(PollyVoice::new(aws_sdk_polly::Client::new(&sdk)));
+    let ports = StepPorts {
+        events: Arc::new(DynamoEventStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table)),
+        objects: Arc::new(S3ObjectStore::new(aws_sdk_s3::Client::new(&sdk), config.bucket)),
+        voice: Arc::new(MeteredVoice::new(polly, metrics.clone())),
+        // Replaced per invocation by the fetcher of the current allowed hosts when the step
+        // fetches; the others never use it.
+        fetcher: Arc::new(Fetcher::new(FetchPolicy::default())?),
+        clock: Arc::new(SystemClock),
+    };
+    let settings = settings_path.map(|path| {
+        Arc::new(crate::settings::from_ssm(aws_sdk_ssm::Client::new(&sdk), &path)) as Arc<dyn Settings>
+    });
+    let function = StepFunction::<S>::new(ports, settings, metrics);
+    let function = &function;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        function.handle(event.payload).await
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_caught_error_and_the_conversion_are_found_in_record_failure_input() {
+        let input = json!({
+            "state": {"conversion_id": "0123456789abcdef0123", "attempt": 1,
+                      "failed": {"FetchArticle": {"Error": "Lector.NotFound", "Cause": "HTTP 404"}}},
+            "redrive_count": 0,
+            "execution_id": "arn:x"
+        });
+        assert_eq!(caught_error(&input), Some("Lector.NotFound"));
+        assert_eq!(conversion_of(&input), "0123456789abcdef0123");
+        assert_eq!(conversion_of(&json!({"conversion_id": "abc"})), "abc");
+        assert_eq!(caught_error(&json!({})), None);
+    }
+}

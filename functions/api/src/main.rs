@@ -1,0 +1,6 @@
+//! The `api` Lambda: `lector_api::router` on `lambda_http`, with the AWS adapters.
+
+#[tokio::main]
+async fn main() -> Result<(), lector_lambda::Error> {
+    lector_lambda::api::run().await
+}
