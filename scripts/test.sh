@@ -40,6 +40,10 @@ step "schemas are up to date"
 cargo run --quiet -- schemas --check
 done_step
 
+step "deploy checks: cfn-lint, sam validate --lint, asl-validator"
+scripts/deploy-checks.sh
+done_step
+
 step "tests"
 cargo test --workspace --quiet
 done_step
