@@ -55,11 +55,13 @@ for (const s of scenarios) {
     await Promise.all(runs);
     return (performance.now() - started) / 1000;
   };
-  await runOnce();
+  // A warm-up, then at least 11 runs and at least half a second of them (the median counts).
+  const warm = await runOnce();
+  const runs = Math.min(301, Math.max(11, Math.ceil(0.5 / Math.max(warm, 1e-6)))) | 1;
   const times = [];
-  for (let i = 0; i < 11; i++) times.push(await runOnce());
+  for (let i = 0; i < runs; i++) times.push(await runOnce());
   times.sort((a, b) => a - b);
-  const seconds = times[5];
+  const seconds = times[(runs - 1) / 2];
   const total = s.transitions * s.executions;
   const perSecond = total / seconds;
   console.log(`${s.name.padEnd(22)} ${String(total).padStart(12)} ${seconds.toFixed(4).padStart(10)} ${perSecond.toFixed(0).padStart(14)} ${(1e6 / perSecond).toFixed(2).padStart(12)}`);

@@ -145,8 +145,12 @@ fn main() {
     );
     let filter = std::env::var("BENCH_FILTER").ok();
     for s in scenarios.iter().filter(|s| filter.as_ref().is_none_or(|f| s.name.contains(f.as_str()))) {
-        rt.block_on(run_once(s)); // warm-up
-        let mut times: Vec<Duration> = (0..11).map(|_| rt.block_on(run_once(s))).collect();
+        // A warm-up, then at least 11 runs and at least half a second of them: short
+        // scenarios are repeated more, so that one slow run does not decide the median.
+        let warm = rt.block_on(run_once(s));
+        let runs = (Duration::from_millis(500).as_secs_f64() / warm.as_secs_f64().max(1e-6)).ceil() as usize;
+        let runs = runs.clamp(11, 301) | 1;
+        let mut times: Vec<Duration> = (0..runs).map(|_| rt.block_on(run_once(s))).collect();
         times.sort();
         let median = times[times.len() / 2];
         let total = s.transitions * s.executions as u64;

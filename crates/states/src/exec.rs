@@ -1058,40 +1058,55 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
         Ok(Err(e)) => return Err(fail(frame, Failure::new(e.error, e.cause), false)),
         Ok(Ok(out)) => out,
     };
-    // The response as JSON text (for the history) and as a value.
-    let (result_json, result, bytes) = match output {
-        TaskOutput::Json(v) => {
-            let text = to_json(&v);
-            let n = text.len();
-            (text, Ok(v), n)
-        }
+    // The response as a value, and as the payload of the history event: the text the handler
+    // returned, or the value itself (written as JSON only if the history is read or stored).
+    let (result, text, bytes): (Value, Option<String>, usize) = match output {
+        TaskOutput::Json(v) => match call.kind {
+            // lambda:invoke reports the response's size, so it is written out here.
+            ResourceKind::LambdaInvoke => {
+                let t = to_json(&v);
+                let n = t.len();
+                (v, None, n)
+            }
+            _ => {
+                if exceeds_limit(&v) {
+                    return Err(fail(frame, data_limit(&call.label), false));
+                }
+                (v, None, 0)
+            }
+        },
         TaskOutput::Raw(s) => {
             let n = s.len();
-            let parsed =
-                if n > PAYLOAD_LIMIT_BYTES { Ok(Value::Null) } else { serde_json::from_str::<Value>(&s) };
-            (s, parsed.map_err(|e| e.to_string()), n)
+            if n > PAYLOAD_LIMIT_BYTES {
+                return Err(fail(frame, data_limit(&call.label), false));
+            }
+            match serde_json::from_str::<Value>(&s) {
+                Ok(v) => (v, Some(s), n),
+                Err(e) => {
+                    return Err(fail(
+                        frame,
+                        io.runtime(format!("The task returned a payload that is not JSON: {e}")),
+                        false,
+                    ));
+                }
+            }
         }
     };
     if bytes > PAYLOAD_LIMIT_BYTES {
         return Err(fail(frame, data_limit(&call.label), false));
     }
-    let result = match result {
-        Ok(p) => p,
-        Err(e) => {
-            return Err(fail(
-                frame,
-                io.runtime(format!("The task returned a payload that is not JSON: {e}")),
-                false,
-            ));
-        }
-    };
-    let (result, result_json): (Value, Payload) = match call.kind {
-        ResourceKind::LambdaInvoke => {
-            let r = lambda_invoke_response(result, bytes, exec.rt.clock.now());
-            let j = text_payload(&r);
+    let (result, result_json): (Arc<Value>, Payload) = match (&call.kind, text) {
+        (ResourceKind::LambdaInvoke, _) => {
+            let r = Arc::new(lambda_invoke_response(result, bytes, exec.rt.clock.now()));
+            let j = Payload::Value(r.clone());
             (r, j)
         }
-        _ => (result, Payload::Text(Arc::from(result_json))),
+        (_, Some(t)) => (Arc::new(result), Payload::Text(Arc::from(t))),
+        (_, None) => {
+            let r = Arc::new(result);
+            let j = Payload::Value(r.clone());
+            (r, j)
+        }
     };
     frame.pending.push(if is_lambda_arn {
         EventKind::LambdaSucceeded { output: result_json.clone() }
@@ -1107,9 +1122,11 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
         && state.result_path == IoPath::Root
         && state.output_path == IoPath::Root;
     if unchanged {
-        // The output is the task's result: reuse its text.
-        return finish_with(frame, state, Arc::new(result), None, Some(result_json));
+        // The output is the task's result: share it.
+        return finish_with(frame, state, result, None, Some(result_json));
     }
+    drop(result_json);
+    let result = Arc::unwrap_or_clone(result);
     let vars = frame.vars.clone();
     let build = || exec.context_object(frame, state, None);
     let selected = match &state.result_selector {

@@ -188,6 +188,13 @@ impl TaskRegistry {
         if let Some(h) = self.handlers.get(reference) {
             return Some(h.clone());
         }
+        // The common case, a full Lambda ARN, without building a FunctionRef.
+        if reference.starts_with("arn:")
+            && let Some((_, rest)) = reference.split_once(":function:")
+        {
+            let name = rest.split(':').next().unwrap_or(rest);
+            return self.handlers.get(name).cloned();
+        }
         parse_function_ref(reference).and_then(|f| self.handlers.get(&f.name).cloned())
     }
 }
