@@ -9,9 +9,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-# One target folder outside the clone, shared by every build of the workspace, so a fresh
-# clone on the same machine reuses compiled dependencies.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lector/target}"
+# One target folder for every build of the workspace, inside the clone: tests read files
+# through paths compiled into them (CARGO_MANIFEST_DIR), so two clones must not share one.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() {
