@@ -56,7 +56,46 @@ pub struct Document {
 
 /// Words in `text`: runs of characters between whitespace that hold a letter or a digit.
 pub fn count_words(text: &str) -> usize {
-    text.split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric)).count()
+    words(text)
+        .filter(|w| w.bytes().any(|b| b.is_ascii_alphanumeric()) || w.chars().any(char::is_alphanumeric))
+        .count()
+}
+
+/// The length of the whitespace character (Unicode `White_Space`, as `char::is_whitespace`)
+/// starting at `i`, or 0: ASCII is decided from the byte, and only the lead bytes of the few
+/// non-ASCII spaces (U+0085, U+00A0, U+1680, U+2000–U+205F, U+3000) decode a character.
+fn space_at(bytes: &[u8], text: &str, i: usize) -> usize {
+    match bytes[i] {
+        b'\t'..=b'\r' | b' ' => 1,
+        0xC2 | 0xE1 | 0xE2 | 0xE3 => {
+            text[i..].chars().next().filter(|c| c.is_whitespace()).map_or(0, char::len_utf8)
+        }
+        _ => 0,
+    }
+}
+
+/// The words of a text: what `str::split_whitespace` yields, scanning bytes instead of
+/// decoding every character (feed fields and page text are mostly ASCII).
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bytes.len() {
+            let n = space_at(bytes, text, i);
+            if n == 0 {
+                break;
+            }
+            i += n;
+        }
+        if i >= bytes.len() {
+            return None;
+        }
+        let start = i;
+        while i < bytes.len() && space_at(bytes, text, i) == 0 {
+            i += 1;
+        }
+        Some(&text[start..i])
+    })
 }
 
 impl Document {
@@ -251,7 +290,7 @@ fn longest_backtick_run(text: &str) -> usize {
 /// Whitespace runs to one space, trimmed.
 pub(crate) fn collapse_ws(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for word in text.split_whitespace() {
+    for word in words(text) {
         if !out.is_empty() {
             out.push(' ');
         }
@@ -287,18 +326,17 @@ pub(crate) fn html_text(html: &str) -> String {
             rest = "";
             break;
         };
-        let name: String =
-            after.chars().take_while(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect();
+        let name = &after[..after.bytes().take_while(u8::is_ascii_alphanumeric).count()];
         rest = &after[gt + 1..];
         const INLINE: &[&str] = &[
             "a", "abbr", "b", "bdi", "bdo", "cite", "code", "data", "dfn", "em", "font", "i", "kbd", "mark",
             "q", "s", "samp", "small", "span", "strong", "sub", "sup", "time", "u", "var",
         ];
-        if INLINE.contains(&name.as_str()) {
+        if INLINE.iter().any(|tag| name.eq_ignore_ascii_case(tag)) {
             continue;
         }
-        if matches!(name.as_str(), "script" | "style") {
-            let close = format!("</{name}");
+        if name.eq_ignore_ascii_case("script") || name.eq_ignore_ascii_case("style") {
+            let close = format!("</{}", name.to_ascii_lowercase());
             let lower = rest.to_ascii_lowercase();
             rest = lower.find(&close).map_or("", |i| rest[i..].find('>').map_or("", |g| &rest[i + g + 1..]));
         }
@@ -494,6 +532,33 @@ fn is_footnote_mark(node: &NodeRef, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_split_as_split_whitespace_does_on_every_unicode_space() {
+        let spaces: Vec<char> =
+            (0..=0x3000u32).filter_map(char::from_u32).filter(|c| c.is_whitespace()).collect();
+        assert!(spaces.len() >= 25, "{} spaces", spaces.len());
+        let mut samples = vec![
+            String::new(),
+            " ".into(),
+            "one".into(),
+            "  leading and trailing  ".into(),
+            "é café naïve — «guillemets» 日本語 text".into(),
+            "\u{c2a0}?".chars().collect(),
+            "x\u{00c2}y \u{00e2}\u{0080}z".into(),
+        ];
+        for (i, space) in spaces.iter().enumerate() {
+            samples.push(format!("a{space}b{space}{space}ü{}é\u{2000}€", spaces[(i + 1) % spaces.len()]));
+        }
+        for text in &samples {
+            let ours: Vec<&str> = words(text).collect();
+            let std: Vec<&str> = text.split_whitespace().collect();
+            assert_eq!(ours, std, "{text:?}");
+            assert_eq!(collapse_ws(text), std.join(" "));
+            let expected = std.iter().filter(|w| w.chars().any(char::is_alphanumeric)).count();
+            assert_eq!(count_words(text), expected, "{text:?}");
+        }
+    }
 
     #[test]
     fn html_becomes_blocks_with_structure() {
