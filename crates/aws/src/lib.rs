@@ -14,6 +14,7 @@
 //!
 //! Nothing here decides anything: the rules live in `lector-core`, the work in the pipeline.
 
+pub mod archive;
 pub mod event_store;
 pub mod eventbridge;
 pub mod index;

@@ -1,6 +1,7 @@
 //! The adapters against moto server: EventBridge (with an SQS target to see what was
 //! published), S3, Polly, Step Functions and SSM. Each test makes its own resources.
 
+mod archive;
 mod capture;
 mod polly;
 mod publish;
