@@ -3,6 +3,7 @@
 //!
 //! `main.rs` only calls [`cli::main`]; the end-to-end tests in `tests/` use the same modules.
 
+pub mod aws_ops;
 pub mod cli;
 pub mod cmd;
 pub mod data;

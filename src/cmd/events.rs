@@ -1,8 +1,13 @@
-//! `lector events`: print a conversion's stream.
+//! `lector events`: print a conversion's stream; `events replay` delivers stored events to the
+//! bus again, locally through the outbox or, with `--aws`, as an EventBridge archive replay.
 
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use anyhow::Context;
+use chrono::{DateTime, DurationRound, Utc};
+use lector_aws::archive::{ARCHIVE_VAR, Archive, Replay, ReplayState, Started, Window};
 use lector_core::{ConversionId, EventEnvelope, EventStore};
 
 use crate::data::{DataArgs, DataDir, runtime};
@@ -33,12 +38,37 @@ pub struct ReplayArgs {
     /// Events that occurred at or after: an RFC 3339 time, or an age such as 6h.
     #[arg(long, value_name = "TIME")]
     since: String,
-    /// Only events of this type (repeat for several).
+    /// Only events of this type (repeat for several). Local only: an archive replay cannot be
+    /// narrowed by type (see --rule).
     #[arg(long = "type", value_name = "EVENT_TYPE")]
     types: Vec<String>,
+    /// Start an EventBridge archive replay on the deployed stack: the archived events of the
+    /// window go back to the bus they came from.
+    #[arg(long)]
+    aws: bool,
+    /// With --aws: the bus's archive (the stack's EventArchiveName output).
+    #[arg(long, env = ARCHIVE_VAR, value_name = "NAME", hide_env_values = true)]
+    archive: Option<String>,
+    /// With --aws: events that occurred before this (default: now). Ages and the default are cut
+    /// to the whole minute, so the same command run again names the same replay.
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// With --aws: deliver to this rule of the bus only (repeat for several; default: every
+    /// rule). The way to reach only the subscribers of some event types.
+    #[arg(long = "rule", value_name = "NAME")]
+    rules: Vec<String>,
+    /// With --aws: wait until the replay has ended, describing it every few seconds.
+    #[arg(long)]
+    wait: bool,
+    /// With --aws: the replay as JSON lines instead of text.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     data: DataArgs,
 }
+
+/// How often `--wait` describes a replay.
+const REPLAY_POLL: Duration = Duration::from_secs(5);
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(Command::Replay(replay)) = args.command {
@@ -91,6 +121,24 @@ fn summarize(data: &serde_json::Value) -> String {
 }
 
 fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    if args.aws {
+        return runtime()?.block_on(run_archive_replay(&args));
+    }
+    let aws_only: Vec<&str> = [
+        (args.until.is_some(), "--until"),
+        (!args.rules.is_empty(), "--rule"),
+        (args.wait, "--wait"),
+        (args.json, "--json"),
+    ]
+    .into_iter()
+    .filter_map(|(given, flag)| given.then_some(flag))
+    .collect();
+    anyhow::ensure!(
+        aws_only.is_empty(),
+        "{} only apply to an archive replay (--aws); locally every stored event since --since is \
+         delivered again through the outbox",
+        aws_only.join(", ")
+    );
     let since = crate::cmd::replay::parse_time(&args.since, chrono::Utc::now())?;
     for t in &args.types {
         anyhow::ensure!(
@@ -114,4 +162,109 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// One end of the replayed window: an RFC 3339 time as given, or an age (or now) cut down to
+/// the whole minute, so that running the same command again names the same replay.
+fn window_edge(text: Option<&str>, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
+    match text {
+        Some(t) if DateTime::parse_from_rfc3339(t).is_ok() => crate::cmd::replay::parse_time(t, now),
+        Some(t) => Ok(floor_minute(crate::cmd::replay::parse_time(t, now)?)),
+        None => Ok(floor_minute(now)),
+    }
+}
+
+fn floor_minute(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(chrono::Duration::minutes(1)).unwrap_or(t)
+}
+
+/// `lector events replay --aws`: start (or find) the archive replay of the window and report it.
+async fn run_archive_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.types.is_empty(),
+        "--type cannot narrow an archive replay: EventBridge replays an archive by time and by rule, \
+         never by event type. Name the rules whose subscribers should get the events again with \
+         --rule NAME (repeat it); each rule receives only the events its pattern matches, so a rule \
+         on detail-type {} receives only those",
+        args.types.join(", ")
+    );
+    let now = Utc::now();
+    let since = window_edge(Some(&args.since), now)?;
+    let until = window_edge(args.until.as_deref(), now)?;
+    let window = Window::new(since, until)?;
+    let replays = crate::aws_ops::archive_replays(args.archive.as_deref()).await?;
+    let archive = replays.describe_archive().await?;
+    if !args.json {
+        print_archive_plan(&archive, &window, &args.rules, now);
+    }
+    let started = replays.start(&archive, &window, &args.rules).await?;
+    let new = matches!(started, Started::New(_));
+    let mut replay = started.replay().clone();
+    report_replay(&replay, new, args.json, true)?;
+    if args.wait && !replay.state.is_final() {
+        let mut first = true;
+        let mut failed = None;
+        replay = replays
+            .wait(&replay.name, REPLAY_POLL, |r| {
+                // The state just printed is seen again first.
+                if !std::mem::take(&mut first)
+                    && let Err(e) = report_replay(r, new, args.json, false)
+                {
+                    failed = Some(e);
+                }
+            })
+            .await?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+    } else if !args.wait && !replay.state.is_final() && !args.json {
+        println!("not waited for: run the same command with --wait to follow it (it starts nothing twice)");
+    }
+    Ok(match replay.state {
+        ReplayState::Failed | ReplayState::Cancelled => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+fn print_archive_plan(archive: &Archive, window: &Window, rules: &[String], now: DateTime<Utc>) {
+    let to = if rules.is_empty() { "every rule".to_owned() } else { format!("rules {}", rules.join(", ")) };
+    println!(
+        "archive {} ({}): events from {} to {} back to bus {}, {to}",
+        archive.name,
+        archive.state,
+        window.since().to_rfc3339(),
+        window.until().to_rfc3339(),
+        archive.bus_name(),
+    );
+    if archive.retention_days > 0
+        && window.since() < now - chrono::Duration::days(archive.retention_days.into())
+    {
+        println!(
+            "note: the archive keeps events {} days; older ones are gone and are not replayed",
+            archive.retention_days
+        );
+    }
+}
+
+/// One line about the replay: its name and state, whether this command started it.
+fn report_replay(replay: &Replay, new: bool, json: bool, first: bool) -> anyhow::Result<()> {
+    if json {
+        let mut value = serde_json::to_value(replay)?;
+        if let Some(map) = value.as_object_mut() {
+            map.insert("started_now".into(), serde_json::Value::Bool(new));
+        }
+        println!("{value}");
+        return Ok(());
+    }
+    let reason = replay.state_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+    let head = match (first, new) {
+        (true, true) => "started replay".to_owned(),
+        (true, false) => format!(
+            "replay already started{}; not started again:",
+            replay.replay_start_time.map(|t| format!(" at {}", t.to_rfc3339())).unwrap_or_default()
+        ),
+        (false, _) => "replay".to_owned(),
+    };
+    println!("{head} {} {}{reason}", replay.name, replay.state.as_str());
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! `lector replay`: find failed conversions, see why, and redrive or restart them — a dry run
-//! unless `--yes`, bounded by `--max` and `--rate`, each replay recorded in the log first.
+//! unless `--yes`, bounded by `--max` and `--rate`, each replay recorded in the log first —
+//! on the local data folder or, with `--aws`, on the deployed stack.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use lector_pipeline::fetch::AllowList;
 use lector_pipeline::replay::{Candidate, Operator, Outcome, ReplayFilter, find_failed, replay};
 use serde::Serialize;
 
+use crate::aws_ops::{ReplayPorts, ReplayStackArgs};
 use crate::cmd::feed::FetchArgs;
 use crate::data::{DataArgs, runtime};
 use crate::local::{LocalOptions, LocalSystem};
@@ -61,8 +63,12 @@ pub struct Args {
     #[arg(long)]
     pub by: Option<String>,
     /// Do not wait for the replayed conversions to finish.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "wait_for")]
     pub no_wait: bool,
+    /// Wait at most this long (`90s`, `15m`, `2h`) for the replayed conversions to finish. Locally
+    /// the default is to wait until they have; with --aws it is not to wait.
+    #[arg(long, value_name = "DURATION")]
+    pub wait_for: Option<String>,
     /// JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -70,6 +76,32 @@ pub struct Args {
     pub fetch: FetchArgs,
     #[command(flatten)]
     pub data: DataArgs,
+    /// Boxed: it is the largest part of the command line's arguments.
+    #[command(flatten)]
+    pub stack: Box<ReplayStackArgs>,
+}
+
+/// Whether, and how long, to wait for the replayed conversions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Not at all; `hint` says how to wait next time, if anything.
+    No { hint: Option<&'static str> },
+    /// Until each is completed or failed again, or the time is up.
+    Until(Option<Duration>),
+}
+
+impl Wait {
+    /// From the flags: `--no-wait`, `--wait-for`, and where the replay runs.
+    pub fn of(args: &Args) -> anyhow::Result<Self> {
+        Ok(match (args.no_wait, args.wait_for.as_deref()) {
+            (true, _) => Wait::No { hint: None },
+            (false, Some(text)) => Wait::Until(Some(parse_duration(text)?)),
+            // A deployed workflow may take minutes per conversion, or wait on throttling: an
+            // operator's command must not hang on it unasked.
+            (false, None) if args.stack.aws => Wait::No { hint: Some("add --wait-for 15m to wait for them") },
+            (false, None) => Wait::Until(None),
+        })
+    }
 }
 
 /// One line of output.
@@ -83,6 +115,8 @@ struct Line<'a> {
     outcome: Option<&'a Outcome>,
     final_state: Option<ConversionState>,
     final_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suggestion: Option<String>,
 }
 
 /// An RFC 3339 time, or an age (`90s`, `30m`, `6h`, `2d`) before `now`.
@@ -90,17 +124,26 @@ pub fn parse_time(text: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
+    let age =
+        parse_duration(text).with_context(|| format!("'{text}' is neither an RFC 3339 time nor an age"))?;
+    chrono::Duration::from_std(age)
+        .ok()
+        .and_then(|age| now.checked_sub_signed(age))
+        .with_context(|| format!("'{text}' reaches before any time Lector can tell"))
+}
+
+/// A duration such as `90s`, `30m`, `6h` or `2d`.
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: i64 =
-        number.parse().with_context(|| format!("'{text}' is neither an RFC 3339 time nor an age like 6h"))?;
+    let n: u64 = number.parse().with_context(|| format!("'{text}' is not a duration like 90s, 30m or 6h"))?;
     let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => anyhow::bail!("'{text}': an age ends in s, m, h or d"),
+        "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86_400),
+        _ => anyhow::bail!("'{text}': a duration ends in s, m, h or d"),
     };
-    Ok(now - chrono::Duration::seconds(seconds))
+    seconds.map(Duration::from_secs).with_context(|| format!("'{text}' is too long"))
 }
 
 /// The pause between two replays for a rate such as `10/s`.
@@ -119,6 +162,9 @@ pub fn parse_rate(text: &str) -> anyhow::Result<Duration> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
+    if args.stack.aws {
+        return rt.block_on(run_aws(&args));
+    }
     rt.block_on(async {
         let allow = AllowList::parse(&args.fetch.allow_host.join(","))?;
         let system =
@@ -130,6 +176,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         system.shutdown().await;
         result
     })
+}
+
+/// The replay on the deployed stack: the event log and the list projection on DynamoDB, the
+/// executions on Step Functions (`RedriveExecution` to redrive).
+async fn run_aws(args: &Args) -> anyhow::Result<ExitCode> {
+    let acting = args.redrive || args.restart;
+    let ports = ReplayPorts::connect(&args.stack, acting).await?;
+    run_with(args, &ports.events, &ports.index, &*ports.workflows, &lector_local::clock::SystemClock).await
 }
 
 /// The replay over any adapters: the local system's or AWS's.
@@ -149,6 +203,7 @@ pub async fn run_with(
         feed: args.feed.as_ref().map(FeedId::derive),
     };
     let pause = args.rate.as_deref().map(parse_rate).transpose()?;
+    let wait = Wait::of(args)?;
     let how = match (args.redrive, args.restart) {
         (true, _) => Some(RetryMethod::Redrive),
         (_, true) => Some(RetryMethod::Restart),
@@ -190,7 +245,7 @@ pub async fn run_with(
             _ => None,
         };
         if !args.json {
-            print_row(candidate, now, action, outcome.as_ref());
+            print_row(candidate, now, action, outcome.as_ref(), how);
         }
         outcomes.push(outcome);
     }
@@ -200,10 +255,9 @@ pub async fn run_with(
         .filter(|(_, o)| matches!(o, Some(Outcome::Replayed { .. })))
         .map(|(c, _)| c.conversion_id.clone())
         .collect();
-    let finals = if args.no_wait || replayed.is_empty() {
-        Vec::new()
-    } else {
-        wait_final(&**events, &replayed).await?
+    let (finals, unfinished) = match wait {
+        Wait::Until(limit) if !replayed.is_empty() => wait_final(&**events, &replayed, limit).await?,
+        _ => (Vec::new(), Vec::new()),
     };
     let final_of = |id: &ConversionId| finals.iter().find(|s: &&ConversionStatus| s.conversion_id == *id);
     if args.json {
@@ -216,6 +270,7 @@ pub async fn run_with(
                 outcome: outcome.as_ref(),
                 final_state: done.map(|s| s.state),
                 final_error: done.and_then(|s| s.error.as_ref()).map(|e| format!("{}: {}", e.error, e.cause)),
+                suggestion: outcome.as_ref().and_then(|o| suggestion(o, how)),
             };
             println!("{}", serde_json::to_string(&line)?);
         }
@@ -224,6 +279,9 @@ pub async fn run_with(
             let detail =
                 status.error.as_ref().map(|e| format!(" ({}: {})", e.error, e.cause)).unwrap_or_default();
             println!("{}  now {}{detail}", status.conversion_id, status.state.as_str());
+        }
+        for id in &unfinished {
+            println!("{id}  still running");
         }
     }
     let count = |f: fn(&Outcome) -> bool| outcomes.iter().flatten().filter(|o| f(o)).count();
@@ -235,21 +293,52 @@ pub async fn run_with(
             candidates.len(),
             if how == RetryMethod::Redrive { "redriven" } else { "restarted" }
         ),
-        (Some(_), true) => format!(
-            "{} replayed, {} skipped, {} refused; {completed} completed{}",
-            count(|o| matches!(o, Outcome::Replayed { .. })),
-            count(|o| matches!(o, Outcome::Skipped { .. })),
-            count(|o| matches!(o, Outcome::Failed { .. })),
-            if args.no_wait { " (not waited for)" } else { "" }
-        ),
+        (Some(_), true) => {
+            let replayed_count = count(|o| matches!(o, Outcome::Replayed { .. }));
+            let waited = match wait {
+                _ if replayed_count == 0 => String::new(),
+                Wait::No { hint: None } => " (not waited for)".to_owned(),
+                Wait::No { hint: Some(hint) } => format!(" (not waited for: {hint})"),
+                Wait::Until(Some(limit)) if !unfinished.is_empty() => {
+                    format!(
+                        ", {} still running after {}",
+                        unfinished.len(),
+                        human_age(chrono::Duration::from_std(limit).unwrap_or_default())
+                    )
+                }
+                Wait::Until(_) => String::new(),
+            };
+            format!(
+                "{replayed_count} replayed, {} skipped, {} refused; {completed} completed{waited}",
+                count(|o| matches!(o, Outcome::Skipped { .. })),
+                count(|o| matches!(o, Outcome::Failed { .. })),
+            )
+        }
     };
     eprintln!("{summary}");
     let all_done = finals.iter().all(|s| s.state == ConversionState::Completed)
+        && unfinished.is_empty()
         && count(|o| matches!(o, Outcome::Failed { .. })) == 0;
     Ok(if all_done { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn print_row(c: &Candidate, now: DateTime<Utc>, action: &str, outcome: Option<&Outcome>) {
+/// What to do about an outcome, if anything: a refused redrive can still be restarted.
+fn suggestion(outcome: &Outcome, how: Option<RetryMethod>) -> Option<String> {
+    match (outcome, how) {
+        (Outcome::Failed { .. }, Some(RetryMethod::Redrive)) => {
+            Some("use --restart to start a new attempt from the beginning".into())
+        }
+        _ => None,
+    }
+}
+
+fn print_row(
+    c: &Candidate,
+    now: DateTime<Utc>,
+    action: &str,
+    outcome: Option<&Outcome>,
+    how: Option<RetryMethod>,
+) {
     let age = c.failed_at.map(|t| human_age(now - t)).unwrap_or_else(|| "-".into());
     let cause: String = c.cause.as_deref().unwrap_or("").chars().take(60).collect();
     let what = match outcome {
@@ -257,7 +346,10 @@ fn print_row(c: &Candidate, now: DateTime<Utc>, action: &str, outcome: Option<&O
         None => format!("  → {action}"),
         Some(Outcome::Replayed { execution_id }) => format!("  → {action}: {execution_id}"),
         Some(Outcome::Skipped { why }) => format!("  → skipped: {why}"),
-        Some(Outcome::Failed { why }) => format!("  → refused: {why}"),
+        Some(o @ Outcome::Failed { why }) => match suggestion(o, how) {
+            Some(hint) => format!("  → refused: {why}; {hint}"),
+            None => format!("  → refused: {why}"),
+        },
     };
     println!(
         "{:<20}  {:<10}  {:<22}  {:<16}  {:>3}  {:>6}  {cause}{what}",
@@ -280,8 +372,14 @@ fn human_age(d: chrono::Duration) -> String {
     }
 }
 
-/// Wait until every conversion is completed or failed again.
-async fn wait_final(events: &dyn EventStore, ids: &[ConversionId]) -> anyhow::Result<Vec<ConversionStatus>> {
+/// Wait until every conversion is completed or failed again, or `limit` has passed: the
+/// finished ones, and those still running.
+async fn wait_final(
+    events: &dyn EventStore,
+    ids: &[ConversionId],
+    limit: Option<Duration>,
+) -> anyhow::Result<(Vec<ConversionStatus>, Vec<ConversionId>)> {
+    let deadline = limit.map(|l| tokio::time::Instant::now() + l);
     let mut done: Vec<Option<ConversionStatus>> = vec![None; ids.len()];
     loop {
         for (slot, id) in done.iter_mut().zip(ids) {
@@ -295,8 +393,11 @@ async fn wait_final(events: &dyn EventStore, ids: &[ConversionId]) -> anyhow::Re
                 *slot = Some(status);
             }
         }
-        if done.iter().all(Option::is_some) {
-            return Ok(done.into_iter().flatten().collect());
+        let timed_out = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+        if done.iter().all(Option::is_some) || timed_out {
+            let unfinished =
+                ids.iter().zip(&done).filter(|(_, d)| d.is_none()).map(|(id, _)| id.clone()).collect();
+            return Ok((done.into_iter().flatten().collect(), unfinished));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -315,6 +416,11 @@ mod tests {
             "2026-11-20T00:00:00+00:00"
         );
         assert!(parse_time("yesterday", now).is_err());
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert!(parse_duration("15").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+        assert!(parse_time("99999999999d", now).is_err());
         assert_eq!(parse_rate("10/s").unwrap(), Duration::from_millis(100));
         assert_eq!(parse_rate("30/m").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_rate("4").unwrap(), Duration::from_millis(250));
