@@ -278,14 +278,20 @@ fn aws_env(command: &mut std::process::Command) {
         .env("AWS_REGION", REGION)
         .env("AWS_ENDPOINT_URL", &moto().endpoint)
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent/lector-test-aws-config")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/lector-test-aws-credentials")
+        .env("AWS_CONFIG_FILE", empty_file())
+        .env("AWS_SHARED_CREDENTIALS_FILE", empty_file())
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("LECTOR_EVENT_TABLE")
         .env_remove("LECTOR_INDEX_TABLE")
         .env_remove("LECTOR_STATE_MACHINE_ARN")
         .env_remove("LECTOR_EVENT_ARCHIVE");
+}
+
+/// An empty AWS config file: no profile of this machine applies, and the SDK has nothing to warn about.
+fn empty_file() -> &'static std::path::Path {
+    static FILE: std::sync::OnceLock<tempfile::NamedTempFile> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| tempfile::NamedTempFile::new().expect("an empty file")).path()
 }
 
 fn json_lines(output: &Output) -> Vec<Value> {

@@ -332,6 +332,17 @@ fn suggestion(outcome: &Outcome, how: Option<RetryMethod>) -> Option<String> {
     }
 }
 
+/// Characters of a refusal's reason a table row shows (SDK errors can carry a whole response;
+/// `--json` gives all of it).
+const MAX_WHY: usize = 200;
+
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
 fn print_row(
     c: &Candidate,
     now: DateTime<Utc>,
@@ -347,8 +358,8 @@ fn print_row(
         Some(Outcome::Replayed { execution_id }) => format!("  → {action}: {execution_id}"),
         Some(Outcome::Skipped { why }) => format!("  → skipped: {why}"),
         Some(o @ Outcome::Failed { why }) => match suggestion(o, how) {
-            Some(hint) => format!("  → refused: {why}; {hint}"),
-            None => format!("  → refused: {why}"),
+            Some(hint) => format!("  → refused: {}; {hint}", cut(why, MAX_WHY)),
+            None => format!("  → refused: {}", cut(why, MAX_WHY)),
         },
     };
     println!(
@@ -416,6 +427,8 @@ mod tests {
             "2026-11-20T00:00:00+00:00"
         );
         assert!(parse_time("yesterday", now).is_err());
+        assert_eq!(cut("abcdef", 3), "abc…");
+        assert_eq!(cut("abc", 3), "abc");
         assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
         assert!(parse_duration("15").is_err());
