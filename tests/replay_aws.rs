@@ -285,7 +285,8 @@ fn aws_env(command: &mut std::process::Command) {
         .env_remove("LECTOR_EVENT_TABLE")
         .env_remove("LECTOR_INDEX_TABLE")
         .env_remove("LECTOR_STATE_MACHINE_ARN")
-        .env_remove("LECTOR_EVENT_ARCHIVE");
+        .env_remove("LECTOR_EVENT_ARCHIVE")
+        .env_remove("LECTOR_EVENT_BUS");
 }
 
 /// An empty AWS config file: no profile of this machine applies, and the SDK has nothing to warn about.
@@ -597,7 +598,12 @@ impl Archived {
     fn run(&self, lector: &Lector, args: &[&str]) -> Output {
         let mut command = lector.command(args);
         aws_env(&mut command);
-        command.env("LECTOR_EVENT_ARCHIVE", &self.archive).output().expect("lector runs")
+        // The bus too, as an operator's shell holding the stack's outputs would.
+        command
+            .env("LECTOR_EVENT_ARCHIVE", &self.archive)
+            .env("LECTOR_EVENT_BUS", &self.bus)
+            .output()
+            .expect("lector runs")
     }
 }
 
@@ -639,6 +645,16 @@ fn events_replay_on_aws_starts_one_archive_replay_per_window() {
     assert_eq!(lines[0]["started_now"], false);
     assert_eq!(lines[0]["state"], "COMPLETED");
     assert!(rt.block_on(archived.drain()).is_empty(), "nothing is sent twice");
+
+    // An archive of another bus than the one named is refused before anything is replayed.
+    let other_bus =
+        archived.run(&lector, &["events", "replay", "--aws", "--since", "1h", "--bus", "someone-elses-bus"]);
+    assert!(!other_bus.status.success());
+    assert!(
+        stderr(&other_bus).contains(&format!("is of bus {}, not someone-elses-bus", archived.bus)),
+        "{}",
+        explain(&other_bus)
+    );
 
     // Only a rule can narrow a replay: --type is refused with the way to do it.
     let typed =

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, DurationRound, Utc};
 use lector_aws::archive::{ARCHIVE_VAR, Archive, Replay, ReplayState, Started, Window};
+use lector_aws::settings::BUS_VAR;
 use lector_core::{ConversionId, EventEnvelope, EventStore};
 
 use crate::data::{DataArgs, DataDir, runtime};
@@ -49,6 +50,10 @@ pub struct ReplayArgs {
     /// With --aws: the bus's archive (the stack's EventArchiveName output).
     #[arg(long, env = ARCHIVE_VAR, value_name = "NAME", hide_env_values = true)]
     archive: Option<String>,
+    /// With --aws: the bus the archive must be of (the stack's EventBusName output); replays go
+    /// back to the archive's own bus, so this only guards against the wrong archive.
+    #[arg(long, env = BUS_VAR, value_name = "NAME", hide_env_values = true)]
+    bus: Option<String>,
     /// With --aws: events that occurred before this (default: now). Ages and the default are cut
     /// to the whole minute, so the same command run again names the same replay.
     #[arg(long, value_name = "TIME")]
@@ -194,6 +199,16 @@ async fn run_archive_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let window = Window::new(since, until)?;
     let replays = crate::aws_ops::archive_replays(args.archive.as_deref()).await?;
     let archive = replays.describe_archive().await?;
+    if let Some(bus) = args.bus.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
+        anyhow::ensure!(
+            bus == archive.bus_name() || bus == archive.source_arn,
+            "archive {} is of bus {}, not {bus} ({BUS_VAR} or --bus): an archive replays only to its \
+             own bus; check {} (the stack's EventArchiveName output)",
+            archive.name,
+            archive.bus_name(),
+            ARCHIVE_VAR
+        );
+    }
     if !args.json {
         print_archive_plan(&archive, &window, &args.rules, now);
     }
