@@ -10,7 +10,7 @@ use lector_aws::DynamoEventStore;
 use lector_aws::event_store::{self, BUCKET_SIZE, recorded_from_image, recorded_from_item};
 use lector_core::store::MAX_EVENTS_PER_APPEND;
 use lector_core::{AppendOutcome, EventStore, ExpectedVersion, StoreError, StreamId};
-use lector_testkit::contract::event;
+use lector_testkit::contract::{event, write_concurrently};
 use lector_testkit::services::{dynamodb_config, unique_name};
 use serde_json::json;
 
@@ -209,34 +209,8 @@ async fn writers_that_share_only_the_table_lose_nothing() {
     const EACH: u64 = 25;
     let stores = separate_stores(STORES).await;
     let s = StreamId::new("shared-hot");
-    let writers: Vec<_> = stores
-        .iter()
-        .enumerate()
-        .map(|(w, store)| {
-            let store = store.clone();
-            let s = s.clone();
-            tokio::spawn(async move {
-                let mut expected = 0;
-                for n in 0..EACH {
-                    let e = event(&format!("sep-w{w}-n{n}"), json!({"writer": w, "n": n}));
-                    loop {
-                        match store.append(&s, ExpectedVersion(expected), vec![e.clone()]).await {
-                            Ok(outcome) => {
-                                expected = outcome.last_version();
-                                break;
-                            }
-                            Err(StoreError::Conflict { actual, .. }) => expected = actual,
-                            Err(StoreError::Unavailable(_)) => tokio::task::yield_now().await,
-                            Err(other) => panic!("writer {w}: {other}"),
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    for w in writers {
-        w.await.expect("a writer panicked");
-    }
+    let writers = stores.iter().map(|store| store.clone() as Arc<dyn EventStore>).collect();
+    write_concurrently(writers, s.clone(), EACH as usize).await;
     let read = stores[0].read_stream(&s, 0).await.unwrap();
     assert_eq!(read.len(), STORES * EACH as usize);
     assert!(read.iter().enumerate().all(|(i, e)| e.version == i as u64 + 1 && e.position == i as u64 + 1));

@@ -257,12 +257,14 @@ pub async fn a_stream_longer_than_one_megabyte_reads_back_whole(store: Arc<dyn E
     assert_eq!(all_len, 300);
 }
 
-/// Writers on one stream: each appends its own numbered events, one at a time, re-expecting
-/// the version a conflict reports.
-async fn write_concurrently(store: Arc<dyn EventStore>, s: StreamId, writers: usize, each: usize) {
-    let tasks: Vec<_> = (0..writers)
-        .map(|w| {
-            let store = store.clone();
+/// Writers on one stream, one per store given (the same store several times, or stores that
+/// share only their storage): each appends its own numbered events (`{"writer": w, "n": n}`),
+/// one at a time, re-expecting the version a conflict reports.
+pub async fn write_concurrently(stores: Vec<Arc<dyn EventStore>>, s: StreamId, each: usize) {
+    let tasks: Vec<_> = stores
+        .into_iter()
+        .enumerate()
+        .map(|(w, store)| {
             let s = s.clone();
             tokio::spawn(async move {
                 let mut expected = 0;
@@ -292,7 +294,7 @@ pub async fn concurrent_writers_on_one_stream_lose_nothing(store: Arc<dyn EventS
     const WRITERS: usize = 8;
     const EACH: usize = 1_000;
     let s = stream("hot");
-    write_concurrently(store.clone(), s.clone(), WRITERS, EACH).await;
+    write_concurrently(vec![store.clone(); WRITERS], s.clone(), EACH).await;
 
     let read = store.read_stream(&s, 0).await.unwrap();
     assert_eq!(read.len(), WRITERS * EACH);
@@ -321,8 +323,10 @@ pub async fn concurrent_writers_on_one_stream_lose_nothing(store: Arc<dyn EventS
 
 pub async fn a_reader_following_read_all_misses_nothing_under_concurrent_writers(store: Arc<dyn EventStore>) {
     let streams: Vec<StreamId> = (0..4).map(|i| stream(&format!("follow{i}"))).collect();
-    let writers: Vec<_> =
-        streams.iter().map(|s| tokio::spawn(write_concurrently(store.clone(), s.clone(), 2, 60))).collect();
+    let writers: Vec<_> = streams
+        .iter()
+        .map(|s| tokio::spawn(write_concurrently(vec![store.clone(); 2], s.clone(), 60)))
+        .collect();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
         let store = store.clone();
