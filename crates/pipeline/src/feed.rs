@@ -3,14 +3,18 @@
 //! repaired where Python's feedparser recovers (bare `&`, HTML entities, junk after the root,
 //! a wrong declared encoding) and refused with a named error where it cannot.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
-use feed_rs::model::{self, Entry, FeedType, Text};
 use lector_core::{ErrorKind, StepError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::document::{Document, count_words, html_text};
+
+mod json;
+mod xml;
 
 /// A feed and its posts, in the order the feed lists them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,54 +92,40 @@ pub async fn fetch_feed(fetcher: &crate::fetch::Fetcher, url: &str) -> Result<Fe
     Ok(parse_feed(&got.body, Some(&got.url), got.charset.as_deref())?)
 }
 
-/// Marks entries that came without an id, so they get a stable one instead of a random one.
-const NO_ID: &str = "\u{0}lector:no-id";
-
 /// Reads a feed. `base` is the feed's own address (relative links resolve against it);
 /// `charset` is what the server declared, if anything.
+///
+/// XML is read strictly first; when that fails, the repairs feedparser's lenient reading
+/// amounts to are made and the feed read once more, and what was repaired is listed in
+/// [`Feed::repairs`]. Entities a DOCTYPE declares are never expanded.
 pub fn parse_feed(bytes: &[u8], base: Option<&Url>, charset: Option<&str>) -> Result<Feed, FeedError> {
     let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
     if start == bytes.len() {
         return Err(FeedError::NotAFeed("the document is empty".into()));
     }
     let mut repairs = Vec::new();
-    let is_json = bytes[start] == b'{';
-    let text = if is_json {
-        String::from_utf8_lossy(&bytes[start..]).into_owned()
-    } else {
-        decode_xml(bytes, charset, &mut repairs)
+    if bytes[start] == b'{' {
+        let text = String::from_utf8_lossy(&bytes[start..]);
+        let parts = json::read(&text).map_err(FeedError::Malformed)?;
+        return Ok(feed_from_parts(parts, base, repairs));
+    }
+    let text = decode_xml(bytes, charset, &mut repairs);
+    let first = match xml::read(&text, base) {
+        Ok(parts) => return Ok(feed_from_parts(parts, base, repairs)),
+        Err(e) => e.0,
     };
-    let parser = || {
-        feed_rs::parser::Builder::new()
-            .base_uri(base.map(Url::as_str))
-            .id_generator(|_, _, _| NO_ID.to_string())
-            .timestamp_parser(parse_date)
-            .build()
-    };
-    let parsed = match parser().parse(text.as_bytes()) {
-        Ok(feed) => feed,
-        Err(first) if !is_json => {
-            let first = describe(&first);
-            let (fixed, fixes) = repair_xml(&text);
-            if fixes.is_empty() {
-                return Err(classify_failure(&text, first));
-            }
-            match parser().parse(fixed.as_bytes()) {
-                Ok(feed) => {
-                    tracing::debug!(?fixes, "feed repaired");
-                    repairs.extend(fixes);
-                    feed
-                }
-                Err(_) => return Err(classify_failure(&text, first)),
-            }
+    let (fixed, fixes) = repair_xml(&text);
+    if fixes.is_empty() {
+        return Err(classify_failure(&text, first));
+    }
+    match xml::read(&fixed, base) {
+        Ok(parts) => {
+            tracing::debug!(?fixes, "feed repaired");
+            repairs.extend(fixes);
+            Ok(feed_from_parts(parts, base, repairs))
         }
-        Err(e) => return Err(FeedError::Malformed(describe(&e))),
-    };
-    Ok(convert(parsed, base, repairs))
-}
-
-fn describe(e: &feed_rs::parser::ParseFeedError) -> String {
-    e.to_string()
+        Err(_) => Err(classify_failure(&text, first)),
+    }
 }
 
 fn classify_failure(text: &str, error: String) -> FeedError {
@@ -206,39 +196,38 @@ pub fn parse_date(raw: &str) -> Option<DateTime<Utc>> {
     NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc())
 }
 
-/// Decodes an XML feed to UTF-8 text whose declaration says UTF-8. The order is feedparser's:
-/// a byte-order mark, the declared encoding (HTTP, then the XML declaration), then UTF-8, then
-/// Windows-1252. A single-byte declaration on a body that is valid multi-byte UTF-8 is taken
-/// as wrong: such bytes are all but never real Latin-1 text.
-fn decode_xml(bytes: &[u8], charset: Option<&str>, repairs: &mut Vec<String>) -> String {
+/// Decodes an XML feed to UTF-8 text, borrowing the bytes when they are UTF-8 already. The
+/// order is feedparser's: a byte-order mark, the declared encoding (HTTP, then the XML
+/// declaration), then UTF-8, then Windows-1252. A single-byte declaration on a body that is
+/// valid multi-byte UTF-8 is taken as wrong: such bytes are all but never real Latin-1 text.
+/// The XML declaration is left as it is: the reader takes its input as UTF-8 whatever it says.
+fn decode_xml<'b>(bytes: &'b [u8], charset: Option<&str>, repairs: &mut Vec<String>) -> Cow<'b, str> {
     use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
     if let Some((enc, bom)) = Encoding::for_bom(bytes) {
-        let (text, _) = enc.decode_without_bom_handling(&bytes[bom..]);
-        return declare_utf8(&text);
+        return enc.decode_without_bom_handling(&bytes[bom..]).0;
     }
     let declared = charset
         .and_then(|c| Encoding::for_label(c.as_bytes()))
         .or_else(|| xml_declared_encoding(bytes).and_then(|c| Encoding::for_label(c.as_bytes())));
     let utf8 = std::str::from_utf8(bytes).ok();
-    let text = match (declared, utf8) {
+    match (declared, utf8) {
         (Some(enc), Some(s)) if enc != UTF_8 && enc.is_single_byte() && !s.is_ascii() => {
             repairs.push(format!("declared {} but is UTF-8", enc.name()));
-            s.to_string()
+            Cow::Borrowed(s)
         }
         (Some(enc), _) if enc != UTF_8 => {
             let (text, _, had_errors) = enc.decode(bytes);
             if had_errors {
                 repairs.push(format!("invalid {} bytes replaced", enc.name()));
             }
-            text.into_owned()
+            text
         }
-        (_, Some(s)) => s.to_string(),
+        (_, Some(s)) => Cow::Borrowed(s),
         (_, None) => {
             repairs.push("not valid UTF-8: read as Windows-1252".into());
-            WINDOWS_1252.decode_without_bom_handling(bytes).0.into_owned()
+            WINDOWS_1252.decode_without_bom_handling(bytes).0
         }
-    };
-    declare_utf8(&text)
+    }
 }
 
 fn xml_declared_encoding(bytes: &[u8]) -> Option<String> {
@@ -253,34 +242,10 @@ fn xml_declared_encoding(bytes: &[u8]) -> Option<String> {
     Some(value[..value.find(quote)?].trim().to_string())
 }
 
-/// The text with its XML declaration, if any, saying UTF-8 (it is UTF-8 now).
-fn declare_utf8(text: &str) -> String {
-    let trimmed = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
-    if let Some(rest) = trimmed.strip_prefix("<?xml")
-        && let Some(end) = rest.find("?>")
-    {
-        let decl = &rest[..end];
-        if let Some(at) = decl.find("encoding") {
-            let mut out = String::with_capacity(text.len());
-            out.push_str("<?xml");
-            out.push_str(&decl[..at]);
-            out.push_str("encoding=\"UTF-8\"");
-            let after = &decl[at + "encoding".len()..];
-            let after = after.trim_start().strip_prefix('=').unwrap_or(after).trim_start();
-            let quote = after.chars().next().unwrap_or('"');
-            let after = after.get(1..).unwrap_or("");
-            out.push_str(after.find(quote).map_or("", |q| &after[q + 1..]));
-            out.push_str(&rest[end..]);
-            return out;
-        }
-        return trimmed.to_string();
-    }
-    trimmed.to_string()
-}
-
 /// Repairs what feedparser's lenient reading forgives: bare `&`, HTML-only entities, control
-/// characters, and anything after the root element. CDATA sections and comments are left
-/// alone. Returns the text and what was done.
+/// characters (inside CDATA sections too, where XML forbids them as well), and anything after
+/// the root element. CDATA sections and comments are otherwise left alone. Returns the text
+/// and what was done.
 fn repair_xml(text: &str) -> (String, Vec<String>) {
     let mut out = String::with_capacity(text.len() + 64);
     let mut bare_amps = 0usize;
@@ -292,7 +257,13 @@ fn repair_xml(text: &str) -> (String, Vec<String>) {
         if let Some(after) = rest.strip_prefix("<![CDATA[") {
             let end = after.find("]]>").map_or(after.len(), |i| i + 3);
             out.push_str("<![CDATA[");
-            out.push_str(&after[..end]);
+            for c in after[..end].chars() {
+                if is_forbidden_control(c) {
+                    controls += 1;
+                } else {
+                    out.push(c);
+                }
+            }
             rest = &after[end..];
             continue;
         }
@@ -326,7 +297,7 @@ fn repair_xml(text: &str) -> (String, Vec<String>) {
             }
             continue;
         }
-        if c.is_control() && !matches!(c, '\n' | '\r' | '\t') {
+        if is_forbidden_control(c) {
             controls += 1;
         } else {
             out.push(c);
@@ -350,6 +321,11 @@ fn repair_xml(text: &str) -> (String, Vec<String>) {
         fixes.push("junk after the root element dropped".into());
     }
     (out, fixes)
+}
+
+/// Control characters a feed should not carry (C0 and C1 but tab, CR and LF).
+fn is_forbidden_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\n' | '\r' | '\t')
 }
 
 enum Entity {
@@ -403,40 +379,69 @@ fn root_end(text: &str) -> Option<usize> {
     text.rfind(&close).map(|i| i + close.len())
 }
 
-fn convert(feed: model::Feed, base: Option<&Url>, repairs: Vec<String>) -> Feed {
-    let format = match feed.feed_type {
-        FeedType::Atom => "atom",
-        FeedType::JSON => "json",
-        FeedType::RSS0 => "rss0",
-        FeedType::RSS1 => "rss1",
-        FeedType::RSS2 => "rss2",
-    }
-    .to_string();
-    let link = pick_link(&feed.links, base);
-    let posts = feed.entries.iter().map(|e| convert_entry(e, base)).collect();
+/// What a feed reader found in a feed, before it becomes a [`Feed`]: the raw fields, borrowed
+/// from the document where possible. Public only so tests can build it from another reader.
+#[doc(hidden)]
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct FeedParts<'a> {
+    pub format: &'static str,
+    pub title: Option<Cow<'a, str>>,
+    pub links: Vec<LinkPart<'a>>,
+    pub description: Option<Cow<'a, str>>,
+    pub language: Option<String>,
+    pub entries: Vec<EntryParts<'a>>,
+}
+
+/// A link as written, with the `xml:base` in force where it was written, if any.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkPart<'a> {
+    pub href: Cow<'a, str>,
+    /// `None` for RSS links; Atom links without `rel` are `alternate`.
+    pub rel: Option<Cow<'a, str>>,
+    pub base: Option<Url>,
+}
+
+/// One item or entry as found. Comment links are not links of the post.
+#[doc(hidden)]
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct EntryParts<'a> {
+    pub id: Option<Cow<'a, str>>,
+    pub title: Option<Cow<'a, str>>,
+    pub links: Vec<LinkPart<'a>>,
+    pub published: Option<DateTime<Utc>>,
+    pub updated: Option<DateTime<Utc>>,
+    /// Author names, in order.
+    pub authors: Vec<Cow<'a, str>>,
+    /// The post's HTML when the feed carries it.
+    pub content: Option<Cow<'a, str>>,
+    pub summary: Option<Cow<'a, str>>,
+}
+
+/// Turns what a reader found into a feed: text fields to plain text, links resolved, ids made
+/// stable, words counted and teasers told from full posts.
+#[doc(hidden)]
+pub fn feed_from_parts(parts: FeedParts<'_>, base: Option<&Url>, repairs: Vec<String>) -> Feed {
+    let link = pick_link(&parts.links, base);
+    let posts = parts.entries.iter().map(|e| post_from_parts(e, base)).collect();
     Feed {
-        format,
-        title: feed.title.as_ref().map(plain_text).filter(|t| !t.is_empty()),
+        format: parts.format.to_string(),
+        title: parts.title.as_deref().map(html_text).filter(|t| !t.is_empty()),
         link,
-        description: feed.description.as_ref().map(plain_text).filter(|t| !t.is_empty()),
-        language: feed.language.clone(),
+        description: parts.description.as_deref().map(html_text).filter(|t| !t.is_empty()),
+        language: parts.language,
         posts,
         repairs,
     }
 }
 
-/// A text field as plain text: markup removed, entities decoded, whitespace collapsed. Read as
-/// HTML whatever its declared type, since fields escaped twice (`&amp;#x24;`, `&lt;sup&gt;`)
-/// reach here as `&#x24;` and `<sup>`.
-fn plain_text(text: &Text) -> String {
-    html_text(&text.content)
-}
-
-fn pick_link(links: &[model::Link], base: Option<&Url>) -> Option<Url> {
+/// The post's or site's page: the first link with no `rel` or `alternate`, else the first
+/// that is not the feed itself, an enclosure, replies or a hub.
+fn pick_link(links: &[LinkPart<'_>], base: Option<&Url>) -> Option<Url> {
     let preferred = links.iter().find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate")).or_else(|| {
         links.iter().find(|l| !matches!(l.rel.as_deref(), Some("self" | "enclosure" | "replies" | "hub")))
     });
-    preferred.and_then(|l| absolute(&l.href, base))
+    preferred.and_then(|l| absolute(&l.href, l.base.as_ref().or(base)))
 }
 
 fn absolute(href: &str, base: Option<&Url>) -> Option<Url> {
@@ -485,51 +490,51 @@ fn is_teaser(text: &str, words: usize, html: &str, post_url: Option<&Url>) -> bo
     words < TEASER_MAX_WORDS && links_to_post
 }
 
-fn convert_entry(e: &Entry, base: Option<&Url>) -> Post {
-    let title = e.title.as_ref().map(plain_text).filter(|t| !t.is_empty());
+fn post_from_parts(e: &EntryParts<'_>, base: Option<&Url>) -> Post {
+    // Text fields are read as HTML whatever their declared type, since fields escaped twice
+    // (`&amp;#x24;`, `&lt;sup&gt;`) reach here as `&#x24;` and `<sup>`.
+    let title = e.title.as_deref().map(html_text).filter(|t| !t.is_empty());
     let url = pick_link(&e.links, base);
-    let content_html = e.content.as_ref().and_then(|c| c.body.clone()).filter(|b| !b.trim().is_empty());
-    let summary_text = e.summary.as_ref().map(plain_text).filter(|s| !s.is_empty());
-    let content_text = content_html.as_deref().map(html_text);
+    let content_html = e.content.as_deref().filter(|b| !b.trim().is_empty());
+    let summary_text = e.summary.as_deref().map(html_text).filter(|s| !s.is_empty());
+    let content_text = content_html.map(html_text);
     let content_words = content_text.as_deref().map_or(0, count_words);
-    let full_text = match (&content_text, &content_html) {
+    let full_text = match (&content_text, content_html) {
         (Some(text), Some(html)) => content_words > 0 && !is_teaser(text, content_words, html, url.as_ref()),
         _ => false,
     };
     let words =
         if content_words > 0 { content_words } else { summary_text.as_deref().map_or(0, count_words) };
-    let id = if e.id != NO_ID && !e.id.trim().is_empty() {
-        e.id.trim().to_string()
-    } else if let Some(u) = &url {
-        u.to_string()
-    } else {
-        let mut h = Sha256::new();
-        for part in [
-            title.as_deref().unwrap_or(""),
-            &e.published.or(e.updated).map(|d| d.to_rfc3339()).unwrap_or_default(),
-            content_html.as_deref().unwrap_or(""),
-            summary_text.as_deref().unwrap_or(""),
-        ] {
-            h.update(part.as_bytes());
-            h.update([0]);
-        }
-        format!("sha256:{}", hex::encode(&h.finalize()[..16]))
+    let published = e.published.or(e.updated);
+    let id = match e.id.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
+        Some(id) => id.to_string(),
+        None => match &url {
+            Some(u) => u.to_string(),
+            None => {
+                let mut h = Sha256::new();
+                for part in [
+                    title.as_deref().unwrap_or(""),
+                    &published.map(|d| d.to_rfc3339()).unwrap_or_default(),
+                    content_html.unwrap_or(""),
+                    summary_text.as_deref().unwrap_or(""),
+                ] {
+                    h.update(part.as_bytes());
+                    h.update([0]);
+                }
+                format!("sha256:{}", hex::encode(&h.finalize()[..16]))
+            }
+        },
     };
-    let author = e
-        .authors
-        .iter()
-        .filter_map(|p| p.name.as_deref().map(str::trim).filter(|n| !n.is_empty()))
-        .map(html_text)
-        .next();
+    let author = e.authors.iter().map(|n| n.trim()).find(|n| !n.is_empty()).map(html_text);
     Post {
         id,
         title,
         url,
-        published: e.published.or(e.updated),
+        published,
         author,
         words,
         full_text,
-        content_html: if full_text { content_html } else { None },
+        content_html: if full_text { content_html.map(str::to_string) } else { None },
         summary: summary_text,
     }
 }
