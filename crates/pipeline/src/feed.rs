@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::document::{Document, count_words, html_text};
+use crate::document::{Document, html_text};
 
 mod json;
 mod xml;
@@ -490,6 +490,14 @@ fn is_teaser(text: &str, words: usize, html: &str, post_url: Option<&Url>) -> bo
     words < TEASER_MAX_WORDS && links_to_post
 }
 
+/// Words of a text `html_text` returned, whose only whitespace is single spaces: what
+/// `count_words` counts, without testing every byte for the other kinds of whitespace.
+fn words_in_collapsed(text: &str) -> usize {
+    text.split(' ')
+        .filter(|w| w.bytes().any(|b| b.is_ascii_alphanumeric()) || w.chars().any(char::is_alphanumeric))
+        .count()
+}
+
 fn post_from_parts(e: &EntryParts<'_>, base: Option<&Url>) -> Post {
     // Text fields are read as HTML whatever their declared type, since fields escaped twice
     // (`&amp;#x24;`, `&lt;sup&gt;`) reach here as `&#x24;` and `<sup>`.
@@ -498,13 +506,13 @@ fn post_from_parts(e: &EntryParts<'_>, base: Option<&Url>) -> Post {
     let content_html = e.content.as_deref().filter(|b| !b.trim().is_empty());
     let summary_text = e.summary.as_deref().map(html_text).filter(|s| !s.is_empty());
     let content_text = content_html.map(html_text);
-    let content_words = content_text.as_deref().map_or(0, count_words);
+    let content_words = content_text.as_deref().map_or(0, words_in_collapsed);
     let full_text = match (&content_text, content_html) {
         (Some(text), Some(html)) => content_words > 0 && !is_teaser(text, content_words, html, url.as_ref()),
         _ => false,
     };
     let words =
-        if content_words > 0 { content_words } else { summary_text.as_deref().map_or(0, count_words) };
+        if content_words > 0 { content_words } else { summary_text.as_deref().map_or(0, words_in_collapsed) };
     let published = e.published.or(e.updated);
     let id = match e.id.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
         Some(id) => id.to_string(),
@@ -542,6 +550,7 @@ fn post_from_parts(e: &EntryParts<'_>, base: Option<&Url>) -> Post {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::document::count_words;
 
     fn rss(items: &str) -> String {
         format!(
@@ -663,6 +672,119 @@ mod tests {
             Some("2019-10-01T00:00:00+00:00")
         );
         assert_eq!(parse_date("last Tuesday"), None);
+    }
+
+    /// Runs `f` on a thread with a small stack: a reader that recursed per element would
+    /// overflow it long before 10,000 levels.
+    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new().stack_size(256 * 1024).spawn(f).unwrap().join().unwrap()
+    }
+
+    #[test]
+    fn ten_thousand_nested_elements_are_a_named_error_not_a_stack_overflow() {
+        let deep = |open: &str, close: &str| format!("{}x{}", open.repeat(10_000), close.repeat(10_000));
+        let docs = [
+            // Inside a field that is read, in Atom markup that is written out, and where
+            // nothing is read at all.
+            rss(&format!("<item><title>A</title><description>{}</description></item>", deep("<b>", "</b>"))),
+            format!(
+                "<feed xmlns=\"http://www.w3.org/2005/Atom\"><entry><content type=\"xhtml\">{}</content></entry></feed>",
+                deep("<div>", "</div>")
+            ),
+            rss(&deep("<x>", "</x>")),
+        ];
+        for doc in docs {
+            let got = on_small_stack(move || parse_feed(doc.as_bytes(), None, None));
+            assert!(
+                matches!(&got, Err(FeedError::Malformed(why)) if why.contains("nested deeper")),
+                "{got:?}"
+            );
+        }
+        // Nesting a little under the limit still reads.
+        let fine = rss(&format!("<item><title>A</title><description>{}</description></item>", {
+            let n = xml::MAX_DEPTH - 10;
+            format!("{}x{}", "<b>".repeat(n), "</b>".repeat(n))
+        }));
+        let feed = on_small_stack(move || parse_feed(fine.as_bytes(), None, None)).unwrap();
+        assert_eq!(feed.posts[0].title.as_deref(), Some("A"));
+    }
+
+    #[test]
+    fn an_unclosed_cdata_section_is_malformed() {
+        let xml = rss("<item><title><![CDATA[never closed</title></item>");
+        assert!(matches!(parse_feed(xml.as_bytes(), None, None), Err(FeedError::Malformed(_))));
+    }
+
+    #[test]
+    fn nul_and_other_control_bytes_are_removed_and_reported() {
+        let xml =
+            rss("<item><title>A\u{0}B\u{1b}C</title><description><![CDATA[x\u{0}y]]></description></item>");
+        let feed = parse_feed(xml.as_bytes(), None, None).unwrap();
+        assert_eq!(feed.posts[0].title.as_deref(), Some("ABC"));
+        assert_eq!(feed.posts[0].summary.as_deref(), Some("xy"));
+        assert!(
+            feed.repairs.iter().any(|r| r.contains("3 control characters removed")),
+            "{:?}",
+            feed.repairs
+        );
+    }
+
+    #[test]
+    fn a_ten_megabyte_title_is_read_whole_in_one_pass() {
+        let title = "word ".repeat(2 * 1024 * 1024);
+        let xml = rss(&format!("<item><title>{title}</title><link>https://blog.test/big</link></item>"));
+        let feed = parse_feed(xml.as_bytes(), None, None).unwrap();
+        assert_eq!(feed.posts[0].title.as_deref().map(str::len), Some(title.trim_end().len()));
+        assert_eq!(feed.posts[0].url.as_ref().map(Url::as_str), Some("https://blog.test/big"));
+    }
+
+    #[test]
+    fn atom_0_3_a_lone_entry_and_an_rss_root_without_version_read() {
+        let atom03 = r#"<feed version="0.3" xmlns="http://purl.org/atom/ns#"><title>Old</title>
+            <tagline>Still here</tagline><link rel="alternate" type="text/html" href="https://old.test/"/>
+            <entry><title>E</title><link rel="alternate" href="https://old.test/e"/><id>e1</id>
+            <issued>2004-01-02T03:04:05Z</issued><modified>2004-01-03T00:00:00Z</modified></entry></feed>"#;
+        let feed = parse_feed(atom03.as_bytes(), None, None).unwrap();
+        assert_eq!((feed.format.as_str(), feed.title.as_deref()), ("atom", Some("Old")));
+        assert_eq!(feed.description.as_deref(), Some("Still here"));
+        assert_eq!(feed.posts[0].id, "e1");
+        assert_eq!(
+            feed.posts[0].published.map(|d| d.to_rfc3339()).as_deref(),
+            Some("2004-01-02T03:04:05+00:00")
+        );
+
+        let entry =
+            r#"<entry xmlns="http://www.w3.org/2005/Atom"><title>Alone</title><link href="/a"/></entry>"#;
+        let feed = parse_feed(entry.as_bytes(), Some(&base()), None).unwrap();
+        assert_eq!(feed.posts[0].url.as_ref().map(Url::as_str), Some("https://blog.test/a"));
+
+        let bare = "<rss><channel><title>T</title><item><title>I</title></item></channel></rss>";
+        assert_eq!(parse_feed(bare.as_bytes(), None, None).unwrap().posts[0].title.as_deref(), Some("I"));
+    }
+
+    #[test]
+    fn namespaces_are_told_by_uri_not_prefix() {
+        // `content:` bound to another URI is not content; `x:` bound to the content URI is.
+        let xml = rss("<item xmlns:content=\"http://example.test/not-content\" \
+             xmlns:x=\"http://purl.org/rss/1.0/modules/content/\"><title>N</title>\
+             <content:encoded>not this</content:encoded><x:encoded>but this one</x:encoded></item>");
+        let feed = parse_feed(xml.as_bytes(), None, None).unwrap();
+        assert!(feed.posts[0].full_text);
+        assert_eq!(feed.posts[0].content_html.as_deref(), Some("but this one"));
+    }
+
+    #[test]
+    fn words_of_collapsed_text_are_counted_as_count_words_counts_them() {
+        for html in [
+            "",
+            "  ",
+            "<p>One two</p><p>three — 4 ...</p>",
+            "a\u{a0}b\u{2003}c\u{3000}d\te\r\nf",
+            "<h2>Ünïcödé</h2> wörds \u{85} here &amp; &nbsp; there - -- !",
+        ] {
+            let text = html_text(html);
+            assert_eq!(words_in_collapsed(&text), count_words(&text), "{html:?}");
+        }
     }
 
     #[test]

@@ -277,6 +277,7 @@ fn the_streaming_reader_agrees_with_feed_rs_on_the_formats_corners() {
   </entry>
   <entry xml:base="https://other.test/dir/">
     <title><b>Markup</b> first</title>
+    <summary type="html" xml:base="https://elsewhere.test/">a base that ends with its element</summary>
     <link href="rel/2"/>
     <content type="xhtml"><p>No div</p> tail text</content>
     <summary>  plain   text  </summary>
@@ -320,4 +321,8 @@ fn the_streaming_reader_agrees_with_feed_rs_on_the_formats_corners() {
 <item rdf:about="https://rdf.test/2"><title>No link: dropped</title></item>
 </rdf:RDF>"#;
     assert_same_as_feed_rs("rdf corners", rdf.as_bytes(), Some(&base));
+
+    let entry = r#"<entry xmlns="http://www.w3.org/2005/Atom" xml:lang="fr"><title>Alone</title>
+  <link href="/a"/><content type="html">&lt;p&gt;Seul&lt;/p&gt;</content></entry>"#;
+    assert_same_as_feed_rs("a lone entry", entry.as_bytes(), Some(&base));
 }

@@ -4,9 +4,7 @@
 
 use std::borrow::Cow;
 
-use quick_xml::NsReader;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
 use url::Url;
 
 use super::{EntryParts, FeedParts, LinkPart, parse_date};
@@ -141,6 +139,13 @@ impl<'a> Run<'a> {
         }
     }
 
+    fn push_char(&mut self, c: char) {
+        match &mut self.0 {
+            None => self.0 = Some(Cow::Owned(c.to_string())),
+            Some(text) => text.to_mut().push(c),
+        }
+    }
+
     fn take(&mut self) -> Option<Cow<'a, str>> {
         self.0.take()
     }
@@ -148,7 +153,10 @@ impl<'a> Run<'a> {
 
 struct Reader<'a> {
     input: &'a str,
-    reader: NsReader<&'a [u8]>,
+    reader: quick_xml::Reader<&'a [u8]>,
+    /// Namespace prefixes in force (`""` for the default), with the depth that bound them;
+    /// `None` for a namespace undeclared with `xmlns=""`.
+    bindings: Vec<(usize, Cow<'a, str>, Option<Ns>)>,
     format: Option<Format>,
     /// The namespace of elements with none.
     default_ns: Ns,
@@ -176,11 +184,12 @@ pub(super) fn read<'a>(input: &'a str, base: Option<&'a Url>) -> Result<FeedPart
     if let Some(at) = control_char(input.as_bytes()) {
         return Err(XmlError(format!("control character not allowed in XML at byte {at}")));
     }
-    let mut reader = NsReader::from_str(input);
+    let mut reader = quick_xml::Reader::from_str(input);
     reader.config_mut().expand_empty_elements = true;
     let mut r = Reader {
         input,
         reader,
+        bindings: Vec::new(),
         format: None,
         default_ns: Ns::Rss,
         depth: 0,
@@ -231,14 +240,8 @@ impl<'a> Reader<'a> {
 
     fn run(&mut self) -> Result<(), XmlError> {
         loop {
-            let (ns, event) = match self.reader.read_resolved_event() {
-                Ok((res, event)) => {
-                    let ns = match res {
-                        ResolveResult::Bound(ns) => namespace(ns.as_ref()),
-                        ResolveResult::Unbound | ResolveResult::Unknown(_) => self.default_ns,
-                    };
-                    (ns, event)
-                }
+            let event = match self.reader.read_event() {
+                Ok(event) => event,
                 Err(e) => {
                     return Err(XmlError(format!(
                         "unable to parse XML at byte {}: {e}",
@@ -258,17 +261,16 @@ impl<'a> Reader<'a> {
                 Event::GeneralRef(r) => {
                     // Character references and the five XML entities are resolved; any other
                     // entity (a DOCTYPE's, an HTML one) stays as written, never expanded.
-                    let piece: Cow<'a, str> = if let Some(ch) = r.resolve_char_ref()? {
-                        Cow::Owned(ch.to_string())
-                    } else {
+                    if let Some(ch) = r.resolve_char_ref()? {
+                        if self.collecting() {
+                            self.run.push_char(ch);
+                        }
+                    } else if self.collecting() {
                         let name = self.str_of(&r)?;
                         match quick_xml::escape::resolve_predefined_entity(&name) {
-                            Some(s) => Cow::Borrowed(s),
-                            None => Cow::Owned(format!("&{name};")),
+                            Some(s) => self.run.push(Cow::Borrowed(s)),
+                            None => self.run.push(Cow::Owned(format!("&{name};"))),
                         }
-                    };
-                    if self.collecting() {
-                        self.run.push(piece);
                     }
                 }
                 Event::Start(e) => {
@@ -276,7 +278,7 @@ impl<'a> Reader<'a> {
                     if self.depth > MAX_DEPTH {
                         return Err(XmlError(format!("elements nested deeper than {MAX_DEPTH}")));
                     }
-                    self.start(ns, &e)?;
+                    self.start(&e)?;
                 }
                 Event::End(e) if self.end(e.local_name().as_ref())? => return Ok(()),
                 Event::Eof => {
@@ -291,7 +293,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn start(&mut self, ns: Ns, e: &BytesStart<'a>) -> Result<(), XmlError> {
+    fn start(&mut self, e: &BytesStart<'a>) -> Result<(), XmlError> {
         if self.capture.is_some() {
             let text = self.run.take();
             self.capture_text(text, self.depth - 1);
@@ -303,8 +305,16 @@ impl<'a> Reader<'a> {
             return Ok(());
         }
         if !e.attributes_raw().is_empty() {
-            self.push_base(e)?;
+            // Most elements declare neither; a substring search says so without parsing.
+            let raw = self.str_of(e.attributes_raw())?;
+            if raw.contains("xmlns") {
+                self.bind(e)?;
+            }
+            if raw.contains("xml:base") {
+                self.push_base(e)?;
+            }
         }
+        let ns = self.resolve(e);
         let local = e.local_name();
         let local = local.as_ref();
         if self.depth == 1 {
@@ -396,6 +406,12 @@ impl<'a> Reader<'a> {
     fn end(&mut self, local: &[u8]) -> Result<bool, XmlError> {
         let depth = self.depth;
         self.depth = depth.saturating_sub(1);
+        while self.bases.last().is_some_and(|(d, _)| *d >= depth) {
+            self.bases.pop();
+        }
+        while self.bindings.last().is_some_and(|(d, _, _)| *d >= depth) {
+            self.bindings.pop();
+        }
         if let Some(capture) = &self.capture {
             let captured = capture.depth == depth;
             let text = self.run.take();
@@ -414,15 +430,16 @@ impl<'a> Reader<'a> {
             }
             return Ok(false);
         }
-        while self.bases.last().is_some_and(|(d, _)| *d >= depth) {
-            self.bases.pop();
-        }
         if let Some(&(ctx_depth, ctx)) = self.ctx.last()
             && ctx_depth == depth
         {
             self.ctx.pop();
             match ctx {
-                Ctx::Item | Ctx::Entry => self.close_entry(),
+                Ctx::Item | Ctx::Entry => {
+                    self.close_entry();
+                    // A lone Atom entry is the whole document.
+                    return Ok(depth == 1);
+                }
                 Ctx::Person => {
                     if let (Some(name), Some(entry)) = (self.person_name.take(), self.entry.as_mut()) {
                         entry.authors.push(name);
@@ -504,10 +521,35 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn push_base(&mut self, e: &BytesStart<'a>) -> Result<(), XmlError> {
-        if !e.attributes_raw().windows(8).any(|w| w == b"xml:base") {
-            return Ok(());
+    /// Records the namespaces an element declares.
+    fn bind(&mut self, e: &BytesStart<'a>) -> Result<(), XmlError> {
+        for a in e.attributes().flatten() {
+            let key = a.key.as_ref();
+            let prefix = match key.strip_prefix(b"xmlns") {
+                Some(b"") => Cow::Borrowed(""),
+                Some(rest) if rest.first() == Some(&b':') => self.str_of(&rest[1..])?,
+                _ => continue,
+            };
+            let ns = (!a.value.is_empty()).then(|| namespace(&a.value));
+            self.bindings.push((self.depth, prefix, ns));
         }
+        Ok(())
+    }
+
+    /// The namespace of an element, by the URI its prefix is bound to. An element with no
+    /// prefix and no default namespace, or whose prefix was never declared, is in the root's.
+    fn resolve(&self, e: &BytesStart<'a>) -> Ns {
+        let name = e.name();
+        let prefix: &[u8] = name.prefix().map_or(b"", |p| p.into_inner());
+        self.bindings
+            .iter()
+            .rev()
+            .find(|(_, p, _)| p.as_bytes() == prefix)
+            .and_then(|(_, _, ns)| *ns)
+            .unwrap_or(self.default_ns)
+    }
+
+    fn push_base(&mut self, e: &BytesStart<'a>) -> Result<(), XmlError> {
         let Some(value) = self.attr(e, b"xml:base")? else { return Ok(()) };
         let resolved = match Url::parse(&value) {
             Ok(u) => Some(u),
