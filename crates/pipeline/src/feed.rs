@@ -493,9 +493,22 @@ fn is_teaser(text: &str, words: usize, html: &str, post_url: Option<&Url>) -> bo
 /// Words of a text `html_text` returned, whose only whitespace is single spaces: what
 /// `count_words` counts, without testing every byte for the other kinds of whitespace.
 fn words_in_collapsed(text: &str) -> usize {
-    text.split(' ')
-        .filter(|w| w.bytes().any(|b| b.is_ascii_alphanumeric()) || w.chars().any(char::is_alphanumeric))
-        .count()
+    // One pass over the bytes; only a word with no ASCII letter or digit but some non-ASCII
+    // character is decoded, to ask whether that character is a letter or digit.
+    let is_word = |word: &str, alnum: bool, non_ascii: bool| {
+        alnum || (non_ascii && word.chars().any(char::is_alphanumeric))
+    };
+    let (mut count, mut start, mut alnum, mut non_ascii) = (0, 0, false, false);
+    for (i, &b) in text.as_bytes().iter().enumerate() {
+        if b == b' ' {
+            count += usize::from(is_word(&text[start..i], alnum, non_ascii));
+            (start, alnum, non_ascii) = (i + 1, false, false);
+        } else {
+            alnum |= b.is_ascii_alphanumeric();
+            non_ascii |= b >= 0x80;
+        }
+    }
+    count + usize::from(is_word(&text[start..], alnum, non_ascii))
 }
 
 fn post_from_parts(e: &EntryParts<'_>, base: Option<&Url>) -> Post {
