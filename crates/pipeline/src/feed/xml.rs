@@ -842,44 +842,46 @@ pub(super) fn person_name(raw: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
-/// The first e-mail address in `s` (`local@domain.tld`), as a byte range.
+/// The first e-mail address in `s` (`[mailto:]local@domain.tld` between word boundaries, as
+/// feed-rs's regular expression has it), as a byte range.
 fn find_email(s: &str) -> Option<(usize, usize)> {
     let b = s.as_bytes();
     let local = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-');
     let domain = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-');
-    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    // Word characters as Unicode regular expressions see them, on either side of `i`.
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let word_before = |i: usize| s[..i].chars().next_back().is_some_and(word);
+    let word_at = |i: usize| s[i..].chars().next().is_some_and(word);
+    let boundary = |i: usize| word_before(i) != word_at(i);
     for (at, _) in s.match_indices('@') {
-        let mut start = at;
-        while start > 0 && local(b[start - 1]) {
-            start -= 1;
+        let mut run = at;
+        while run > 0 && local(b[run - 1]) {
+            run -= 1;
         }
-        // The match must begin at a word boundary: skip leading non-word characters.
-        while start < at && !word(b[start]) && (start == 0 || !word(b[start - 1])) {
-            start += 1;
-        }
-        if start == at {
-            continue;
-        }
+        let start = if s[..run].ends_with("mailto:") && boundary(run - "mailto:".len()) {
+            run - "mailto:".len()
+        } else {
+            match (run..at).find(|&p| boundary(p)) {
+                Some(p) => p,
+                None => continue,
+            }
+        };
         let mut run_end = at + 1;
         while run_end < b.len() && domain(b[run_end]) {
             run_end += 1;
         }
         // The longest prefix of the domain run that ends in `.` and two or more letters, at a
         // word boundary.
-        let mut end = run_end;
-        while end > at + 1 {
+        for end in (at + 2..=run_end).rev() {
             let dom = &b[at + 1..end];
             let letters = dom.iter().rev().take_while(|c| c.is_ascii_alphabetic()).count();
-            let boundary = end == b.len() || !word(b[end]);
             if letters >= 2
-                && letters < dom.len()
-                && dom[dom.len() - letters - 1] == b'.'
                 && dom.len() > letters + 1
-                && boundary
+                && dom[dom.len() - letters - 1] == b'.'
+                && !word_at(end)
             {
                 return Some((start, end));
             }
-            end -= 1;
         }
     }
     None
