@@ -667,6 +667,15 @@ mod tests {
     }
 
     #[test]
+    fn an_external_entity_is_never_resolved() {
+        let xml = r#"<?xml version="1.0"?>
+<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<rss version="2.0"><channel><title>T</title><item><title>Leak: &xxe;</title></item></channel></rss>"#;
+        let feed = parse_feed(xml.as_bytes(), None, None).unwrap();
+        assert_eq!(feed.posts[0].title.as_deref(), Some("Leak: &xxe;"));
+    }
+
+    #[test]
     fn dates_read_strict_and_lenient_forms() {
         let want = "2019-10-01T22:30:00+00:00";
         for raw in [

@@ -280,7 +280,12 @@ impl<'a> Reader<'a> {
                     }
                     self.start(&e)?;
                 }
-                Event::End(e) if self.end(e.local_name().as_ref())? => return Ok(()),
+                Event::End(e) => {
+                    let done = self.end(e.local_name().as_ref())?;
+                    if done {
+                        return Ok(());
+                    }
+                }
                 Event::Eof => {
                     return Err(if self.format.is_none() {
                         XmlError("no root element".into())
