@@ -64,6 +64,7 @@ pub fn count_words(text: &str) -> usize {
 /// The length of the whitespace character (Unicode `White_Space`, as `char::is_whitespace`)
 /// starting at `i`, or 0: ASCII is decided from the byte, and only the lead bytes of the few
 /// non-ASCII spaces (U+0085, U+00A0, U+1680, U+2000–U+205F, U+3000) decode a character.
+#[inline]
 fn space_at(bytes: &[u8], text: &str, i: usize) -> usize {
     match bytes[i] {
         b'\t'..=b'\r' | b' ' => 1,
