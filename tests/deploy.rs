@@ -471,3 +471,38 @@ fn the_design_decisions_hold() {
     assert!(as_list(&api["DeploymentPreference"]["Alarms"]).len() >= 2);
     assert!(Path::new(&root().join("samconfig.toml")).is_file());
 }
+
+/// The text of a markdown section: from its `## ` heading to the next `## ` heading.
+fn section<'a>(markdown: &'a str, heading: &str) -> Option<&'a str> {
+    let start = markdown.find(&format!("\n## {heading}\n"))? + 1;
+    let body = &markdown[start..];
+    let end = body[3..].find("\n## ").map_or(body.len(), |i| i + 3);
+    Some(&body[..end])
+}
+
+#[test]
+fn the_deploy_guide_names_every_parameter_and_every_alarm() {
+    let template = template();
+    let guide = std::fs::read_to_string(root().join("docs/DEPLOY.md")).expect("docs/DEPLOY.md is readable");
+    let parameters: Vec<&String> =
+        template["Parameters"].as_object().expect("the template has Parameters").keys().collect();
+    assert!(!parameters.is_empty());
+    let unnamed: Vec<_> = parameters.iter().filter(|p| !guide.contains(&format!("`{p}`"))).collect();
+    assert!(unnamed.is_empty(), "docs/DEPLOY.md does not name these template parameters: {unnamed:?}");
+
+    let alarms_section = section(&guide, "Alarms").expect("docs/DEPLOY.md has a `## Alarms` section");
+    let alarms = of_type(&template, "AWS::CloudWatch::Alarm");
+    assert!(!alarms.is_empty());
+    let unnamed: Vec<_> =
+        alarms.iter().map(|(id, _)| id).filter(|id| !alarms_section.contains(&format!("`{id}`"))).collect();
+    assert!(unnamed.is_empty(), "the Alarms section of docs/DEPLOY.md does not explain: {unnamed:?}");
+    // Nor does it explain an alarm the template no longer has.
+    let stale: Vec<_> = alarms_section
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|word| word.ends_with("Alarm") && word.chars().all(|c| c.is_ascii_alphanumeric()))
+        .filter(|word| !alarms.iter().any(|(id, _)| id.as_str() == *word))
+        .collect();
+    assert!(stale.is_empty(), "docs/DEPLOY.md explains alarms template.yaml does not have: {stale:?}");
+}
