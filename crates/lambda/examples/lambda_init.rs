@@ -1,0 +1,234 @@
+//! Init time of built Lambda functions against a hello-world `lambda_runtime` function: each
+//! `<dir>/<name>/bootstrap` is spawned with a Runtime API stub on loopback and the environment
+//! its template entry gives, and timed from spawn to its first `GET /next` (the moment Lambda
+//! counts init as done). Rounds alternate the functions, starting each round at another one, so
+//! that a busy neighbour on the machine slows every function alike; the medians are compared
+//! with the baseline's, measured in the same rounds.
+//!
+//! ```text
+//! cargo run -p lector-lambda --example lambda_init -- --dir <lambda dir> [--rounds 21]
+//!     [--baseline hello-lambda] [--target 1.3]
+//! ```
+//!
+//! `scripts/bench-lambdas.sh` builds the bootstraps and runs it. Exits non-zero when a function
+//! does not reach `/next` (its output is shown), not when one is over the target.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use lector_aws::index::INDEX_TABLE_VAR;
+use lector_aws::settings::{BUCKET_VAR, BUS_VAR, SETTINGS_PATH_VAR, STATE_MACHINE_VAR, TABLE_VAR};
+use lector_lambda::config::{METRICS_NAMESPACE_VAR, PUBLIC_URL_VAR};
+use lector_lambda::runtime_api::{Call, RuntimeApi, lambda_env};
+use tokio::process::Command;
+
+/// How long a function may take to reach `/next` before it counts as failed.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+struct Args {
+    dir: PathBuf,
+    rounds: usize,
+    baseline: String,
+    target: f64,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut parsed = Args { dir: PathBuf::new(), rounds: 21, baseline: "hello-lambda".into(), target: 1.3 };
+    let mut dir = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--dir" => dir = Some(PathBuf::from(value()?)),
+            "--rounds" => parsed.rounds = value()?.parse().context("--rounds is a number")?,
+            "--baseline" => parsed.baseline = value()?,
+            "--target" => parsed.target = value()?.parse().context("--target is a ratio")?,
+            other => bail!(
+                "unknown argument {other}; usage: --dir DIR [--rounds N] [--baseline NAME] [--target R]"
+            ),
+        }
+    }
+    parsed.dir = dir.context("--dir DIR (the folder of <name>/bootstrap) is required")?;
+    if parsed.rounds < 15 {
+        bail!("--rounds {} is too few for a median worth reading; give 15 or more", parsed.rounds);
+    }
+    Ok(parsed)
+}
+
+/// Every `<dir>/<name>/bootstrap`, by name.
+fn bootstraps(dir: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let mut found = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let bootstrap = entry.path().join("bootstrap");
+        if bootstrap.is_file() {
+            found.insert(entry.file_name().to_string_lossy().into_owned(), bootstrap);
+        }
+    }
+    Ok(found)
+}
+
+/// The variables the template gives the functions, with values that name nothing real. Every
+/// function gets all of them: one it does not read changes nothing.
+fn function_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (TABLE_VAR, "lector-bench-events"),
+        (INDEX_TABLE_VAR, "lector-bench-conversions"),
+        (BUCKET_VAR, "lector-bench-data"),
+        (BUS_VAR, "lector-bench"),
+        (SETTINGS_PATH_VAR, "/lector/lector-bench/"),
+        (STATE_MACHINE_VAR, "arn:aws:states:us-east-1:123456789012:stateMachine:lector-bench"),
+        (METRICS_NAMESPACE_VAR, "Lector/lector-bench"),
+        (PUBLIC_URL_VAR, "https://listen.example/"),
+    ]
+}
+
+/// A loopback address nothing listens on: an SDK call during init fails at once instead of
+/// reaching AWS (and would show as an error, not as a fast init).
+fn closed_endpoint() -> anyhow::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let address = listener.local_addr()?;
+    drop(listener);
+    Ok(format!("http://{address}"))
+}
+
+/// Spawn → first `/next` of one bootstrap.
+async fn init_time(name: &str, bootstrap: &Path, home: &Path, endpoint: &str) -> anyhow::Result<Duration> {
+    let mut api = RuntimeApi::start(Vec::new()).await?;
+    let mut command = Command::new(bootstrap);
+    command
+        .env_clear()
+        // As Lambda sets it: host and port, no scheme.
+        .envs(lambda_env(&api.address, name))
+        .envs(function_env())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_SESSION_TOKEN", "test")
+        // Lambda has no ~/.aws; neither does the function here.
+        .env("HOME", home)
+        .env("AWS_CONFIG_FILE", home.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
+        .env("LAMBDA_TASK_ROOT", bootstrap.parent().unwrap_or(home))
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("TZ", ":UTC")
+        .env("LANG", "en_US.UTF-8")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let spawned = Instant::now();
+    let mut child = command.spawn().with_context(|| format!("spawning {}", bootstrap.display()))?;
+    let first = tokio::select! {
+        call = api.next_call(PATIENCE) => call,
+        status = child.wait() => {
+            let status = status?;
+            let output = child.wait_with_output().await?;
+            bail!(
+                "{name} exited ({status}) before asking for an event:\n{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    };
+    let outcome = match first {
+        Some(Call::Next(at)) => Ok(at.duration_since(spawned)),
+        Some(other) => Err(format!("{name} reported {other:?} instead of asking for an event")),
+        None => Err(format!("{name} did not ask for an event within {PATIENCE:?}")),
+    };
+    child.start_kill()?;
+    match outcome {
+        Ok(elapsed) => {
+            child.wait().await?;
+            Ok(elapsed)
+        }
+        Err(why) => {
+            let output = child.wait_with_output().await?;
+            bail!(
+                "{why}:\n{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        }
+    }
+}
+
+/// The value at `q` (0..=1) of sorted samples, nearest rank.
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    let rank = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[rank]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = args()?;
+    let functions = bootstraps(&args.dir)?;
+    if !functions.contains_key(&args.baseline) {
+        bail!(
+            "no {}/{}/bootstrap to compare with; build crates/lambda/hello-lambda (scripts/bench-lambdas.sh does)",
+            args.dir.display(),
+            args.baseline
+        );
+    }
+    let home = tempfile::tempdir()?;
+    let endpoint = closed_endpoint()?;
+    let names: Vec<&String> = functions.keys().collect();
+
+    // One round unmeasured: the page cache, not the function, would pay for the first spawn.
+    for name in &names {
+        init_time(name, &functions[*name], home.path(), &endpoint).await?;
+    }
+    let mut samples: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    for round in 0..args.rounds {
+        for i in 0..names.len() {
+            let name = names[(round + i) % names.len()];
+            let elapsed = init_time(name, &functions[name], home.path(), &endpoint).await?;
+            samples.entry(name).or_default().push(elapsed);
+        }
+    }
+    for runs in samples.values_mut() {
+        runs.sort();
+    }
+
+    let baseline = quantile(&samples[args.baseline.as_str()], 0.5);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!(
+        "init (spawn → first GET /next), {} rounds alternating, {} on {cores} cores; baseline {}",
+        args.rounds,
+        std::env::consts::ARCH,
+        args.baseline
+    );
+    println!(
+        "{:<22} {:>9} {:>9} {:>9} {:>7}  target ≤ {}×",
+        "function", "median ms", "p25 ms", "p75 ms", "ratio", args.target
+    );
+    let mut over = Vec::new();
+    for (name, runs) in &samples {
+        let median = quantile(runs, 0.5);
+        let ratio = median.as_secs_f64() / baseline.as_secs_f64();
+        let verdict = if *name == args.baseline {
+            "baseline"
+        } else if ratio <= args.target {
+            "ok"
+        } else {
+            over.push(*name);
+            "OVER"
+        };
+        println!(
+            "{name:<22} {:>9.2} {:>9.2} {:>9.2} {ratio:>6.2}×  {verdict}",
+            ms(median),
+            ms(quantile(runs, 0.25)),
+            ms(quantile(runs, 0.75)),
+        );
+    }
+    if !over.is_empty() {
+        println!("over the target: {}", over.join(", "));
+    }
+    Ok(())
+}
