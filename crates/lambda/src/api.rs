@@ -19,7 +19,7 @@ use lector_aws::{DynamoEventStore, PollyVoice, S3ObjectStore};
 use lector_core::index::ConversionIndex;
 use lector_core::ports::{Clock, ObjectStore, Voice};
 use lector_core::{EventStore, VoiceEngine};
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::Mutex;
 use tower::ServiceExt;
 use url::Url;
 
@@ -139,33 +139,25 @@ impl ApiFunction {
     }
 }
 
-/// The API's adapters, built from the configuration read at init.
-async fn build(config: &ApiConfig, metrics: &Metrics) -> ApiFunction {
-    let sdk = lector_aws::sdk::load(None).await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let ports = ApiPorts {
-        events: Arc::new(DynamoEventStore::new(dynamodb.clone(), config.table.clone())),
-        objects: Arc::new(S3ObjectStore::new(aws_sdk_s3::Client::new(&sdk), config.bucket.clone())),
-        voice: Arc::new(PollyVoice::new(aws_sdk_polly::Client::new(&sdk))),
-        index: Arc::new(DynamoConversionIndex::new(dynamodb, config.index_table.clone())),
-        clock: Arc::new(SystemClock),
-    };
-    let settings = Arc::new(crate::settings::from_ssm(aws_sdk_ssm::Client::new(&sdk), &config.settings_path));
-    ApiFunction::new(ports, settings, config.public_url.clone(), POLLY_ENGINES.to_vec(), metrics.clone())
-}
-
-/// Run the `api` function: `lambda_http` in front of the router. The configuration is read at
-/// init (a missing variable stops the function, named); the SDK clients, which load the TLS
-/// roots when built, on the first request.
+/// Run the `api` function: `lambda_http` in front of the router.
 pub async fn run() -> Result<(), crate::Error> {
     crate::telemetry::init();
     let env = Env::process();
     let config = ApiConfig::from_env(&env).inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
-    let metrics = Metrics::stdout(config.namespace.clone(), function_name(&env, FUNCTION));
-    let function = OnceCell::new();
-    let (function, config, metrics) = (&function, &config, &metrics);
+    let sdk = lector_aws::sdk::load(None).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let ports = ApiPorts {
+        events: Arc::new(DynamoEventStore::new(dynamodb.clone(), config.table)),
+        objects: Arc::new(S3ObjectStore::new(aws_sdk_s3::Client::new(&sdk), config.bucket)),
+        voice: Arc::new(PollyVoice::new(aws_sdk_polly::Client::new(&sdk))),
+        index: Arc::new(DynamoConversionIndex::new(dynamodb, config.index_table)),
+        clock: Arc::new(SystemClock),
+    };
+    let settings = Arc::new(crate::settings::from_ssm(aws_sdk_ssm::Client::new(&sdk), &config.settings_path));
+    let metrics = Metrics::stdout(config.namespace, function_name(&env, FUNCTION));
+    let function = ApiFunction::new(ports, settings, config.public_url, POLLY_ENGINES.to_vec(), metrics);
+    let function = &function;
     lambda_http::run(lambda_http::service_fn(move |request: lambda_http::Request| async move {
-        let function = function.get_or_init(|| build(config, metrics)).await;
         Ok::<Response, Infallible>(function.handle(request).await)
     }))
     .await

@@ -10,6 +10,8 @@
 //! so it delays the records behind it but never blocks them for good. The projection can
 //! always be rebuilt from the log (`lector projections rebuild`).
 
+use std::sync::Arc;
+
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -18,7 +20,6 @@ use lector_aws::event_store::recorded_from_image;
 use lector_aws::index::DynamoConversionIndex;
 use lector_core::EventStore;
 use lector_core::index::{ConversionIndex, project};
-use tokio::sync::OnceCell;
 
 use crate::config::{Env, ProjectorConfig, function_name};
 use crate::metrics::Metrics;
@@ -72,27 +73,20 @@ fn fail(response: &mut DynamoDbEventResponse, record: &EventRecord) {
     response.batch_item_failures.push(failure);
 }
 
-/// Run `project-conversions` as this Lambda function. The configuration is read at init; the
-/// DynamoDB client, which loads the TLS roots when built, on the first batch.
+/// Run `project-conversions` as this Lambda function.
 pub async fn run() -> Result<(), crate::Error> {
     crate::telemetry::init();
     let env = Env::process();
     let config =
         ProjectorConfig::from_env(&env).inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
-    let metrics = Metrics::stdout(config.namespace.clone(), function_name(&env, FUNCTION));
-    let adapters: OnceCell<(DynamoConversionIndex, DynamoEventStore)> = OnceCell::new();
-    let (adapters, config, metrics) = (&adapters, &config, &metrics);
+    let sdk = lector_aws::sdk::load(None).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let index: Arc<dyn ConversionIndex> =
+        Arc::new(DynamoConversionIndex::new(dynamodb.clone(), config.index_table));
+    let store: Arc<dyn EventStore> = Arc::new(DynamoEventStore::new(dynamodb, config.table));
+    let metrics = Metrics::stdout(config.namespace, function_name(&env, FUNCTION));
+    let (index, store, metrics) = (&*index, &*store, &metrics);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
-        let (index, store) = adapters
-            .get_or_init(|| async {
-                let sdk = lector_aws::sdk::load(None).await;
-                let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-                (
-                    DynamoConversionIndex::new(dynamodb.clone(), config.index_table.clone()),
-                    DynamoEventStore::new(dynamodb, config.table.clone()),
-                )
-            })
-            .await;
         Ok::<DynamoDbEventResponse, lambda_runtime::Error>(handle(index, store, metrics, event.payload).await)
     }))
     .await

@@ -7,6 +7,8 @@
 //! A failure is the function's error: Lambda retries the asynchronous invocation, then sends the
 //! event to the on-failure queue, whose depth is alarmed.
 
+use std::sync::Arc;
+
 use lambda_runtime::{LambdaEvent, service_fn};
 use lector_aws::StepFunctions;
 use lector_core::ports::Workflows;
@@ -14,7 +16,6 @@ use lector_core::{ErrorKind, RecordedEvent, StepError};
 use lector_pipeline::steps::start_requested;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use crate::config::{Env, StartConfig, function_name};
@@ -84,17 +85,12 @@ pub async fn run() -> Result<(), crate::Error> {
     crate::telemetry::init();
     let env = Env::process();
     let config = StartConfig::from_env(&env).inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
-    let metrics = Metrics::stdout(config.namespace.clone(), function_name(&env, FUNCTION));
-    // Built on the first event: an SDK client loads the TLS roots when built.
-    let workflows: OnceCell<StepFunctions> = OnceCell::new();
-    let (workflows, config, metrics) = (&workflows, &config, &metrics);
+    let sdk = lector_aws::sdk::load(None).await;
+    let workflows: Arc<dyn Workflows> =
+        Arc::new(StepFunctions::new(aws_sdk_sfn::Client::new(&sdk), config.state_machine_arn));
+    let metrics = Metrics::stdout(config.namespace, function_name(&env, FUNCTION));
+    let (workflows, metrics) = (&*workflows, &metrics);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let workflows = workflows
-            .get_or_init(|| async {
-                let sdk = lector_aws::sdk::load(None).await;
-                StepFunctions::new(aws_sdk_sfn::Client::new(&sdk), config.state_machine_arn.clone())
-            })
-            .await;
         handle(workflows, metrics, event.payload).await
     }))
     .await

@@ -13,7 +13,6 @@ use lector_pipeline::steps::{
     FetchArticle, PrepareSpeech, RecordFailure, Step, StepPorts, StitchAudio, SynthesizeChunk, invoke,
 };
 use serde_json::Value;
-use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use crate::config::{Env, StepConfig, function_name, settings_path};
@@ -131,36 +130,9 @@ impl<S: StepWiring> StepFunction<S> {
     }
 }
 
-/// The adapters of step `S`, built from the configuration read at init.
-async fn build<S: StepWiring>(
-    config: &StepConfig,
-    settings_path: Option<&str>,
-    metrics: &Metrics,
-) -> Result<StepFunction<S>, StepError> {
-    let sdk = lector_aws::sdk::load(None).await;
-    let polly: Arc<dyn Voice> = Arc::new(PollyVoice::new(aws_sdk_polly::Client::new(&sdk)));
-    let ports = StepPorts {
-        events: Arc::new(DynamoEventStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone())),
-        objects: Arc::new(S3ObjectStore::new(aws_sdk_s3::Client::new(&sdk), config.bucket.clone())),
-        voice: Arc::new(MeteredVoice::new(polly, metrics.clone())),
-        // Replaced per invocation by the fetcher of the current allowed hosts when the step
-        // fetches; the others never use it.
-        fetcher: Arc::new(Fetcher::new(FetchPolicy::default())?),
-        clock: Arc::new(SystemClock),
-    };
-    let settings = settings_path.map(|path| {
-        Arc::new(crate::settings::from_ssm(aws_sdk_ssm::Client::new(&sdk), path)) as Arc<dyn Settings>
-    });
-    Ok(StepFunction::<S>::new(ports, settings, metrics.clone()))
-}
-
 /// Run step `S` as this Lambda function: configuration from the environment (a missing
-/// variable stops the function at init, named), the AWS adapters built on the first invocation
-/// and kept, then one invocation after another until Lambda stops the instance.
-///
-/// The adapters wait for the first invocation because building an SDK client loads and parses
-/// the system's TLS roots (once per client): init stays as short as a hello-world function's,
-/// and nothing at init can reach the network.
+/// variable stops the function at init, named), the AWS adapters built once, then one
+/// invocation after another until Lambda stops the instance.
 pub async fn run_step<S: StepWiring>() -> Result<(), crate::Error> {
     crate::telemetry::init();
     let env = Env::process();
@@ -170,14 +142,24 @@ pub async fn run_step<S: StepWiring>() -> Result<(), crate::Error> {
     } else {
         None
     };
-    let metrics = Metrics::stdout(config.namespace.clone(), function_name(&env, S::FUNCTION));
-    let function = OnceCell::new();
-    let (function, config, settings_path, metrics) = (&function, &config, settings_path.as_deref(), &metrics);
+    let sdk = lector_aws::sdk::load(None).await;
+    let metrics = Metrics::stdout(config.namespace, function_name(&env, S::FUNCTION));
+    let polly: Arc<dyn Voice> = Arc::new(PollyVoice::new(aws_sdk_polly::Client::new(&sdk)));
+    let ports = StepPorts {
+        events: Arc::new(DynamoEventStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table)),
+        objects: Arc::new(S3ObjectStore::new(aws_sdk_s3::Client::new(&sdk), config.bucket)),
+        voice: Arc::new(MeteredVoice::new(polly, metrics.clone())),
+        // Replaced per invocation by the fetcher of the current allowed hosts when the step
+        // fetches; the others never use it.
+        fetcher: Arc::new(Fetcher::new(FetchPolicy::default())?),
+        clock: Arc::new(SystemClock),
+    };
+    let settings = settings_path.map(|path| {
+        Arc::new(crate::settings::from_ssm(aws_sdk_ssm::Client::new(&sdk), &path)) as Arc<dyn Settings>
+    });
+    let function = StepFunction::<S>::new(ports, settings, metrics);
+    let function = &function;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let function = function
-            .get_or_try_init(|| build::<S>(config, settings_path, metrics))
-            .await
-            .map_err(StepFailure)?;
         function.handle(event.payload).await
     }))
     .await
