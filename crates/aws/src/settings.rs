@@ -81,10 +81,6 @@ pub struct RuntimeSettings {
     pub default_voice: VoiceId,
     /// `default-engine`
     pub default_engine: VoiceEngine,
-    /// `max-words`: the longest article converted.
-    pub max_words: u32,
-    /// `max-chunk-concurrency`: chunks synthesized at once per conversion.
-    pub max_chunk_concurrency: u32,
     /// `allowed-hosts`: hosts fetched even though they resolve to private addresses (a
     /// StringList or a comma-separated String).
     pub allowed_hosts: Vec<String>,
@@ -95,8 +91,6 @@ impl Default for RuntimeSettings {
         Self {
             default_voice: VoiceId::new("Joanna"),
             default_engine: VoiceEngine::Neural,
-            max_words: 20_000,
-            max_chunk_concurrency: 4,
             allowed_hosts: Vec::new(),
         }
     }
@@ -211,12 +205,6 @@ impl SettingsSource {
 
 fn apply(settings: &mut RuntimeSettings, short: &str, full: &str, value: &str) -> Result<(), SettingsError> {
     let invalid = |reason: String| SettingsError::Invalid { name: full.to_owned(), reason };
-    let positive = |value: &str| -> Result<u32, SettingsError> {
-        match value.trim().parse::<u32>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(invalid(format!("'{value}' is not a positive whole number"))),
-        }
-    };
     match short {
         "default-voice" => {
             let voice = value.trim();
@@ -228,8 +216,6 @@ fn apply(settings: &mut RuntimeSettings, short: &str, full: &str, value: &str) -
         "default-engine" => {
             settings.default_engine = value.trim().parse().map_err(|e| invalid(format!("{e}")))?
         }
-        "max-words" => settings.max_words = positive(value)?,
-        "max-chunk-concurrency" => settings.max_chunk_concurrency = positive(value)?,
         "allowed-hosts" => {
             settings.allowed_hosts = value
                 .split(',')
@@ -264,14 +250,14 @@ mod tests {
     #[test]
     fn parameters_are_checked() {
         let mut s = RuntimeSettings::default();
-        apply(&mut s, "max-words", "/p/max-words", "5000").unwrap();
+        apply(&mut s, "default-voice", "/p/default-voice", " Matthew ").unwrap();
         apply(&mut s, "allowed-hosts", "/p/allowed-hosts", "Intranet.example, ,127.0.0.1").unwrap();
         apply(&mut s, "default-engine", "/p/default-engine", "long-form").unwrap();
-        assert_eq!((s.max_words, s.default_engine), (5000, VoiceEngine::LongForm));
+        assert_eq!((&s.default_voice, s.default_engine), (&VoiceId::new("Matthew"), VoiceEngine::LongForm));
         assert_eq!(s.allowed_hosts, ["intranet.example", "127.0.0.1"]);
         assert!(matches!(
-            apply(&mut s, "max-words", "/p/max-words", "0"),
-            Err(SettingsError::Invalid { name, .. }) if name == "/p/max-words"
+            apply(&mut s, "default-voice", "/p/default-voice", " "),
+            Err(SettingsError::Invalid { name, .. }) if name == "/p/default-voice"
         ));
         assert!(apply(&mut s, "default-engine", "/p/default-engine", "loud").is_err());
     }

@@ -121,9 +121,11 @@ mod tests {
     #[test]
     fn unreachable_settings_are_transient() {
         assert!(settings_error(SettingsError::Unavailable("timeout".into())).kind.is_transient());
-        let invalid =
-            settings_error(SettingsError::Invalid { name: "/p/max-words".into(), reason: "0".into() });
+        let invalid = settings_error(SettingsError::Invalid {
+            name: "/p/default-engine".into(),
+            reason: "loud".into(),
+        });
         assert_eq!(invalid.kind, ErrorKind::Internal);
-        assert!(invalid.cause.contains("/p/max-words"));
+        assert!(invalid.cause.contains("/p/default-engine"));
     }
 }

@@ -47,7 +47,6 @@ async fn settings_are_read_from_the_path_and_cached_for_five_minutes() {
             default_voice: VoiceId::new("Matthew"),
             default_engine: VoiceEngine::LongForm,
             allowed_hosts: vec!["intranet.example".into(), "127.0.0.1".into()],
-            ..RuntimeSettings::default()
         }
     );
 
@@ -66,14 +65,16 @@ async fn settings_are_read_from_the_path_and_cached_for_five_minutes() {
 async fn an_invalid_parameter_is_named() {
     let client = aws_sdk_ssm::Client::new(&moto_config().await);
     let path = format!("/{}/", unique_name("lector"));
-    put(&client, &format!("{path}max-words"), "lots", ParameterType::String).await;
+    put(&client, &format!("{path}default-engine"), "loud", ParameterType::String).await;
     let clock = Arc::new(TestClock(Mutex::new(Utc::now())));
     let err = SettingsSource::new(client, &path, clock).get().await.unwrap_err();
     assert_eq!(
         err,
         SettingsError::Invalid {
-            name: format!("{path}max-words"),
-            reason: "'lots' is not a positive whole number".into()
+            name: format!("{path}default-engine"),
+            reason:
+                "unknown voice engine 'loud': expected one of standard, neural, long-form, generative, espeak"
+                    .into()
         }
     );
 }
@@ -121,7 +122,7 @@ async fn an_outage_keeps_the_settings_read_before_and_fails_only_when_there_are_
         .build();
     let client = aws_sdk_ssm::Client::from_conf(config);
     let path = format!("/{}/", unique_name("lector"));
-    put(&client, &format!("{path}max-words"), "1234", ParameterType::String).await;
+    put(&client, &format!("{path}default-voice"), "Ruth", ParameterType::String).await;
     let clock = Arc::new(TestClock(Mutex::new(Utc::now())));
 
     outage.0.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -130,8 +131,12 @@ async fn an_outage_keeps_the_settings_read_before_and_fails_only_when_there_are_
 
     outage.0.store(false, std::sync::atomic::Ordering::SeqCst);
     let source = SettingsSource::new(client, &path, clock.clone());
-    assert_eq!(source.get().await.unwrap().max_words, 1234);
+    assert_eq!(source.get().await.unwrap().default_voice, VoiceId::new("Ruth"));
     outage.0.store(true, std::sync::atomic::Ordering::SeqCst);
     clock.advance(Duration::minutes(10));
-    assert_eq!(source.get().await.unwrap().max_words, 1234, "stale settings beat no settings");
+    assert_eq!(
+        source.get().await.unwrap().default_voice,
+        VoiceId::new("Ruth"),
+        "stale settings beat no settings"
+    );
 }
