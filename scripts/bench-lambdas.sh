@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Lambda functions' sizes and init times, as benchmarks/deploy.md reports them:
+# The Lambda functions' sizes and init times, as BENCHMARKS.md reports them:
 #   1. scripts/package.sh: sam build (cargo-lambda, arm64, release), the zips, the size table;
 #   2. the same functions and the hello-world function (crates/lambda/hello-lambda) built again
 #      by cargo-lambda with the same release settings for this machine's architecture, since an

@@ -10,7 +10,7 @@
 #   scripts/package.sh --no-build    the table of the last build only
 #
 # Not part of CI: a clean build of the nine functions takes many minutes on 2 cores
-# (benchmarks/deploy.md has the figures). Exits non-zero when a build fails or a function has no
+# (BENCHMARKS.md has the figures). Exits non-zero when a build fails or a function has no
 # bootstrap; a function over the target is reported, not failed.
 #
 # CARGO_TARGET_DIR is honoured (default: target/ of the repository); the artefacts are in
