@@ -16,9 +16,8 @@ use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sfn::types::ExecutionStatus;
-use aws_sdk_sqs::types::QueueAttributeName;
 use common::Lector;
 use lector_aws::StepFunctions;
 use lector_aws::event_store::{self, DynamoEventStore};
@@ -29,7 +28,8 @@ use lector_core::index::ConversionIndex;
 use lector_core::service::execute;
 use lector_core::{Command, ConversionId, ConversionStatus, EventMeta, EventStore, VoiceEngine, VoiceId};
 use lector_testkit::services::{
-    REGION, dynamodb_config, dynamodb_local, moto, moto_config, moto_execute_state_machines, unique_name,
+    REGION, dynamodb_config, dynamodb_local, moto, moto_config, moto_execute_state_machines,
+    subscriber_queue, unique_name,
 };
 use serde_json::{Value, json};
 
@@ -519,34 +519,7 @@ impl Archived {
             .send()
             .await
             .expect("the archive is created");
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(unique_name("subscriber"))
-            .send()
-            .await
-            .expect("the queue is created")
-            .queue_url()
-            .expect("a queue URL")
-            .to_owned();
-        let attributes = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("the queue's attributes");
-        let queue_arn = attributes.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).cloned();
-        let rule = unique_name("subscriber");
-        eventbridge
-            .put_rule()
-            .name(&rule)
-            .event_bus_name(&bus)
-            .event_pattern(r#"{"source": ["lector"]}"#)
-            .send()
-            .await
-            .expect("the rule is created");
-        let target = Target::builder().id("queue").arn(queue_arn.expect("a queue ARN")).build().unwrap();
-        eventbridge.put_targets().rule(&rule).event_bus_name(&bus).targets(target).send().await.unwrap();
+        let (queue_url, rule) = subscriber_queue(&eventbridge, &sqs, &bus, r#"{"source": ["lector"]}"#).await;
         Self { eventbridge, bus, archive, rule, sqs, queue_url }
     }
 

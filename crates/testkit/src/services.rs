@@ -270,6 +270,60 @@ mod sdk {
     pub async fn s3_config() -> aws_sdk_s3::Config {
         aws_sdk_s3::config::Builder::from(&moto_config().await).force_path_style(true).build()
     }
+
+    /// A subscriber on moto: a new SQS queue that a new rule on `bus` fills with every event
+    /// matching `pattern`, as another team's queue would be. Returns the queue's URL and the
+    /// rule's name.
+    pub async fn subscriber_queue(
+        eventbridge: &aws_sdk_eventbridge::Client,
+        sqs: &aws_sdk_sqs::Client,
+        bus: &str,
+        pattern: &str,
+    ) -> (String, String) {
+        use aws_sdk_eventbridge::types::Target;
+        use aws_sdk_sqs::types::QueueAttributeName;
+
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(super::unique_name("subscriber"))
+            .send()
+            .await
+            .expect("the queue is created")
+            .queue_url()
+            .expect("a queue URL")
+            .to_owned();
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("the queue's attributes");
+        let queue_arn = attributes
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .cloned()
+            .expect("a queue ARN");
+        let rule = super::unique_name("subscriber");
+        eventbridge
+            .put_rule()
+            .name(&rule)
+            .event_bus_name(bus)
+            .event_pattern(pattern)
+            .send()
+            .await
+            .expect("the rule is created");
+        let target = Target::builder().id("queue").arn(queue_arn).build().expect("a target");
+        eventbridge
+            .put_targets()
+            .rule(&rule)
+            .event_bus_name(bus)
+            .targets(target)
+            .send()
+            .await
+            .expect("the target is set");
+        (queue_url, rule)
+    }
 }
 
 #[cfg(test)]

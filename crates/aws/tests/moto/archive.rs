@@ -6,11 +6,10 @@
 
 use std::time::Duration;
 
-use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
-use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use chrono::Utc;
 use lector_aws::archive::{ArchiveError, ArchiveReplays, ReplayState, Started, Window, replay_name};
-use lector_testkit::services::{moto_config, unique_name};
+use lector_testkit::services::{moto_config, subscriber_queue, unique_name};
 use serde_json::{Value, json};
 
 use crate::capture::Capture;
@@ -49,40 +48,7 @@ async fn archived_bus() -> Archived {
         .send()
         .await
         .expect("the archive is created");
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique_name("subscriber"))
-        .send()
-        .await
-        .expect("the queue is created")
-        .queue_url()
-        .expect("a queue URL")
-        .to_owned();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("the queue's attributes");
-    let queue_arn = attributes.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).cloned();
-    let rule = unique_name("subscriber");
-    eventbridge
-        .put_rule()
-        .name(&rule)
-        .event_bus_name(&bus)
-        .event_pattern(r#"{"source": ["lector"]}"#)
-        .send()
-        .await
-        .expect("the rule is created");
-    eventbridge
-        .put_targets()
-        .rule(&rule)
-        .event_bus_name(&bus)
-        .targets(Target::builder().id("queue").arn(queue_arn.expect("a queue ARN")).build().unwrap())
-        .send()
-        .await
-        .expect("the target is set");
+    let (queue_url, rule) = subscriber_queue(&eventbridge, &sqs, &bus, r#"{"source": ["lector"]}"#).await;
     Archived { eventbridge, bus, archive, rule, sqs, queue_url }
 }
 

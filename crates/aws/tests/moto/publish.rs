@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_eventbridge::types::Target;
-use aws_sdk_sqs::types::QueueAttributeName;
 use lector_aws::event_store::{self, DynamoEventStore};
 use lector_aws::{EventBridgePublisher, publish};
 use lector_core::event::ChunkSynthesized;
@@ -16,7 +14,7 @@ use lector_core::{
     ConversionEvent, ConversionId, EventEnvelope, EventId, EventMeta, EventStore, ExpectedVersion, NewEvent,
     ObjectKey,
 };
-use lector_testkit::services::{dynamodb_config, moto_config, unique_name};
+use lector_testkit::services::{dynamodb_config, moto_config, subscriber_queue, unique_name};
 use serde_json::{Value, json};
 
 struct Bus {
@@ -33,41 +31,7 @@ async fn bus_with_queue() -> Bus {
     let sqs = aws_sdk_sqs::Client::new(&config);
     let name = unique_name("bus");
     eventbridge.create_event_bus().name(&name).send().await.expect("the bus is created");
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique_name("published"))
-        .send()
-        .await
-        .expect("the queue is created")
-        .queue_url()
-        .expect("a queue url")
-        .to_owned();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let queue_arn =
-        attributes.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).unwrap().clone();
-    let rule = unique_name("all-lector");
-    eventbridge
-        .put_rule()
-        .name(&rule)
-        .event_bus_name(&name)
-        .event_pattern(r#"{"source": ["lector"]}"#)
-        .send()
-        .await
-        .expect("the rule is created");
-    eventbridge
-        .put_targets()
-        .rule(&rule)
-        .event_bus_name(&name)
-        .targets(Target::builder().id("queue").arn(queue_arn).build().unwrap())
-        .send()
-        .await
-        .expect("the target is set");
+    let (queue_url, _rule) = subscriber_queue(&eventbridge, &sqs, &name, r#"{"source": ["lector"]}"#).await;
     Bus { publisher: EventBridgePublisher::new(eventbridge, name.clone()), name, sqs, queue_url }
 }
 
