@@ -4,6 +4,8 @@
 
 #[path = "moto/capture.rs"]
 mod capture;
+#[path = "moto/machines.rs"]
+mod machines;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -16,38 +18,8 @@ use lector_aws::{S3ObjectStore, StepFunctions};
 use lector_core::ports::{ExecutionStatus, ObjectStore, WorkflowError, Workflows};
 use lector_core::{ConversionId, ObjectKey};
 use lector_testkit::services::{moto_config, moto_execute_state_machines, s3_config, unique_name};
+use machines::{conversion, failing, state_machine, waiting};
 use serde_json::json;
-
-const ROLE: &str = "arn:aws:iam::123456789012:role/lector-workflow";
-
-async fn workflows(definition: serde_json::Value, capture: Option<Capture>) -> StepFunctions {
-    let mut config = aws_sdk_sfn::config::Builder::from(&moto_config().await);
-    if let Some(capture) = capture {
-        config = config.interceptor(capture);
-    }
-    let client = aws_sdk_sfn::Client::from_conf(config.build());
-    let created = client
-        .create_state_machine()
-        .name(unique_name("conversion"))
-        .definition(definition.to_string())
-        .role_arn(ROLE)
-        .send()
-        .await
-        .expect("the state machine is created");
-    StepFunctions::new(client, created.state_machine_arn())
-}
-
-fn waiting() -> serde_json::Value {
-    json!({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 600, "End": true}}})
-}
-
-fn failing() -> serde_json::Value {
-    json!({"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "Lector.NotFound", "Cause": "gone"}}})
-}
-
-fn conversion(n: u8) -> ConversionId {
-    format!("{n:020x}").parse().expect("a conversion id")
-}
 
 async fn until_stopped(workflows: &dyn Workflows, arn: &str) -> ExecutionStatus {
     for _ in 0..100 {
@@ -62,7 +34,7 @@ async fn until_stopped(workflows: &dyn Workflows, arn: &str) -> ExecutionStatus 
 
 #[tokio::test]
 async fn a_running_attempt_started_again_is_the_same_execution() {
-    let sfn = workflows(waiting(), None).await;
+    let sfn = state_machine(waiting(), None).await;
     let port: &dyn Workflows = &sfn;
     let id = conversion(1);
     let input = json!({"conversion_id": id.as_str(), "attempt": 1});
@@ -86,14 +58,17 @@ async fn a_running_attempt_started_again_is_the_same_execution() {
 #[tokio::test]
 async fn a_finished_attempt_is_not_started_again() {
     moto_execute_state_machines();
-    let sfn = workflows(failing(), None).await;
+    let sfn = state_machine(failing(), None).await;
     let port: &dyn Workflows = &sfn;
     let id = conversion(2);
     let input = json!({"conversion_id": id.as_str(), "attempt": 1});
     let arn = port.start(&id.execution_name(1), &input).await.unwrap();
     assert_eq!(until_stopped(port, &arn).await, ExecutionStatus::Failed);
     let info = port.describe(&arn).await.unwrap();
-    assert_eq!((info.error.as_deref(), info.cause.as_deref()), (Some("Lector.NotFound"), Some("gone")));
+    assert_eq!(
+        (info.error.as_deref(), info.cause.as_deref()),
+        (Some("Lector.NotFound"), Some("the post is gone"))
+    );
     assert!(info.stopped_at.is_some());
     assert!(matches!(port.start(&id.execution_name(1), &input).await, Err(WorkflowError::AlreadyExists(_))));
 }
@@ -101,7 +76,7 @@ async fn a_finished_attempt_is_not_started_again() {
 #[tokio::test]
 async fn names_that_are_not_a_conversion_attempt_are_refused_before_any_call() {
     let capture = Capture::default();
-    let sfn = workflows(waiting(), Some(capture.clone())).await;
+    let sfn = state_machine(waiting(), Some(capture.clone())).await;
     let sent = capture.requests().len();
     let err = Workflows::start(&sfn, "hello", &json!({})).await.unwrap_err();
     assert!(err.to_string().contains("'hello'"), "{err}");
@@ -112,7 +87,7 @@ async fn names_that_are_not_a_conversion_attempt_are_refused_before_any_call() {
 async fn redrive_sends_a_token_of_the_execution_and_its_next_redrive() {
     moto_execute_state_machines();
     let capture = Capture::default();
-    let sfn = workflows(failing(), Some(capture.clone())).await;
+    let sfn = state_machine(failing(), Some(capture.clone())).await;
     let port: &dyn Workflows = &sfn;
     let id = conversion(3);
     let arn = port
@@ -131,7 +106,7 @@ async fn redrive_sends_a_token_of_the_execution_and_its_next_redrive() {
 
 #[tokio::test]
 async fn redriving_an_unknown_execution_is_not_found() {
-    let sfn = workflows(waiting(), None).await;
+    let sfn = state_machine(waiting(), None).await;
     let arn = execution_arn(sfn.state_machine_arn(), &conversion(4).execution_name(1));
     assert!(matches!(Workflows::redrive(&sfn, &arn).await, Err(WorkflowError::NotFound(_))));
 }

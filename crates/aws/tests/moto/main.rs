@@ -3,6 +3,7 @@
 
 mod archive;
 mod capture;
+mod machines;
 mod polly;
 mod publish;
 mod s3;

@@ -12,37 +12,7 @@ use lector_testkit::services::{moto_config, moto_execute_state_machines, unique_
 use serde_json::json;
 
 use crate::capture::Capture;
-
-const ROLE: &str = "arn:aws:iam::123456789012:role/lector-workflow";
-
-async fn state_machine(definition: serde_json::Value, capture: Option<Capture>) -> StepFunctions {
-    let mut config = aws_sdk_sfn::config::Builder::from(&moto_config().await);
-    if let Some(capture) = capture {
-        config = config.interceptor(capture);
-    }
-    let client = aws_sdk_sfn::Client::from_conf(config.build());
-    let created = client
-        .create_state_machine()
-        .name(unique_name("conversion"))
-        .definition(definition.to_string())
-        .role_arn(ROLE)
-        .send()
-        .await
-        .expect("the state machine is created");
-    StepFunctions::new(client, created.state_machine_arn())
-}
-
-fn failing() -> serde_json::Value {
-    json!({"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "Lector.NotFound", "Cause": "the post is gone"}}})
-}
-
-fn waiting() -> serde_json::Value {
-    json!({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 600, "End": true}}})
-}
-
-fn conversion(n: u8) -> ConversionId {
-    format!("{n:020x}").parse().expect("a conversion id")
-}
+use crate::machines::{conversion, failing, state_machine, waiting};
 
 async fn until_stopped(workflow: &StepFunctions, arn: &str) -> lector_aws::workflow::Execution {
     for _ in 0..100 {
