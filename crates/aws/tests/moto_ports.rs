@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use capture::Capture;
+use lector_aws::S3ObjectStore;
 use lector_aws::workflow::execution_arn;
-use lector_aws::{S3ObjectStore, StepFunctions};
+use lector_core::ObjectKey;
 use lector_core::ports::{ExecutionStatus, ObjectStore, WorkflowError, Workflows};
-use lector_core::{ConversionId, ObjectKey};
-use lector_testkit::services::{moto_config, moto_execute_state_machines, s3_config, unique_name};
+use lector_testkit::services::{moto_execute_state_machines, s3_config, unique_name};
 use machines::{conversion, failing, state_machine, waiting};
 use serde_json::json;
 

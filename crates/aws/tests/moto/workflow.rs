@@ -7,8 +7,7 @@ use aws_sdk_sfn::types::ExecutionStatus;
 use chrono::Utc;
 use lector_aws::StepFunctions;
 use lector_aws::workflow::{Started, TimeFilter, WorkflowError, execution_arn};
-use lector_core::ConversionId;
-use lector_testkit::services::{moto_config, moto_execute_state_machines, unique_name};
+use lector_testkit::services::moto_execute_state_machines;
 use serde_json::json;
 
 use crate::capture::Capture;
