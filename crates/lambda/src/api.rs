@@ -144,7 +144,7 @@ pub async fn run() -> Result<(), crate::Error> {
     crate::telemetry::init();
     let env = Env::process();
     let config = ApiConfig::from_env(&env).inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
-    let sdk = lector_aws::sdk::load(None).await;
+    let sdk = lector_aws::sdk::load_in_lambda().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let ports = ApiPorts {
         events: Arc::new(DynamoEventStore::new(dynamodb.clone(), config.table)),

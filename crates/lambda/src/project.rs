@@ -79,7 +79,7 @@ pub async fn run() -> Result<(), crate::Error> {
     let env = Env::process();
     let config =
         ProjectorConfig::from_env(&env).inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
-    let sdk = lector_aws::sdk::load(None).await;
+    let sdk = lector_aws::sdk::load_in_lambda().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let index: Arc<dyn ConversionIndex> =
         Arc::new(DynamoConversionIndex::new(dynamodb.clone(), config.index_table));

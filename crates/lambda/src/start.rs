@@ -85,7 +85,7 @@ pub async fn run() -> Result<(), crate::Error> {
     crate::telemetry::init();
     let env = Env::process();
     let config = StartConfig::from_env(&env).inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
-    let sdk = lector_aws::sdk::load(None).await;
+    let sdk = lector_aws::sdk::load_in_lambda().await;
     let workflows: Arc<dyn Workflows> =
         Arc::new(StepFunctions::new(aws_sdk_sfn::Client::new(&sdk), config.state_machine_arn));
     let metrics = Metrics::stdout(config.namespace, function_name(&env, FUNCTION));
