@@ -56,13 +56,13 @@ fn child(step: &str, data: &str, input: &str) {
             events: Arc::new(dir.events.clone()),
             objects: Arc::new(dir.objects.clone()),
             voice: Arc::new(EspeakVoice::new()),
-            fetcher: Arc::new(
+            fetcher: Some(Arc::new(
                 Fetcher::new(FetchPolicy {
                     allow: AllowList::parse("127.0.0.1").unwrap(),
                     ..FetchPolicy::default()
                 })
                 .unwrap(),
-            ),
+            )),
             clock,
         };
         let input: serde_json::Value = serde_json::from_str(input).unwrap();

@@ -93,6 +93,8 @@ pub struct LocalSystem {
     pub data: DataDir,
     pub engine: Engine,
     pub ports: StepPorts,
+    /// The fetcher of the steps and the API, guarded by the options' allowed hosts.
+    pub fetcher: Arc<Fetcher>,
     pub workflows: Arc<LocalWorkflows>,
     pub index: Arc<SqliteConversionIndex>,
     rule: Arc<WorkflowRule>,
@@ -111,15 +113,16 @@ impl LocalSystem {
     /// Open the data folder, start the engine (resuming what was running) and the outbox.
     pub async fn start(dir: &Path, options: LocalOptions) -> anyhow::Result<Self> {
         let data = DataDir::open(dir)?;
-        let fetcher =
+        let fetcher = Arc::new(
             Fetcher::new(FetchPolicy { allow: options.allow_hosts.clone(), ..FetchPolicy::default() })
-                .context("building the HTTP client")?;
+                .context("building the HTTP client")?,
+        );
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ports = StepPorts {
             events: Arc::new(data.events.clone()),
             objects: Arc::new(data.objects.clone()),
             voice: options.voice.clone(),
-            fetcher: Arc::new(fetcher),
+            fetcher: Some(fetcher.clone()),
             clock,
         };
         let store = lector_states::SqliteStore::open(data.executions_path())
@@ -149,6 +152,7 @@ impl LocalSystem {
             data,
             engine,
             ports,
+            fetcher,
             workflows,
             index,
             rule,

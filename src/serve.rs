@@ -93,7 +93,7 @@ impl Server {
             system.ports.events.clone(),
             system.ports.objects.clone(),
             system.ports.voice.clone(),
-            system.ports.fetcher.clone(),
+            system.fetcher.clone(),
             system.ports.clock.clone(),
             system.index.clone(),
             settings,

@@ -8,7 +8,6 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use lector_aws::{DynamoEventStore, PollyVoice, S3ObjectStore};
 use lector_core::ports::Voice;
 use lector_core::{ErrorKind, StepError};
-use lector_pipeline::fetch::{FetchPolicy, Fetcher};
 use lector_pipeline::steps::{
     FetchArticle, PrepareSpeech, RecordFailure, Step, StepPorts, StitchAudio, SynthesizeChunk, invoke,
 };
@@ -19,7 +18,7 @@ use crate::config::{Env, StepConfig, function_name, settings_path};
 use crate::diagnostic::StepFailure;
 use crate::metrics::Metrics;
 use crate::settings::{Fetchers, Settings, SystemClock, settings_error};
-use crate::voice::MeteredVoice;
+use crate::voice::{MeteredVoice, NoVoice};
 
 /// What the Lambda wiring knows of a step beyond `lector_pipeline::steps::Step`: which
 /// settings it follows and which metrics its outcome gives.
@@ -27,6 +26,10 @@ pub trait StepWiring: Step + Default {
     /// The step fetches from the web, so its fetcher follows the runtime settings' allowed
     /// hosts (and the function needs `LECTOR_SETTINGS_PATH`).
     const FETCHES: bool = false;
+
+    /// The step speaks, so its function has the Polly voice, metered. The others have
+    /// [`NoVoice`]: no Polly client is built at their init, and none of its code is in them.
+    const SPEAKS: bool = false;
 
     /// Record the metrics of one invocation's outcome.
     fn record(_input: &Value, _outcome: &Result<Value, StepError>, _metrics: &Metrics) {}
@@ -39,7 +42,9 @@ impl StepWiring for FetchArticle {
 impl StepWiring for PrepareSpeech {}
 
 /// Its voice is a [`MeteredVoice`]: characters and latency are recorded per request.
-impl StepWiring for SynthesizeChunk {}
+impl StepWiring for SynthesizeChunk {
+    const SPEAKS: bool = true;
+}
 
 impl StepWiring for StitchAudio {
     fn record(_input: &Value, outcome: &Result<Value, StepError>, metrics: &Metrics) {
@@ -103,7 +108,7 @@ impl<S: StepWiring> StepFunction<S> {
         };
         let current = settings.get().await.map_err(settings_error)?;
         let fetcher = self.fetchers.for_settings(&current).await?;
-        Ok(StepPorts { fetcher, ..self.ports.clone() })
+        Ok(StepPorts { fetcher: Some(fetcher), ..self.ports.clone() })
     }
 
     /// One invocation: the Task's input in, the step's output or its named error out.
@@ -142,16 +147,22 @@ pub async fn run_step<S: StepWiring>() -> Result<(), crate::Error> {
     } else {
         None
     };
-    let sdk = lector_aws::sdk::load(None).await;
+    let sdk = lector_aws::sdk::load_in_lambda().await;
     let metrics = Metrics::stdout(config.namespace, function_name(&env, S::FUNCTION));
-    let polly: Arc<dyn Voice> = Arc::new(PollyVoice::new(aws_sdk_polly::Client::new(&sdk)));
+    // A constant per step: the branch a function does not take is not compiled into it.
+    let voice: Arc<dyn Voice> = if S::SPEAKS {
+        let polly = Arc::new(PollyVoice::new(aws_sdk_polly::Client::new(&sdk)));
+        Arc::new(MeteredVoice::new(polly, metrics.clone()))
+    } else {
+        Arc::new(NoVoice { function: S::FUNCTION })
+    };
     let ports = StepPorts {
         events: Arc::new(DynamoEventStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table)),
         objects: Arc::new(S3ObjectStore::new(aws_sdk_s3::Client::new(&sdk), config.bucket)),
-        voice: Arc::new(MeteredVoice::new(polly, metrics.clone())),
-        // Replaced per invocation by the fetcher of the current allowed hosts when the step
-        // fetches; the others never use it.
-        fetcher: Arc::new(Fetcher::new(FetchPolicy::default())?),
+        voice,
+        // Set per invocation to the fetcher of the current allowed hosts when the step
+        // fetches; the others build no HTTP client of their own.
+        fetcher: None,
         clock: Arc::new(SystemClock),
     };
     let settings = settings_path.map(|path| {

@@ -1,5 +1,7 @@
 //! A voice that measures itself: each synthesis request reports the characters it was billed
-//! for and how long it took, by engine. Wraps the Polly voice in `synthesize-chunk`.
+//! for and how long it took, by engine. Wraps the Polly voice in `synthesize-chunk`. The
+//! functions whose step does not speak have [`NoVoice`] instead: no Polly client is built at
+//! their init, and none of its code is in their package.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -72,6 +74,31 @@ impl Voice for MeteredVoice {
     }
 }
 
+/// The voice of a function whose step does not speak: every request is refused, naming the
+/// function, so that a step wired to the wrong function fails at once and says why.
+#[derive(Debug, Clone, Copy)]
+pub struct NoVoice {
+    /// The function, for the error.
+    pub function: &'static str,
+}
+
+impl NoVoice {
+    fn refusal(&self) -> VoiceError {
+        VoiceError::Refused(format!("the {} function has no voice: its step does not speak", self.function))
+    }
+}
+
+#[async_trait]
+impl Voice for NoVoice {
+    async fn voices(&self) -> Result<Vec<VoiceInfo>, VoiceError> {
+        Err(self.refusal())
+    }
+
+    async fn synthesize(&self, _ssml: &str, _spec: &VoiceSpec) -> Result<Bytes, VoiceError> {
+        Err(self.refusal())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use lector_core::VoiceId;
@@ -99,6 +126,15 @@ mod tests {
             }
             Ok(Bytes::from_static(b"mp3"))
         }
+    }
+
+    #[tokio::test]
+    async fn no_voice_refuses_every_request_naming_its_function() {
+        let voice = NoVoice { function: "prepare-speech" };
+        let spec = VoiceSpec { voice: VoiceId::new("Joanna"), engine: VoiceEngine::Neural, language: None };
+        let refused = voice.synthesize("<speak>Hi.</speak>", &spec).await.unwrap_err();
+        assert!(matches!(&refused, VoiceError::Refused(why) if why.contains("prepare-speech")), "{refused}");
+        assert!(matches!(voice.voices().await, Err(VoiceError::Refused(_))));
     }
 
     #[tokio::test]

@@ -34,7 +34,10 @@ pub struct StepPorts {
     pub events: Arc<dyn EventStore>,
     pub objects: Arc<dyn ObjectStore>,
     pub voice: Arc<dyn Voice>,
-    pub fetcher: Arc<Fetcher>,
+    /// The guarded fetcher, for the steps that fetch from the web; `None` where nothing does
+    /// (a Lambda function whose step does not fetch builds no HTTP client), and a step that
+    /// needs it then fails as [`ErrorKind::Internal`], named.
+    pub fetcher: Option<Arc<Fetcher>>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -45,6 +48,15 @@ impl std::fmt::Debug for StepPorts {
 }
 
 impl StepPorts {
+    fn fetcher(&self, state: &str) -> Result<&Fetcher, StepError> {
+        self.fetcher.as_deref().ok_or_else(|| {
+            StepError::new(
+                ErrorKind::Internal,
+                format!("{state} needs to fetch, and its ports have no fetcher"),
+            )
+        })
+    }
+
     fn meta(&self, id: &ConversionId, cause: Option<&str>) -> EventMeta {
         EventMeta {
             occurred_at: self.clock.now(),
@@ -204,7 +216,8 @@ impl Step for FetchArticle {
                 (Article::from_feed_content(&html, request.title.as_deref(), None)?, ArticleSource::Feed)
             }
             None => {
-                let fetched = ports.fetcher.fetch(request.post_url.as_str(), Resource::Page).await?;
+                let fetched =
+                    ports.fetcher(Self::STATE)?.fetch(request.post_url.as_str(), Resource::Page).await?;
                 let html = decode_html(&fetched.body, fetched.charset.as_deref());
                 let mut article = extract_article(&html, Some(&fetched.url))?;
                 if article.title.trim().is_empty() {
