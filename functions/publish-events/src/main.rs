@@ -8,11 +8,9 @@ use lector_aws::settings::{BUS_VAR, require_env};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().json().with_env_filter(filter).without_time().init();
+    lector_lambda::telemetry::init();
     let bus = require_env(BUS_VAR).map_err(|e| e.to_string())?;
-    let sdk = lector_aws::sdk::load(None).await;
+    let sdk = lector_aws::sdk::load_in_lambda().await;
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), bus);
     let publisher = &publisher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
