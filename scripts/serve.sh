@@ -22,5 +22,6 @@ if ! command -v espeak-ng >/dev/null 2>&1; then
         exit 1
     fi
 fi
-cargo build --release --quiet --bin lector
-exec "$CARGO_TARGET_DIR/release/lector" serve "$@"
+# The `local` profile (Cargo.toml): optimised for speed; `release` is the Lambda functions' profile.
+cargo build --profile local --quiet --bin lector
+exec "$CARGO_TARGET_DIR/local/lector" serve "$@"
