@@ -1,9 +1,14 @@
 //! SDK configs built with a rustls/ring HTTPS client (the SDK's default client pulls aws-lc,
 //! slow to build), and the classification of SDK errors into transient and permanent.
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::BehaviorVersion;
+pub use aws_config::SdkConfig;
+use aws_config::environment::{EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -20,9 +25,13 @@ pub enum Trust {
     /// the machine trusts must keep working.
     System,
     /// The five Amazon Trust Services roots, compiled in: for the Lambda functions, which talk
-    /// to AWS endpoints only. Every SDK client validates its connector when it is built, so
-    /// with the system store each cold start would read and parse the platform's ~140 roots
-    /// (4 ms, then 0.4 ms per further client) before the first invocation.
+    /// to AWS endpoints only. With the system store each cold start would read and parse the
+    /// platform's ~140 roots (4 ms, then 0.4 ms per further client).
+    ///
+    /// The SDK's HTTPS client also builds a throwaway connector (its trust store parsed again)
+    /// for every SDK client constructed, only to surface a system store that cannot be read.
+    /// Compiled-in roots cannot fail that way, so this client skips it: the one connector is
+    /// built by the first request and shared by every client of the config.
     AmazonTrustServices,
 }
 
@@ -32,14 +41,35 @@ pub fn http_client(trust: Trust) -> SharedHttpClient {
         aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
     match trust {
         Trust::System => builder.build_https(),
-        Trust::AmazonTrustServices => builder
-            .tls_context(
-                TlsContext::builder()
-                    .with_trust_store(TrustStore::empty().with_pem_certificate(AMAZON_TRUST_SERVICES_PEM))
-                    .build()
-                    .expect("a trust store of PEM certificates is a valid TLS context"),
-            )
-            .build_https(),
+        Trust::AmazonTrustServices => SharedHttpClient::new(ConnectorOnFirstRequest(
+            builder
+                .tls_context(
+                    TlsContext::builder()
+                        .with_trust_store(TrustStore::empty().with_pem_certificate(AMAZON_TRUST_SERVICES_PEM))
+                        .build()
+                        .expect("a trust store of PEM certificates is a valid TLS context"),
+                )
+                .build_https(),
+        )),
+    }
+}
+
+/// An HTTPS client whose connectors are built when a request needs one, not also once per SDK
+/// client at its construction ([`Trust::AmazonTrustServices`]).
+#[derive(Debug)]
+struct ConnectorOnFirstRequest(SharedHttpClient);
+
+impl HttpClient for ConnectorOnFirstRequest {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
     }
 }
 
@@ -50,9 +80,18 @@ pub async fn load(endpoint_url: Option<&str>) -> SdkConfig {
     load_trusting(endpoint_url, Trust::System).await
 }
 
-/// The SDK config of a Lambda function: [`load`] with [`Trust::AmazonTrustServices`].
+/// The SDK config of a Lambda function: [`Trust::AmazonTrustServices`], and the region and the
+/// role's credentials from the variables Lambda sets (`AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), where they always are. The default chains
+/// would also build the profile, web-identity (an STS client), container and instance-metadata
+/// providers at every cold start, none of which a function can use.
 pub async fn load_in_lambda() -> SdkConfig {
-    load_trusting(None, Trust::AmazonTrustServices).await
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client(Trust::AmazonTrustServices))
+        .region(EnvironmentVariableRegionProvider::new())
+        .credentials_provider(EnvironmentVariableCredentialsProvider::new())
+        .load()
+        .await
 }
 
 async fn load_trusting(endpoint_url: Option<&str>, trust: Trust) -> SdkConfig {
@@ -148,16 +187,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_client_trusting_amazon_trust_services_builds_its_connector() {
-        // Building a client validates its HTTP client, which builds the TLS connector from the
-        // trust store: a certificate rustls cannot take would panic here.
+    #[tokio::test]
+    async fn a_client_trusting_amazon_trust_services_connects_with_its_first_request() {
+        // The connector is built from the compiled-in roots when the first request needs it (a
+        // certificate rustls cannot take would panic there); the request then fails to connect
+        // to a closed port, as a dispatch failure, which the adapters retry.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = closed.local_addr().expect("its address").port();
+        drop(closed);
         let config = SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "test"),
+            ))
+            .endpoint_url(format!("https://127.0.0.1:{port}"))
             .http_client(http_client(Trust::AmazonTrustServices))
             .build();
         let client = aws_sdk_dynamodb::Client::new(&config);
-        assert_eq!(client.config().region().map(|r| r.as_ref()), Some("us-east-1"));
+        let err = client.list_tables().send().await.expect_err("nothing listens there");
+        assert!(matches!(err, SdkError::DispatchFailure(_)), "{}", DisplayErrorContext(&err));
+        let failure = Failure::of(&err);
+        assert!(failure.transient, "{}", failure.message);
     }
 }
