@@ -299,6 +299,7 @@ fn every_allowed_data_plane_action_names_its_resources() {
 #[test]
 fn the_http_api_routes_are_the_routers_and_writes_take_the_authorizer() {
     let template = template();
+    let r = resources(&template);
     let mut routes = BTreeMap::new();
     for (id, route) in of_type(&template, "AWS::ApiGatewayV2::Route") {
         let key = route["Properties"]["RouteKey"].as_str().unwrap_or_default().to_owned();
@@ -306,10 +307,25 @@ fn the_http_api_routes_are_the_routers_and_writes_take_the_authorizer() {
     }
     assert!(routes.remove("$default").is_some(), "unmatched requests reach the function's envelope");
     let expected: BTreeSet<String> =
-        lector_api::ROUTES.iter().map(|(method, path, _)| format!("{method} {path}")).collect();
+        lector_api::ROUTES.iter().map(|(method, path, _, _)| format!("{method} {path}")).collect();
     assert_eq!(routes.keys().cloned().collect::<BTreeSet<_>>(), expected);
-    for (method, path, writes) in lector_api::ROUTES {
+    // The binary whose alias a route's integration invokes.
+    let binary_behind = |properties: &Value| -> String {
+        let target = properties["Target"]["Fn::Sub"].as_str().unwrap_or_default();
+        let integration = target.strip_prefix("integrations/${").and_then(|t| t.strip_suffix('}'));
+        let integration = integration.unwrap_or_else(|| panic!("a route targets an integration: {target}"));
+        let alias = r[integration]["Properties"]["IntegrationUri"]["Ref"].as_str().unwrap_or_default();
+        let function =
+            alias.strip_suffix(".Alias").unwrap_or_else(|| panic!("{integration} invokes a live alias"));
+        r[function]["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap_or_default().to_owned()
+    };
+    for (method, path, writes, group) in lector_api::ROUTES {
         let (id, properties) = &routes[&format!("{method} {path}")];
+        let binary = match group {
+            lector_api::Endpoints::Conversions => "api",
+            lector_api::Endpoints::Preview => "api-preview",
+        };
+        assert_eq!(binary_behind(properties), binary, "{id} is served by its group's function");
         if *writes {
             assert_eq!(properties["AuthorizationType"], json!({"Fn::If": ["HasJwt", "JWT", "NONE"]}), "{id}");
             assert_eq!(properties["AuthorizerId"]["Fn::If"][1], json!({"Ref": "JwtAuthorizer"}), "{id}");
@@ -464,11 +480,13 @@ fn the_design_decisions_hold() {
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
     assert_eq!(table["StreamSpecification"]["StreamViewType"], "NEW_IMAGE");
     assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
-    // The API's canary rolls back on its alarms.
-    let api = &r["ApiFunction"]["Properties"];
-    assert_eq!(api["AutoPublishAlias"], "live");
-    assert_eq!(api["DeploymentPreference"]["Type"], "Canary10Percent5Minutes");
-    assert!(as_list(&api["DeploymentPreference"]["Alarms"]).len() >= 2);
+    // Each API function's canary rolls back on its alarms.
+    for function in ["ApiFunction", "ApiPreviewFunction"] {
+        let api = &r[function]["Properties"];
+        assert_eq!(api["AutoPublishAlias"], "live", "{function}");
+        assert_eq!(api["DeploymentPreference"]["Type"], "Canary10Percent5Minutes", "{function}");
+        assert!(as_list(&api["DeploymentPreference"]["Alarms"]).len() >= 2, "{function}");
+    }
     assert!(Path::new(&root().join("samconfig.toml")).is_file());
 }
 

@@ -5,7 +5,9 @@
 //! - [`error`]: every answer, error or not, is the `{status, message, data}` envelope;
 //! - [`extract`]: JSON bodies, ids, queries and the base URL, each refusing bad input in words;
 //! - [`conversions`], [`feeds`], [`audio`], [`service`]: the handlers;
-//! - [`ROUTES`]: the route table, checked against `openapi.yaml` by a test.
+//! - [`ROUTES`]: the route table, checked against `openapi.yaml` by a test, each route in its
+//!   [`Endpoints`] group: on AWS each group is its own function ([`conversions_router`],
+//!   [`preview_router`]); `lector serve` serves them all ([`router`]).
 
 use std::sync::Arc;
 
@@ -118,35 +120,69 @@ impl Api {
 /// The handlers' shared state.
 pub type AppState = Arc<Api>;
 
-/// Every route: method, path (in axum's syntax) and whether it writes (and so needs the token).
-pub const ROUTES: &[(&str, &str, bool)] = &[
-    ("GET", "/health", false),
-    ("GET", "/voices", false),
-    ("POST", "/feeds/preview", true),
-    ("GET", "/feeds/{feed_id}/podcast.xml", false),
-    ("POST", "/conversions", true),
-    ("GET", "/conversions", false),
-    ("POST", "/conversions/batch", true),
-    ("GET", "/conversions/{id}", false),
-    ("GET", "/conversions/{id}/events", false),
-    ("GET", "/conversions/{id}/audio", false),
-    ("GET", "/embed/{id}", false),
+/// The endpoint groups. On AWS each group is its own function behind the one HTTP API, so each
+/// function's package holds only the code its routes reach: only the preview reads posts' pages
+/// and prepares their speech (the HTML extractor and sentence segmentation for every language).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoints {
+    /// Conversions, their audio and embeds, the podcast feeds, voices and health.
+    Conversions,
+    /// `POST /feeds/preview`.
+    Preview,
+}
+
+/// Every route: method, path (in axum's syntax), whether it writes (and so needs the token), and
+/// its group.
+pub const ROUTES: &[(&str, &str, bool, Endpoints)] = &[
+    ("GET", "/health", false, Endpoints::Conversions),
+    ("GET", "/voices", false, Endpoints::Conversions),
+    ("POST", "/feeds/preview", true, Endpoints::Preview),
+    ("GET", "/feeds/{feed_id}/podcast.xml", false, Endpoints::Conversions),
+    ("POST", "/conversions", true, Endpoints::Conversions),
+    ("GET", "/conversions", false, Endpoints::Conversions),
+    ("POST", "/conversions/batch", true, Endpoints::Conversions),
+    ("GET", "/conversions/{id}", false, Endpoints::Conversions),
+    ("GET", "/conversions/{id}/events", false, Endpoints::Conversions),
+    ("GET", "/conversions/{id}/audio", false, Endpoints::Conversions),
+    ("GET", "/embed/{id}", false, Endpoints::Conversions),
 ];
 
-/// The API's router.
+/// The API's router: every group, as `lector serve` serves it.
 pub fn router(api: Api) -> Router {
-    let state: AppState = Arc::new(api);
-    let routes: Router<AppState> = Router::new()
+    serve(api, conversion_routes().merge(preview_routes()))
+}
+
+/// The [`Endpoints::Conversions`] routes alone (the `api` function).
+pub fn conversions_router(api: Api) -> Router {
+    serve(api, conversion_routes())
+}
+
+/// The [`Endpoints::Preview`] routes alone (the `api-preview` function).
+pub fn preview_router(api: Api) -> Router {
+    serve(api, preview_routes())
+}
+
+fn conversion_routes() -> Router<AppState> {
+    Router::new()
         .route("/health", get(service::health))
         .route("/voices", get(service::voices))
-        .route("/feeds/preview", post(feeds::preview))
         .route("/feeds/{feed_id}/podcast.xml", get(feeds::podcast))
         .route("/conversions", post(conversions::submit_one).get(conversions::list))
         .route("/conversions/batch", post(conversions::submit_batch))
         .route("/conversions/{id}", get(conversions::get_one))
         .route("/conversions/{id}/events", get(conversions::events))
         .route("/conversions/{id}/audio", get(audio::audio))
-        .route("/embed/{id}", get(audio::embed));
+        .route("/embed/{id}", get(audio::embed))
+}
+
+fn preview_routes() -> Router<AppState> {
+    Router::new().route("/feeds/preview", post(feeds::preview))
+}
+
+/// `routes` with what every group shares: the envelope for unknown routes and methods, the
+/// token check and the body limit.
+fn serve(api: Api, routes: Router<AppState>) -> Router {
+    let state: AppState = Arc::new(api);
     routes
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found)

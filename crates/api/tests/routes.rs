@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Method, Request};
 use bytes::Bytes;
-use lector_api::{Api, ApiSettings, ROUTES, router};
+use lector_api::{Api, ApiSettings, Endpoints, ROUTES, conversions_router, preview_router, router};
 use lector_core::ports::{Voice, VoiceError, VoiceSpec};
 use lector_core::voice::VoiceInfo;
 use lector_core::{VoiceEngine, VoiceId};
@@ -44,7 +44,7 @@ fn documented() -> BTreeSet<(String, String)> {
 #[test]
 fn the_router_and_openapi_yaml_agree() {
     let routed: BTreeSet<(String, String)> =
-        ROUTES.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+        ROUTES.iter().map(|(m, p, _, _)| (m.to_string(), p.to_string())).collect();
     let documented = documented();
     assert!(documented.len() >= 10, "openapi.yaml was not read: {documented:?}");
     let undocumented: Vec<_> = routed.difference(&documented).collect();
@@ -73,13 +73,12 @@ impl Voice for OneVoice {
     }
 }
 
-#[tokio::test]
-async fn every_documented_route_reaches_a_handler() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = lector_local::db::Db::open(dir.path().join("lector.sqlite")).unwrap();
-    let api = Api::new(
+/// An API on the local adapters in `dir`.
+fn api(dir: &std::path::Path) -> Api {
+    let db = lector_local::db::Db::open(dir.join("lector.sqlite")).unwrap();
+    Api::new(
         Arc::new(lector_local::event_store::SqliteEventStore::new(db.clone())),
-        Arc::new(lector_local::objects::FolderObjectStore::new(dir.path().join("objects"))),
+        Arc::new(lector_local::objects::FolderObjectStore::new(dir.join("objects"))),
         Arc::new(OneVoice),
         Arc::new(Fetcher::new(FetchPolicy::default()).unwrap()),
         Arc::new(lector_local::clock::SystemClock),
@@ -93,22 +92,53 @@ async fn every_documented_route_reaches_a_handler() {
             preview_measure_limit: 0,
             own_feeds: vec![],
         },
-    );
-    let app = router(api);
-    for (method, path, _) in ROUTES {
-        let concrete = path.replace("{id}", "0123456789abcdef0123").replace("{feed_id}", "0123456789abcdef");
-        let request = Request::builder()
-            .method(Method::from_bytes(method.as_bytes()).unwrap())
-            .uri(&concrete)
-            .header("host", "lector.test")
-            .header("content-type", "application/json")
-            .body(Body::from("{}"))
-            .unwrap();
-        let response = app.clone().oneshot(request).await.unwrap();
-        let status = response.status().as_u16();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-        let text = String::from_utf8_lossy(&body);
-        assert_ne!(status, 405, "{method} {path}: {text}");
-        assert!(!text.contains("no such resource"), "{method} {path} fell through to the fallback: {text}");
+    )
+}
+
+/// Whether `app` routes `method path` to a handler (and not to the not-found fallback).
+async fn reaches_a_handler(app: &axum::Router, method: &str, path: &str) -> bool {
+    let concrete = path.replace("{id}", "0123456789abcdef0123").replace("{feed_id}", "0123456789abcdef");
+    let request = Request::builder()
+        .method(Method::from_bytes(method.as_bytes()).unwrap())
+        .uri(&concrete)
+        .header("host", "lector.test")
+        .header("content-type", "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let text = String::from_utf8_lossy(&body);
+    assert_ne!(status, 405, "{method} {path}: {text}");
+    !text.contains("no such resource")
+}
+
+#[tokio::test]
+async fn every_documented_route_reaches_a_handler() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = router(api(dir.path()));
+    for (method, path, _, _) in ROUTES {
+        assert!(reaches_a_handler(&app, method, path).await, "{method} {path} fell through to the fallback");
     }
+}
+
+#[tokio::test]
+async fn each_group_router_serves_its_routes_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    for (group, app) in [
+        (Endpoints::Conversions, conversions_router(api(dir.path()))),
+        (Endpoints::Preview, preview_router(api(dir.path()))),
+    ] {
+        for (method, path, _, of) in ROUTES {
+            assert_eq!(
+                reaches_a_handler(&app, method, path).await,
+                *of == group,
+                "{method} {path} ({of:?}) on the {group:?} router"
+            );
+        }
+    }
+    assert!(
+        ROUTES.iter().any(|r| r.3 == Endpoints::Preview)
+            && ROUTES.iter().any(|r| r.3 == Endpoints::Conversions)
+    );
 }

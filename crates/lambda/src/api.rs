@@ -1,7 +1,9 @@
-//! The `api` function: `lector_api::router` behind API Gateway's HTTP API, with the AWS
-//! adapters. The router is the very one `lector serve` serves; here its settings (default voice
-//! and engine, allowed hosts) come from SSM Parameter Store, and the router is built again when
-//! they change, so a changed parameter takes effect within the settings' five-minute cache.
+//! The API functions behind API Gateway's HTTP API, one per endpoint group
+//! ([`lector_api::Endpoints`]): `api` serves [`lector_api::conversions_router`] and `api-preview`
+//! serves [`lector_api::preview_router`], with the AWS adapters. The routes are the very ones
+//! `lector serve` serves; here their settings (default voice and engine, allowed hosts) come
+//! from SSM Parameter Store, and the router is built again when they change, so a changed
+//! parameter takes effect within the settings' five-minute cache.
 //!
 //! There is no token: the HTTP API's JWT authorizer checks callers of the writing routes before
 //! the function runs.
@@ -9,16 +11,19 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use lector_api::error::ApiError;
 use lector_api::{Api, ApiSettings};
 use lector_aws::index::DynamoConversionIndex;
 use lector_aws::settings::RuntimeSettings;
 use lector_aws::{DynamoEventStore, PollyVoice, S3ObjectStore};
 use lector_core::index::ConversionIndex;
-use lector_core::ports::{Clock, ObjectStore, Voice};
-use lector_core::{EventStore, VoiceEngine};
+use lector_core::object::ObjectMeta;
+use lector_core::ports::{Clock, ObjectError, ObjectStore, Voice};
+use lector_core::{EventStore, ObjectKey, VoiceEngine};
 use tokio::sync::Mutex;
 use tower::ServiceExt;
 use url::Url;
@@ -27,8 +32,11 @@ use crate::config::{ApiConfig, Env, function_name};
 use crate::metrics::Metrics;
 use crate::settings::{Fetchers, Settings, SystemClock, settings_error};
 
-/// The function's name (`functions/api`).
+/// The conversions group's function (`functions/api`).
 pub const FUNCTION: &str = "api";
+
+/// The preview's function (`functions/api-preview`).
+pub const PREVIEW_FUNCTION: &str = "api-preview";
 
 /// The engines Amazon Polly offers.
 pub const POLLY_ENGINES: [VoiceEngine; 4] =
@@ -53,9 +61,10 @@ impl std::fmt::Debug for ApiPorts {
     }
 }
 
-/// The API with settings that follow Parameter Store.
+/// One endpoint group's API, with settings that follow Parameter Store.
 pub struct ApiFunction {
     ports: ApiPorts,
+    routes: fn(Api) -> Router,
     settings: Arc<dyn Settings>,
     public_url: Option<Url>,
     engines: Vec<VoiceEngine>,
@@ -71,7 +80,10 @@ impl std::fmt::Debug for ApiFunction {
 }
 
 impl ApiFunction {
+    /// `routes` is the group's router ([`lector_api::conversions_router`], ...): a function, not
+    /// a value chosen at run time, so a function's package links its own group's handlers only.
     pub fn new(
+        routes: fn(Api) -> Router,
         ports: ApiPorts,
         settings: Arc<dyn Settings>,
         public_url: Option<Url>,
@@ -80,6 +92,7 @@ impl ApiFunction {
     ) -> Self {
         Self {
             ports,
+            routes,
             settings,
             public_url,
             engines,
@@ -116,7 +129,7 @@ impl ApiFunction {
                 own_feeds: Vec::new(),
             },
         );
-        let router = lector_api::router(api);
+        let router = (self.routes)(api);
         tracing::info!(default_voice = %settings.default_voice, "API built for the current settings");
         *current = Some((settings, router.clone()));
         Ok(router)
@@ -139,8 +152,28 @@ impl ApiFunction {
     }
 }
 
-/// Run the `api` function: `lambda_http` in front of the router.
+/// Run the `api` function: the conversions group, with S3 for texts, audio and presigned links.
 pub async fn run() -> Result<(), crate::Error> {
+    serve(FUNCTION, lector_api::conversions_router, |sdk, bucket| {
+        Arc::new(S3ObjectStore::new(aws_sdk_s3::Client::new(sdk), bucket))
+    })
+    .await
+}
+
+/// Run the `api-preview` function: the preview reads feeds and pages and stores nothing, so no
+/// S3 client is built and none of its code is in the package.
+pub async fn run_preview() -> Result<(), crate::Error> {
+    serve(PREVIEW_FUNCTION, lector_api::preview_router, |_, _| {
+        Arc::new(NoObjects { function: PREVIEW_FUNCTION })
+    })
+    .await
+}
+
+/// `lambda_http` in front of one group's router.
+async fn serve<O>(name: &'static str, routes: fn(Api) -> Router, objects: O) -> Result<(), crate::Error>
+where
+    O: FnOnce(&lector_aws::sdk::SdkConfig, String) -> Arc<dyn ObjectStore>,
+{
     crate::telemetry::init();
     let env = Env::process();
     let config = ApiConfig::from_env(&env).inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
@@ -148,17 +181,73 @@ pub async fn run() -> Result<(), crate::Error> {
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let ports = ApiPorts {
         events: Arc::new(DynamoEventStore::new(dynamodb.clone(), config.table)),
-        objects: Arc::new(S3ObjectStore::new(aws_sdk_s3::Client::new(&sdk), config.bucket)),
+        objects: objects(&sdk, config.bucket),
         voice: Arc::new(PollyVoice::new(aws_sdk_polly::Client::new(&sdk))),
         index: Arc::new(DynamoConversionIndex::new(dynamodb, config.index_table)),
         clock: Arc::new(SystemClock),
     };
     let settings = Arc::new(crate::settings::from_ssm(aws_sdk_ssm::Client::new(&sdk), &config.settings_path));
-    let metrics = Metrics::stdout(config.namespace, function_name(&env, FUNCTION));
-    let function = ApiFunction::new(ports, settings, config.public_url, POLLY_ENGINES.to_vec(), metrics);
+    let metrics = Metrics::stdout(config.namespace, function_name(&env, name));
+    let function =
+        ApiFunction::new(routes, ports, settings, config.public_url, POLLY_ENGINES.to_vec(), metrics);
     let function = &function;
     lambda_http::run(lambda_http::service_fn(move |request: lambda_http::Request| async move {
         Ok::<Response, Infallible>(function.handle(request).await)
     }))
     .await
+}
+
+/// The object store of a function whose routes read and write no objects: every call is refused
+/// as a permanent failure naming the function, so wiring a route to the wrong function shows.
+#[derive(Debug, Clone, Copy)]
+pub struct NoObjects {
+    pub function: &'static str,
+}
+
+impl NoObjects {
+    fn refuse(&self, key: &str) -> ObjectError {
+        ObjectError::Failed(format!("the {} function has no object store (asked for {key})", self.function))
+    }
+}
+
+#[async_trait]
+impl ObjectStore for NoObjects {
+    async fn put(&self, key: &ObjectKey, _: Bytes, _: &str) -> Result<(), ObjectError> {
+        Err(self.refuse(key.as_str()))
+    }
+    async fn get(&self, key: &ObjectKey) -> Result<Bytes, ObjectError> {
+        Err(self.refuse(key.as_str()))
+    }
+    async fn get_range(&self, key: &ObjectKey, _: u64, _: u64) -> Result<Bytes, ObjectError> {
+        Err(self.refuse(key.as_str()))
+    }
+    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>, ObjectError> {
+        Err(self.refuse(key.as_str()))
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, ObjectError> {
+        Err(self.refuse(prefix))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn no_objects_refuses_every_call_naming_its_function() {
+        let store = NoObjects { function: PREVIEW_FUNCTION };
+        let key = ObjectKey::new("audio/x.mp3").unwrap();
+        let refusals = [
+            store.put(&key, Bytes::from_static(b"x"), "audio/mpeg").await.unwrap_err(),
+            store.get(&key).await.unwrap_err(),
+            store.get_range(&key, 0, 1).await.unwrap_err(),
+            store.head(&key).await.unwrap_err(),
+            store.list("audio/").await.unwrap_err(),
+        ];
+        for refused in refusals {
+            assert!(!refused.is_transient(), "{refused}");
+            assert!(refused.to_string().contains("api-preview"), "{refused}");
+        }
+        assert_eq!(store.presigned_get(&key, std::time::Duration::from_secs(60)).await.unwrap(), None);
+    }
 }

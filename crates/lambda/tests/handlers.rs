@@ -18,7 +18,7 @@ use lector_core::service::execute;
 use lector_core::{
     Command, ConversionId, ConversionStatus, EventMeta, EventStore, RecordedEvent, VoiceEngine, VoiceId,
 };
-use lector_lambda::api::{ApiFunction, ApiPorts, POLLY_ENGINES};
+use lector_lambda::api::{ApiFunction, ApiPorts, NoObjects, POLLY_ENGINES};
 use lector_lambda::metrics::{CONVERSIONS_STARTED, Captured, Metrics};
 use lector_lambda::settings::{Settings, SystemClock};
 use lector_testkit::services::{dynamodb_config, moto_config, s3_config, unique_name};
@@ -263,7 +263,14 @@ async fn ports() -> ApiPorts {
 
 async fn api_function(settings: Arc<dyn Settings>) -> ApiFunction {
     let metrics = Metrics::with_sink("N", "api", Captured::default().sink());
-    ApiFunction::new(ports().await, settings, None, POLLY_ENGINES.to_vec(), metrics)
+    ApiFunction::new(
+        lector_api::conversions_router,
+        ports().await,
+        settings,
+        None,
+        POLLY_ENGINES.to_vec(),
+        metrics,
+    )
 }
 
 async fn call(api: &ApiFunction, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -314,6 +321,29 @@ async fn a_conversion_submitted_through_the_api_is_in_the_log() {
     assert_eq!(body["data"]["state"], "requested");
     let (status, body) = call(&api, "GET", "/conversions/0123456789abcdef0123", None).await;
     assert_eq!((status, body["status"].as_str()), (StatusCode::NOT_FOUND, Some("notFound")));
+}
+
+#[tokio::test]
+async fn the_preview_function_serves_the_preview_and_nothing_else() {
+    let metrics = Metrics::with_sink("N", "api-preview", Captured::default().sink());
+    let mut ports = ports().await;
+    ports.objects = Arc::new(NoObjects { function: "api-preview" });
+    let preview = ApiFunction::new(
+        lector_api::preview_router,
+        ports,
+        Arc::new(Changing::default()),
+        None,
+        POLLY_ENGINES.to_vec(),
+        metrics,
+    );
+    // The preview's own validation answers: the route reached its handler.
+    let (status, body) =
+        call(&preview, "POST", "/feeds/preview", Some(json!({"url": "not an address"}))).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::BAD_REQUEST, Some("badRequest")), "{body}");
+    // The conversions group is another function's.
+    let (status, body) = call(&preview, "GET", "/conversions/0123456789abcdef0123", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("no such resource"), "{body}");
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! The `api` Lambda: `lector_api::router` on `lambda_http`, with the AWS adapters.
+//! The `api` Lambda: `lector_api::conversions_router` on `lambda_http`, with the AWS adapters.
 
 #[tokio::main]
 async fn main() -> Result<(), lector_lambda::Error> {
