@@ -195,4 +195,46 @@ mod tests {
         assert_eq!(conversion_of(&json!({"conversion_id": "abc"})), "abc");
         assert_eq!(caught_error(&json!({})), None);
     }
+
+    /// A step function whose step fetches is always wired with a fetcher (`StepWiring::FETCHES`);
+    /// if one were not, the step fails as an internal error naming itself, not a panic.
+    #[tokio::test]
+    async fn a_step_that_must_fetch_without_a_fetcher_fails_as_internal_naming_its_state() {
+        use std::sync::Arc;
+
+        use lector_core::ports::ObjectStore;
+        use lector_core::{ErrorKind, VoiceEngine, VoiceId};
+        use lector_pipeline::steps::{FetchArticle, FetchArticleInput, Step, StepPorts};
+        use lector_pipeline::submit::{Submission, submit};
+
+        let events = Arc::new(lector_testkit::memory::MemoryEventStore::new());
+        let objects: Arc<dyn ObjectStore> = Arc::new(crate::api::NoObjects { function: "prepare-speech" });
+        let clock = Arc::new(crate::settings::SystemClock);
+        let submission = Submission {
+            post_url: "https://blog.example/posts/1".parse().unwrap(),
+            feed_url: None,
+            feed_title: None,
+            title: None,
+            content_html: None,
+            voice: VoiceId::new("Joanna"),
+            engine: VoiceEngine::Neural,
+            requested_by: "test".into(),
+        };
+        let submitted = submit(&*events, &*objects, &*clock, submission).await.expect("submitted");
+        let ports = StepPorts {
+            events,
+            objects,
+            voice: Arc::new(crate::voice::NoVoice { function: "prepare-speech" }),
+            fetcher: None,
+            clock,
+        };
+        let input = FetchArticleInput {
+            conversion_id: submitted.conversion_id,
+            attempt: 1,
+            execution_id: "exec-1".into(),
+        };
+        let err = FetchArticle.run(&ports, input).await.expect_err("there is nothing to fetch with");
+        assert_eq!(err.kind, ErrorKind::Internal, "{}", err.cause);
+        assert!(err.cause.contains("FetchArticle needs to fetch"), "{}", err.cause);
+    }
 }
