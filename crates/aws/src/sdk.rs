@@ -77,7 +77,11 @@ impl HttpClient for ConnectorOnFirstRequest {
 /// optionally pointed at another endpoint (an emulator), its connections trusting the machine's
 /// certificate authorities.
 pub async fn load(endpoint_url: Option<&str>) -> SdkConfig {
-    load_trusting(endpoint_url, Trust::System).await
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client(Trust::System));
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
 }
 
 /// The SDK config of a Lambda function: [`Trust::AmazonTrustServices`], and the region and the
@@ -92,14 +96,6 @@ pub async fn load_in_lambda() -> SdkConfig {
         .credentials_provider(EnvironmentVariableCredentialsProvider::new())
         .load()
         .await
-}
-
-async fn load_trusting(endpoint_url: Option<&str>, trust: Trust) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client(trust));
-    if let Some(url) = endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    loader.load().await
 }
 
 /// Error codes AWS services use for throttling and for failures on their side.
@@ -185,6 +181,62 @@ mod tests {
         for (cert, name) in certs.iter().zip(names) {
             assert!(cert.windows(name.len()).any(|w| w == name.as_bytes()), "{name} is not in its place");
         }
+    }
+
+    /// The wrapped client of [`Trust::AmazonTrustServices`], counting what the SDK asks of it.
+    #[derive(Debug)]
+    struct Counting {
+        inner: SharedHttpClient,
+        validations: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl HttpClient for Counting {
+        fn http_connector(
+            &self,
+            settings: &HttpConnectorSettings,
+            components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        ) -> SharedHttpConnector {
+            self.inner.http_connector(settings, components)
+        }
+
+        fn validate_base_client_config(
+            &self,
+            components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder,
+            cfg: &aws_smithy_types::config_bag::ConfigBag,
+        ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+            self.validations.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.validate_base_client_config(components, cfg)
+        }
+    }
+
+    fn config_with(http: SharedHttpClient) -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .http_client(http)
+            .build()
+    }
+
+    #[test]
+    fn constructing_clients_builds_no_connector_on_the_lambda_trust_store() {
+        let validations = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counting = || Counting {
+            inner: aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                .build_https(),
+            validations: validations.clone(),
+        };
+        // The SDK's own client is validated (its connector built and dropped) per SDK client...
+        let plain = config_with(SharedHttpClient::new(counting()));
+        let _ = aws_sdk_dynamodb::Client::new(&plain);
+        let per_client = validations.swap(0, std::sync::atomic::Ordering::SeqCst);
+        assert!(per_client >= 1, "the SDK validates its HTTP client when a client is built");
+        // ...and the Lambda one passes no validation on, whatever the number of clients.
+        let lambda =
+            config_with(SharedHttpClient::new(ConnectorOnFirstRequest(SharedHttpClient::new(counting()))));
+        let _ = aws_sdk_dynamodb::Client::new(&lambda);
+        let _ = aws_sdk_dynamodb::Client::new(&lambda);
+        assert_eq!(validations.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

@@ -208,7 +208,7 @@ mod tests {
         use lector_pipeline::submit::{Submission, submit};
 
         let events = Arc::new(lector_testkit::memory::MemoryEventStore::new());
-        let objects: Arc<dyn ObjectStore> = Arc::new(crate::api::NoObjects { function: "prepare-speech" });
+        let objects: Arc<dyn ObjectStore> = Arc::new(crate::api::NoObjects { function: "fetch-article" });
         let clock = Arc::new(crate::settings::SystemClock);
         let submission = Submission {
             post_url: "https://blog.example/posts/1".parse().unwrap(),
