@@ -218,6 +218,10 @@ fn the_template_builds_every_function_crate_and_no_other() {
             manifest.contains(&format!("name = \"{name}\"")),
             "functions/{name}'s package and binary are named {name}"
         );
+        assert!(
+            manifest.contains("build = \"../build.rs\""),
+            "functions/{name} links position-dependent with the shared functions/build.rs"
+        );
         let main = std::fs::read_to_string(root().join("functions").join(name).join("src/main.rs")).unwrap();
         let code_lines =
             main.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("//")).count();

@@ -58,3 +58,14 @@ async fn a_missing_bus_name_stops_the_function_naming_the_variable() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("LECTOR_EVENT_BUS"), "stderr: {stderr}");
 }
+
+/// `functions/build.rs` links every function position-dependent: an ELF `ET_EXEC`, which the
+/// loader does not relocate at start, not the `ET_DYN` of a position-independent executable.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_bootstrap_is_a_position_dependent_executable() {
+    let elf = std::fs::read(env!("CARGO_BIN_EXE_publish-events")).expect("the binary is readable");
+    assert_eq!(&elf[..4], b"\x7fELF");
+    let e_type = u16::from_le_bytes([elf[16], elf[17]]);
+    assert_eq!(e_type, 2, "ET_EXEC (2), not ET_DYN (3)");
+}
