@@ -6,7 +6,9 @@
 #      arm64 binary does not run on an x86_64 machine;
 #   3. the init-time benchmark (crates/lambda/examples/lambda_init.rs): each bootstrap spawned
 #      against a local Runtime API, spawn → first GET /next, medians of alternating rounds,
-#      each function's ratio to the hello-world function's.
+#      each function's ratio to the hello-world function's; and the same for the init-ladder
+#      bench function (crates/lambda/init-ladder) stopped after each step of init, which prices
+#      the steps (JSON logs, SDK config, each SDK client).
 #
 #   scripts/bench-lambdas.sh                  all three
 #   scripts/bench-lambdas.sh --no-package     2 and 3 only
@@ -26,7 +28,7 @@ case "${1:-}" in
     "") ;;
     --no-package) package=0 ;;
     -h | --help)
-        sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -57,6 +59,7 @@ packages=()
 for manifest in functions/*/Cargo.toml; do
     packages+=(-p "$(sed -n 's/^name = "\(.*\)"/\1/p' "$manifest" | head -n1)")
 done
+packages+=(-p init-ladder)
 echo "bench-lambdas.sh: cargo lambda build --release $target_flag of $((${#packages[@]} / 2)) functions into $LAMBDA_DIR" >&2
 build_started=$(date +%s)
 if ! cargo lambda build --release "$target_flag" --lambda-dir "$LAMBDA_DIR" "${packages[@]}"; then

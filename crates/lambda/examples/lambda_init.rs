@@ -10,6 +10,10 @@
 //!     [--baseline hello-lambda] [--target 1.3]
 //! ```
 //!
+//! A `<dir>/init-ladder/bootstrap` (`crates/lambda/init-ladder`) is run once per step of
+//! [`STEPS`], as `init-ladder:<step>`, and reported apart: what each step of a function's init
+//! adds over the baseline.
+//!
 //! `scripts/bench-lambdas.sh` builds the bootstraps and runs it. Exits non-zero when a function
 //! does not reach `/next` (its output is shown), not when one is over the target.
 
@@ -22,6 +26,7 @@ use anyhow::{Context, bail};
 use lector_aws::index::INDEX_TABLE_VAR;
 use lector_aws::settings::{BUCKET_VAR, BUS_VAR, SETTINGS_PATH_VAR, STATE_MACHINE_VAR, TABLE_VAR};
 use lector_lambda::config::{METRICS_NAMESPACE_VAR, PUBLIC_URL_VAR};
+use lector_lambda::init_ladder::{STEP_VAR, STEPS};
 use lector_lambda::runtime_api::{Call, RuntimeApi, lambda_env};
 use tokio::process::Command;
 
@@ -59,14 +64,34 @@ fn args() -> anyhow::Result<Args> {
     Ok(parsed)
 }
 
-/// Every `<dir>/<name>/bootstrap`, by name.
-fn bootstraps(dir: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+/// The bench function that stops its init after a chosen step.
+const LADDER: &str = "init-ladder";
+
+/// One thing to time: a bootstrap, and the variables that tell it apart from another run of
+/// the same bootstrap.
+#[derive(Debug)]
+struct Subject {
+    bootstrap: PathBuf,
+    env: Vec<(&'static str, &'static str)>,
+}
+
+/// Every `<dir>/<name>/bootstrap`, by name; the ladder's once per step.
+fn bootstraps(dir: &Path) -> anyhow::Result<BTreeMap<String, Subject>> {
     let mut found = BTreeMap::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let entry = entry?;
         let bootstrap = entry.path().join("bootstrap");
-        if bootstrap.is_file() {
-            found.insert(entry.file_name().to_string_lossy().into_owned(), bootstrap);
+        if !bootstrap.is_file() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == LADDER {
+            for step in STEPS {
+                let subject = Subject { bootstrap: bootstrap.clone(), env: vec![(STEP_VAR, step.name())] };
+                found.insert(format!("{LADDER}:{}", step.name()), subject);
+            }
+        } else {
+            found.insert(name, Subject { bootstrap, env: Vec::new() });
         }
     }
     Ok(found)
@@ -97,7 +122,8 @@ fn closed_endpoint() -> anyhow::Result<String> {
 }
 
 /// Spawn → first `/next` of one bootstrap.
-async fn init_time(name: &str, bootstrap: &Path, home: &Path, endpoint: &str) -> anyhow::Result<Duration> {
+async fn init_time(name: &str, subject: &Subject, home: &Path, endpoint: &str) -> anyhow::Result<Duration> {
+    let bootstrap = &subject.bootstrap;
     let mut api = RuntimeApi::start(Vec::new()).await?;
     let mut command = Command::new(bootstrap);
     command
@@ -115,6 +141,7 @@ async fn init_time(name: &str, bootstrap: &Path, home: &Path, endpoint: &str) ->
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("TZ", ":UTC")
         .env("LANG", "en_US.UTF-8")
+        .envs(subject.env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -209,7 +236,7 @@ async fn main() -> anyhow::Result<()> {
         "function", "median ms", "p25 ms", "p75 ms", "ratio", args.target
     );
     let mut over = Vec::new();
-    for (name, runs) in &samples {
+    for (name, runs) in samples.iter().filter(|(name, _)| !name.starts_with(LADDER)) {
         let median = quantile(runs, 0.5);
         let ratio = median.as_secs_f64() / baseline.as_secs_f64();
         let verdict = if *name == args.baseline {
@@ -226,6 +253,25 @@ async fn main() -> anyhow::Result<()> {
             ms(quantile(runs, 0.25)),
             ms(quantile(runs, 0.75)),
         );
+    }
+    let ladder: Vec<(&str, Duration)> = STEPS
+        .iter()
+        .filter_map(|step| {
+            let runs = samples.get(format!("{LADDER}:{}", step.name()).as_str())?;
+            Some((step.name(), quantile(runs, 0.5)))
+        })
+        .collect();
+    if !ladder.is_empty() {
+        println!();
+        println!("{LADDER}: init stopped after each step (each includes the ones above it)");
+        println!("{:<22} {:>9} {:>7} {:>9}", "through step", "median ms", "ratio", "step adds");
+        let mut before = baseline;
+        for (step, median) in ladder {
+            let ratio = median.as_secs_f64() / baseline.as_secs_f64();
+            let adds = (median.as_secs_f64() - before.as_secs_f64()) / baseline.as_secs_f64();
+            println!("{step:<22} {:>9.2} {ratio:>6.2}× {adds:>+8.2}×", ms(median));
+            before = median;
+        }
     }
     if !over.is_empty() {
         println!("over the target: {}", over.join(", "));

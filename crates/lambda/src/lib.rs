@@ -17,7 +17,8 @@
 //!   functions' handlers;
 //! - [`voice`]: the Polly voice, measured;
 //! - [`runtime_api`]: a stub of Lambda's Runtime API, to drive a built function in tests and
-//!   to time its init.
+//!   to time its init;
+//! - [`init_ladder`]: the steps of a function's init, for the bench function that prices each.
 //!
 //! Handlers are plain async functions over ports, tested here with doubles and real local
 //! parts; the binaries add only the AWS adapters and `lambda_runtime::run`.
@@ -25,6 +26,7 @@
 pub mod api;
 pub mod config;
 pub mod diagnostic;
+pub mod init_ladder;
 pub mod metrics;
 pub mod project;
 pub mod runtime_api;
