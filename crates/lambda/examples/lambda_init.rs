@@ -122,8 +122,9 @@ fn closed_endpoint() -> anyhow::Result<String> {
 }
 
 /// Spawn → first `/next` of one bootstrap.
-async fn init_time(name: &str, subject: &Subject, home: &Path, endpoint: &str) -> anyhow::Result<Duration> {
+async fn init_time(name: &str, subject: &Subject, endpoint: &str) -> anyhow::Result<Duration> {
     let bootstrap = &subject.bootstrap;
+    let task_root = bootstrap.parent().context("a bootstrap is inside its function's folder")?;
     let mut api = RuntimeApi::start(Vec::new()).await?;
     let mut command = Command::new(bootstrap);
     command
@@ -133,11 +134,10 @@ async fn init_time(name: &str, subject: &Subject, home: &Path, endpoint: &str) -
         .envs(function_env())
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_SESSION_TOKEN", "test")
-        // Lambda has no ~/.aws; neither does the function here.
-        .env("HOME", home)
-        .env("AWS_CONFIG_FILE", home.join("config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
-        .env("LAMBDA_TASK_ROOT", bootstrap.parent().unwrap_or(home))
+        // As on Lambda: no HOME (so no ~/.aws to read, and the SDK, whose profile paths start
+        // at ~, warns of nothing), and the task root as the working directory.
+        .env("LAMBDA_TASK_ROOT", task_root)
+        .current_dir(task_root)
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("TZ", ":UTC")
         .env("LANG", "en_US.UTF-8")
@@ -203,19 +203,18 @@ async fn main() -> anyhow::Result<()> {
             args.baseline
         );
     }
-    let home = tempfile::tempdir()?;
     let endpoint = closed_endpoint()?;
     let names: Vec<&String> = functions.keys().collect();
 
     // One round unmeasured: the page cache, not the function, would pay for the first spawn.
     for name in &names {
-        init_time(name, &functions[*name], home.path(), &endpoint).await?;
+        init_time(name, &functions[*name], &endpoint).await?;
     }
     let mut samples: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     for round in 0..args.rounds {
         for i in 0..names.len() {
             let name = names[(round + i) % names.len()];
-            let elapsed = init_time(name, &functions[name], home.path(), &endpoint).await?;
+            let elapsed = init_time(name, &functions[name], &endpoint).await?;
             samples.entry(name).or_default().push(elapsed);
         }
     }
