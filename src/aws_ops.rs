@@ -54,11 +54,12 @@ impl Setting {
     }
 }
 
-/// The settings of `lector replay --aws`.
+/// The deployed stack's two tables, for the commands that work on the event log and the list
+/// projection (`lector replay --aws`, `lector projections ... --aws`).
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct ReplayStackArgs {
-    /// Replay on the deployed stack (DynamoDB, Step Functions) instead of the local data folder.
-    /// Credentials, region and endpoint come from the AWS SDK's usual chain.
+pub struct StackTables {
+    /// Work on the deployed stack instead of the local data folder. Credentials, region and
+    /// endpoint come from the AWS SDK's usual chain.
     #[arg(long)]
     pub aws: bool,
     /// With --aws: the event log table (the stack's EventTableName output).
@@ -67,6 +68,55 @@ pub struct ReplayStackArgs {
     /// With --aws: the list projection's table (the stack's ListTableName output).
     #[arg(long, env = INDEX_TABLE_VAR, value_name = "TABLE", hide_env_values = true)]
     pub list_table: Option<String>,
+}
+
+/// The event log and the list projection on DynamoDB.
+pub struct TablePorts {
+    pub events: Arc<DynamoEventStore>,
+    pub index: DynamoConversionIndex,
+}
+
+impl std::fmt::Debug for TablePorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TablePorts")
+            .field("events", &self.events.table())
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+impl StackTables {
+    /// Both tables' names, or every missing one named.
+    fn names(&self) -> Result<(String, String), Vec<String>> {
+        match (EVENT_TABLE.require(self.table.as_deref()), LIST_TABLE.require(self.list_table.as_deref())) {
+            (Ok(table), Ok(list_table)) => Ok((table, list_table)),
+            (table, list_table) => {
+                Err([table.err(), list_table.err()].into_iter().flatten().map(|e| e.to_string()).collect())
+            }
+        }
+    }
+
+    /// The adapters on both tables, from the SDK config.
+    fn ports(table: String, list_table: String, config: &SdkConfig) -> TablePorts {
+        let dynamodb = aws_sdk_dynamodb::Client::new(config);
+        TablePorts {
+            events: Arc::new(DynamoEventStore::new(dynamodb.clone(), table)),
+            index: DynamoConversionIndex::new(dynamodb, list_table),
+        }
+    }
+
+    /// The adapters on both tables; a missing name fails before anything is read.
+    pub async fn connect(&self) -> anyhow::Result<TablePorts> {
+        let (table, list_table) = self.names().map_err(|missing| anyhow::anyhow!(missing.join("\n")))?;
+        Ok(Self::ports(table, list_table, &sdk_config().await?))
+    }
+}
+
+/// The settings of `lector replay --aws`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ReplayStackArgs {
+    #[command(flatten)]
+    pub tables: StackTables,
     /// With --aws: the conversion state machine (the stack's StateMachineArn output); needed
     /// to redrive or restart.
     #[arg(long, env = STATE_MACHINE_VAR, value_name = "ARN", hide_env_values = true)]
@@ -100,31 +150,24 @@ impl ReplayPorts {
     /// Every setting is checked before anything is read, so a missing one fails at once; the
     /// state machine is needed only to act.
     pub async fn connect(args: &ReplayStackArgs, acting: bool) -> anyhow::Result<Self> {
-        let table = EVENT_TABLE.require(args.table.as_deref());
-        let list_table = LIST_TABLE.require(args.list_table.as_deref());
         let state_machine = STATE_MACHINE.require(args.state_machine_arn.as_deref());
-        let mut missing = Vec::new();
-        for result in [&table, &list_table] {
-            if let Err(e) = result {
-                missing.push(e.to_string());
-            }
-        }
+        let (tables, mut missing) = match args.tables.names() {
+            Ok(names) => (Some(names), Vec::new()),
+            Err(missing) => (None, missing),
+        };
         if acting && let Err(e) = &state_machine {
             missing.push(e.to_string());
         }
-        anyhow::ensure!(missing.is_empty(), "{}", missing.join("\n"));
-        let (table, list_table) = (table?, list_table?);
+        let (Some((table, list_table)), true) = (tables, missing.is_empty()) else {
+            anyhow::bail!("{}", missing.join("\n"));
+        };
         let config = sdk_config().await?;
-        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        let TablePorts { events, index } = StackTables::ports(table, list_table, &config);
         let workflows: Box<dyn Workflows> = match state_machine {
             Ok(arn) => Box::new(StepFunctions::new(aws_sdk_sfn::Client::new(&config), arn)),
             Err(_) => Box::new(NoStateMachine),
         };
-        Ok(Self {
-            events: Arc::new(DynamoEventStore::new(dynamodb.clone(), table)),
-            index: DynamoConversionIndex::new(dynamodb, list_table),
-            workflows,
-        })
+        Ok(Self { events, index, workflows })
     }
 }
 

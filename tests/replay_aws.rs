@@ -1,7 +1,7 @@
-//! `lector replay --aws` and `lector events replay --aws` end to end: the real `lector` binary
-//! pointed by the AWS SDK's own environment variables at DynamoDB Local (the event log and the
-//! list table) and moto server (Step Functions, EventBridge), as an operator's shell would be
-//! pointed at a deployed stack.
+//! `lector replay --aws`, `lector events replay --aws` and `lector projections ... --aws` end to
+//! end: the real `lector` binary pointed by the AWS SDK's own environment variables at DynamoDB
+//! Local (the event log and the list table) and moto server (Step Functions, EventBridge), as an
+//! operator's shell would be pointed at a deployed stack.
 //!
 //! The failed conversions are what the deployed functions leave behind: a request, an
 //! execution started on Step Functions that failed there, the failure in the stream and the
@@ -650,4 +650,59 @@ fn events_replay_on_aws_starts_one_archive_replay_per_window() {
         .run(&lector, &["events", "replay", "--aws", "--since", "1h", "--rule", archived.rule.as_str()]);
     assert!(to_rule.status.success(), "{}", explain(&to_rule));
     assert!(String::from_utf8_lossy(&to_rule.stdout).contains(&format!("rules {}", archived.rule)));
+}
+
+#[test]
+fn the_list_table_on_aws_is_checked_against_the_log_and_rebuilt_only_with_yes() {
+    let rt = runtime();
+    let stack = rt.block_on(Stack::new());
+    let (gone, _) = rt.block_on(stack.failed_conversion("https://blog.example/gone", "Lector.NotFound"));
+    let (slow, _) = rt.block_on(stack.failed_conversion("https://blog.example/slow", "Lector.Transient"));
+    let lector = Lector::new();
+    let check = || stack.run(&lector, &["projections", "check", "--aws"]);
+    let matches = check();
+    assert!(matches.status.success(), "{}", explain(&matches));
+    assert!(String::from_utf8_lossy(&matches.stdout).contains("the conversion list matches the log"));
+
+    // The list drifts: one status lost, another edited behind the log's back.
+    let mut edited = rt.block_on(stack.index.get(&gone)).expect("the list table").expect("gone is listed");
+    edited.title = Some("Not what the log says".into());
+    rt.block_on(stack.index.clear()).expect("the list table is emptied");
+    rt.block_on(stack.index.put(&edited)).expect("the edited status is put");
+    let drifted = check();
+    assert_eq!(drifted.status.code(), Some(1), "{}", explain(&drifted));
+    let said = String::from_utf8_lossy(&drifted.stdout).into_owned();
+    assert!(said.contains(&format!("missing: {slow}")), "{said}");
+    assert!(said.contains(&format!("different: {gone}")), "{said}");
+    assert!(stderr(&drifted).contains("`lector projections rebuild` rebuilds it"), "{}", explain(&drifted));
+
+    // Without --yes the deployed list is left as it is, and what would happen is said.
+    let dry = stack.run(&lector, &["projections", "rebuild", "--aws"]);
+    assert!(dry.status.success(), "{}", explain(&dry));
+    let plan = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert!(plan.contains(&stack.list_table) && plan.contains(&stack.event_table), "{plan}");
+    assert!(plan.contains("add --yes"), "{plan}");
+    assert_eq!(check().status.code(), Some(1), "a dry run changed the list");
+
+    let rebuilt = stack.run(&lector, &["projections", "rebuild", "--aws", "--yes"]);
+    assert!(rebuilt.status.success(), "{}", explain(&rebuilt));
+    // Each conversion: requested, started, failed.
+    assert!(
+        String::from_utf8_lossy(&rebuilt.stdout).contains("rebuilt the conversion list from 6 events"),
+        "{}",
+        explain(&rebuilt)
+    );
+    assert!(check().status.success(), "the rebuilt list still differs");
+    let listed = rt.block_on(stack.index.get(&gone)).expect("the list table").expect("gone is listed again");
+    assert_eq!(listed.title.as_deref(), Some("A post"));
+    assert!(rt.block_on(stack.index.get(&slow)).expect("the list table").is_some());
+
+    // Without the tables' names nothing is read, and where to find them is said.
+    let mut unnamed = lector.command(&["projections", "check", "--aws"]);
+    aws_env(&mut unnamed);
+    let unnamed = unnamed.output().expect("lector runs");
+    assert!(!unnamed.status.success());
+    for hint in ["LECTOR_EVENT_TABLE", "EventTableName", "LECTOR_INDEX_TABLE", "ListTableName"] {
+        assert!(stderr(&unnamed).contains(hint), "{hint}: {}", explain(&unnamed));
+    }
 }

@@ -1,11 +1,13 @@
 //! `lector projections`: rebuild the list projection from the log, or check it against a fresh
-//! fold of the log.
+//! fold of the log, on the local data folder or, with `--aws`, on the deployed stack's tables.
 
 use std::process::ExitCode;
 
-use lector_core::index::{check, rebuild};
+use lector_core::EventStore;
+use lector_core::index::{ConversionIndex, check, rebuild};
 use lector_local::index::SqliteConversionIndex;
 
+use crate::aws_ops::StackTables;
 use crate::data::{DataArgs, DataDir, runtime};
 
 #[derive(Debug, clap::Subcommand)]
@@ -14,43 +16,78 @@ pub enum Command {
     Rebuild {
         #[command(flatten)]
         data: DataArgs,
+        #[command(flatten)]
+        stack: StackTables,
+        /// With --aws: act. The deployed list is emptied first and lists only what has been
+        /// folded again until the rebuild ends, so without --yes nothing changes.
+        #[arg(long)]
+        yes: bool,
     },
     /// Fold the log afresh and compare it with the stored list; exit 1 when they differ.
     Check {
         #[command(flatten)]
         data: DataArgs,
+        #[command(flatten)]
+        stack: StackTables,
     },
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     match command {
-        Command::Rebuild { data } => {
-            let data = DataDir::open_existing(&data.dir)?;
-            let index = SqliteConversionIndex::new(data.db.clone());
-            let read = rt.block_on(rebuild(&index, &data.events))?;
-            let diff = rt.block_on(check(&index, &data.events))?;
-            println!("rebuilt the conversion list from {read} events");
-            anyhow::ensure!(diff.is_empty(), "the rebuilt list differs from the log: {diff:?}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Check { data } => {
-            let data = DataDir::open_existing(&data.dir)?;
-            let index = SqliteConversionIndex::new(data.db.clone());
-            let diff = rt.block_on(check(&index, &data.events))?;
-            if diff.is_empty() {
-                println!("the conversion list matches the log");
+        Command::Rebuild { stack, yes, .. } if stack.aws => rt.block_on(async {
+            let ports = stack.connect().await?;
+            if !yes {
+                println!(
+                    "would empty the list table {} and fold it again from the event log {}; \
+                     add --yes to rebuild it",
+                    ports.index.table(),
+                    ports.events.table()
+                );
                 return Ok(ExitCode::SUCCESS);
             }
-            for (what, ids) in
-                [("missing", &diff.missing), ("not in the log", &diff.extra), ("different", &diff.different)]
-            {
-                for id in ids {
-                    println!("{what}: {id}");
-                }
-            }
-            eprintln!("the conversion list differs from the log; `lector projections rebuild` rebuilds it");
-            Ok(ExitCode::FAILURE)
+            rebuild_and_check(&ports.index, &*ports.events).await
+        }),
+        Command::Rebuild { data, .. } => {
+            let data = DataDir::open_existing(&data.dir)?;
+            let index = SqliteConversionIndex::new(data.db.clone());
+            rt.block_on(rebuild_and_check(&index, &data.events))
+        }
+        Command::Check { stack, .. } if stack.aws => rt.block_on(async {
+            let ports = stack.connect().await?;
+            report(&ports.index, &*ports.events).await
+        }),
+        Command::Check { data, .. } => {
+            let data = DataDir::open_existing(&data.dir)?;
+            let index = SqliteConversionIndex::new(data.db.clone());
+            rt.block_on(report(&index, &data.events))
         }
     }
+}
+
+/// Rebuild, then check the result against the log.
+async fn rebuild_and_check(index: &dyn ConversionIndex, events: &dyn EventStore) -> anyhow::Result<ExitCode> {
+    let read = rebuild(index, events).await?;
+    let diff = check(index, events).await?;
+    println!("rebuilt the conversion list from {read} events");
+    anyhow::ensure!(diff.is_empty(), "the rebuilt list differs from the log: {diff:?}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Print how the list differs from the log; exit 1 when it does.
+async fn report(index: &dyn ConversionIndex, events: &dyn EventStore) -> anyhow::Result<ExitCode> {
+    let diff = check(index, events).await?;
+    if diff.is_empty() {
+        println!("the conversion list matches the log");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (what, ids) in
+        [("missing", &diff.missing), ("not in the log", &diff.extra), ("different", &diff.different)]
+    {
+        for id in ids {
+            println!("{what}: {id}");
+        }
+    }
+    eprintln!("the conversion list differs from the log; `lector projections rebuild` rebuilds it");
+    Ok(ExitCode::FAILURE)
 }

@@ -98,7 +98,9 @@ impl Wait {
             (false, Some(text)) => Wait::Until(Some(parse_duration(text)?)),
             // A deployed workflow may take minutes per conversion, or wait on throttling: an
             // operator's command must not hang on it unasked.
-            (false, None) if args.stack.aws => Wait::No { hint: Some("add --wait-for 15m to wait for them") },
+            (false, None) if args.stack.tables.aws => {
+                Wait::No { hint: Some("add --wait-for 15m to wait for them") }
+            }
             (false, None) => Wait::Until(None),
         })
     }
@@ -162,7 +164,7 @@ pub fn parse_rate(text: &str) -> anyhow::Result<Duration> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
-    if args.stack.aws {
+    if args.stack.tables.aws {
         return rt.block_on(run_aws(&args));
     }
     rt.block_on(async {
