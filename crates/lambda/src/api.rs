@@ -18,17 +18,21 @@ use bytes::Bytes;
 use lector_api::error::ApiError;
 use lector_api::{Api, ApiSettings};
 use lector_aws::index::DynamoConversionIndex;
+use lector_aws::sdk::SdkConfig;
 use lector_aws::settings::RuntimeSettings;
 use lector_aws::{DynamoEventStore, PollyVoice, S3ObjectStore};
 use lector_core::index::ConversionIndex;
 use lector_core::object::ObjectMeta;
 use lector_core::ports::{Clock, ObjectError, ObjectStore, Voice};
-use lector_core::{EventStore, ObjectKey, VoiceEngine};
+use lector_core::{
+    AppendOutcome, EventStore, ExpectedVersion, NewEvent, ObjectKey, RecordedEvent, StoreError, StreamId,
+    VoiceEngine,
+};
 use tokio::sync::Mutex;
 use tower::ServiceExt;
 use url::Url;
 
-use crate::config::{ApiConfig, Env, function_name};
+use crate::config::{self, ApiConfig, ConfigError, Env, StoreConfig, function_name};
 use crate::metrics::Metrics;
 use crate::settings::{Fetchers, Settings, SystemClock, settings_error};
 
@@ -152,36 +156,82 @@ impl ApiFunction {
     }
 }
 
-/// Run the `api` function: the conversions group, with S3 for texts, audio and presigned links.
+/// Run the `api` function: the conversions group, with the event log on DynamoDB and S3 for
+/// texts, audio and presigned links.
 pub async fn run() -> Result<(), crate::Error> {
-    serve(FUNCTION, lector_api::conversions_router, |sdk, bucket| {
-        Arc::new(S3ObjectStore::new(aws_sdk_s3::Client::new(sdk), bucket))
-    })
-    .await
+    serve::<ConversionStores>(FUNCTION, lector_api::conversions_router).await
 }
 
-/// Run the `api-preview` function: the preview reads feeds and pages and stores nothing, so no
-/// S3 client is built and none of its code is in the package.
+/// Run the `api-preview` function: the preview reads feeds and pages and keeps nothing, so it
+/// is given no event table and no bucket, no S3 client is built and none of its code is in the
+/// package.
 pub async fn run_preview() -> Result<(), crate::Error> {
-    serve(PREVIEW_FUNCTION, lector_api::preview_router, |_, _| {
-        Arc::new(NoObjects { function: PREVIEW_FUNCTION })
-    })
-    .await
+    serve::<NoStores>(PREVIEW_FUNCTION, lector_api::preview_router).await
+}
+
+/// Where a group's function keeps conversions, wired from its environment.
+trait Stores: Sized {
+    fn from_env(env: &Env) -> Result<Self, ConfigError>;
+    fn build(
+        self,
+        sdk: &SdkConfig,
+        dynamodb: &aws_sdk_dynamodb::Client,
+    ) -> (Arc<dyn EventStore>, Arc<dyn ObjectStore>);
+}
+
+/// The conversions group's: the event table and the bucket.
+struct ConversionStores(StoreConfig);
+
+impl Stores for ConversionStores {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        StoreConfig::from_env(env).map(Self)
+    }
+
+    fn build(
+        self,
+        sdk: &SdkConfig,
+        dynamodb: &aws_sdk_dynamodb::Client,
+    ) -> (Arc<dyn EventStore>, Arc<dyn ObjectStore>) {
+        let StoreConfig { table, bucket } = self.0;
+        (
+            Arc::new(DynamoEventStore::new(dynamodb.clone(), table)),
+            Arc::new(S3ObjectStore::new(aws_sdk_s3::Client::new(sdk), bucket)),
+        )
+    }
+}
+
+/// The preview's: none.
+struct NoStores;
+
+impl Stores for NoStores {
+    fn from_env(_: &Env) -> Result<Self, ConfigError> {
+        Ok(Self)
+    }
+
+    fn build(
+        self,
+        _: &SdkConfig,
+        _: &aws_sdk_dynamodb::Client,
+    ) -> (Arc<dyn EventStore>, Arc<dyn ObjectStore>) {
+        (
+            Arc::new(NoEvents { function: PREVIEW_FUNCTION }),
+            Arc::new(NoObjects { function: PREVIEW_FUNCTION }),
+        )
+    }
 }
 
 /// `lambda_http` in front of one group's router.
-async fn serve<O>(name: &'static str, routes: fn(Api) -> Router, objects: O) -> Result<(), crate::Error>
-where
-    O: FnOnce(&lector_aws::sdk::SdkConfig, String) -> Arc<dyn ObjectStore>,
-{
+async fn serve<S: Stores>(name: &'static str, routes: fn(Api) -> Router) -> Result<(), crate::Error> {
     crate::telemetry::init();
     let env = Env::process();
-    let config = ApiConfig::from_env(&env).inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    let (config, stores) = config::both(ApiConfig::from_env(&env), S::from_env(&env))
+        .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let sdk = lector_aws::sdk::load_in_lambda().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let (events, objects) = stores.build(&sdk, &dynamodb);
     let ports = ApiPorts {
-        events: Arc::new(DynamoEventStore::new(dynamodb.clone(), config.table)),
-        objects: objects(&sdk, config.bucket),
+        events,
+        objects,
         voice: Arc::new(PollyVoice::new(aws_sdk_polly::Client::new(&sdk))),
         index: Arc::new(DynamoConversionIndex::new(dynamodb, config.index_table)),
         clock: Arc::new(SystemClock),
@@ -195,6 +245,37 @@ where
         Ok::<Response, Infallible>(function.handle(request).await)
     }))
     .await
+}
+
+/// The event log of a function whose routes read and append no events: every call is refused
+/// as a permanent failure naming the function, as [`NoObjects`] does for objects.
+#[derive(Debug, Clone, Copy)]
+pub struct NoEvents {
+    pub function: &'static str,
+}
+
+impl NoEvents {
+    fn refuse(&self, what: &str) -> StoreError {
+        StoreError::Refused(format!("the {} function has no event log (asked to {what})", self.function))
+    }
+}
+
+#[async_trait]
+impl EventStore for NoEvents {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        _: ExpectedVersion,
+        _: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        Err(self.refuse(&format!("append to {stream}")))
+    }
+    async fn read_stream(&self, stream: &StreamId, _: u64) -> Result<Vec<RecordedEvent>, StoreError> {
+        Err(self.refuse(&format!("read {stream}")))
+    }
+    async fn read_all(&self, _: u64, _: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        Err(self.refuse("read the log"))
+    }
 }
 
 /// The object store of a function whose routes read and write no objects: every call is refused
@@ -249,5 +330,21 @@ mod tests {
             assert!(refused.to_string().contains("api-preview"), "{refused}");
         }
         assert_eq!(store.presigned_get(&key, std::time::Duration::from_secs(60)).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn no_events_refuses_every_call_naming_its_function() {
+        let store = NoEvents { function: PREVIEW_FUNCTION };
+        let stream = StreamId::new("conversion-0123456789abcdef0123");
+        let refusals = [
+            store.append(&stream, ExpectedVersion(0), Vec::new()).await.unwrap_err(),
+            store.read_stream(&stream, 0).await.unwrap_err(),
+            store.read_all(0, 10).await.unwrap_err(),
+        ];
+        for refused in refusals {
+            assert!(!refused.is_transient(), "{refused}");
+            assert!(matches!(refused, StoreError::Refused(_)), "{refused}");
+            assert!(refused.to_string().contains("api-preview"), "{refused}");
+        }
     }
 }

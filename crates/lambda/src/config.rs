@@ -104,12 +104,10 @@ impl ProjectorConfig {
     }
 }
 
-/// What the `api` function needs.
+/// What both API functions need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
-    pub table: String,
     pub index_table: String,
-    pub bucket: String,
     pub settings_path: String,
     pub namespace: String,
     pub public_url: Option<url::Url>,
@@ -117,8 +115,8 @@ pub struct ApiConfig {
 
 impl ApiConfig {
     pub fn from_env(env: &Env) -> Result<Self, ApiConfigError> {
-        let [table, index_table, bucket, settings_path, namespace] =
-            env.require([TABLE_VAR, INDEX_TABLE_VAR, BUCKET_VAR, SETTINGS_PATH_VAR, METRICS_NAMESPACE_VAR])?;
+        let [index_table, settings_path, namespace] =
+            env.require([INDEX_TABLE_VAR, SETTINGS_PATH_VAR, METRICS_NAMESPACE_VAR])?;
         let public_url = env
             .optional(PUBLIC_URL_VAR)
             .map(|raw| {
@@ -128,7 +126,35 @@ impl ApiConfig {
                     .ok_or(ApiConfigError::PublicUrl(raw))
             })
             .transpose()?;
-        Ok(Self { table, index_table, bucket, settings_path, namespace, public_url })
+        Ok(Self { index_table, settings_path, namespace, public_url })
+    }
+}
+
+/// Where the `api` function keeps conversions: the event log and the objects. The preview
+/// keeps none and is given neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub table: String,
+    pub bucket: String,
+}
+
+impl StoreConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let [table, bucket] = env.require([TABLE_VAR, BUCKET_VAR])?;
+        Ok(Self { table, bucket })
+    }
+}
+
+/// Both configurations' errors as one, every missing variable named.
+pub fn both<A, B>(a: Result<A, ApiConfigError>, b: Result<B, ConfigError>) -> Result<(A, B), ApiConfigError> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(ApiConfigError::Missing(ConfigError::Missing(mut first))), Err(ConfigError::Missing(more))) => {
+            first.extend(more);
+            Err(ApiConfigError::Missing(ConfigError::Missing(first)))
+        }
+        (Err(e), _) => Err(e),
+        (_, Err(e)) => Err(e.into()),
     }
 }
 
@@ -158,18 +184,36 @@ mod tests {
             err.to_string(),
             format!("missing environment variables: {BUCKET_VAR}, {METRICS_NAMESPACE_VAR}")
         );
-        let text = ApiConfig::from_env(&Env::from_pairs([])).unwrap_err().to_string();
+        let none = Env::from_pairs([]);
+        let text = both(ApiConfig::from_env(&none), StoreConfig::from_env(&none)).unwrap_err().to_string();
         for var in [TABLE_VAR, INDEX_TABLE_VAR, BUCKET_VAR, SETTINGS_PATH_VAR, METRICS_NAMESPACE_VAR] {
             assert!(text.contains(var), "{var} not named in {text}");
         }
     }
 
     #[test]
+    fn the_preview_needs_neither_the_event_table_nor_the_bucket() {
+        let preview = [
+            (INDEX_TABLE_VAR, "conversions"),
+            (SETTINGS_PATH_VAR, "/lector/dev/"),
+            (METRICS_NAMESPACE_VAR, "L"),
+        ];
+        let config = ApiConfig::from_env(&Env::from_pairs(preview)).expect("the preview's variables suffice");
+        assert_eq!(config.index_table, "conversions");
+        let stores = StoreConfig::from_env(&Env::from_pairs(preview)).unwrap_err();
+        assert_eq!(stores, ConfigError::Missing(vec![TABLE_VAR.into(), BUCKET_VAR.into()]));
+        // A bad public URL is reported as such, whatever else is missing.
+        let bad_url = Env::from_pairs(preview.into_iter().chain([(PUBLIC_URL_VAR, "ftp://x")]));
+        assert_eq!(
+            both(ApiConfig::from_env(&bad_url), StoreConfig::from_env(&bad_url)).unwrap_err(),
+            ApiConfigError::PublicUrl("ftp://x".into())
+        );
+    }
+
+    #[test]
     fn a_public_url_must_be_an_address() {
         let base = [
-            (TABLE_VAR, "events"),
             (INDEX_TABLE_VAR, "conversions"),
-            (BUCKET_VAR, "objects"),
             (SETTINGS_PATH_VAR, "/lector/dev/"),
             (METRICS_NAMESPACE_VAR, "Lector/dev"),
         ];

@@ -18,7 +18,7 @@ use lector_core::service::execute;
 use lector_core::{
     Command, ConversionId, ConversionStatus, EventMeta, EventStore, RecordedEvent, VoiceEngine, VoiceId,
 };
-use lector_lambda::api::{ApiFunction, ApiPorts, NoObjects, POLLY_ENGINES};
+use lector_lambda::api::{ApiFunction, ApiPorts, NoEvents, NoObjects, POLLY_ENGINES};
 use lector_lambda::metrics::{CONVERSIONS_STARTED, Captured, Metrics};
 use lector_lambda::settings::{Settings, SystemClock};
 use lector_testkit::services::{dynamodb_config, moto_config, s3_config, unique_name};
@@ -328,6 +328,7 @@ async fn the_preview_function_serves_the_preview_and_nothing_else() {
     let metrics = Metrics::with_sink("N", "api-preview", Captured::default().sink());
     let mut ports = ports().await;
     ports.objects = Arc::new(NoObjects { function: "api-preview" });
+    ports.events = Arc::new(NoEvents { function: "api-preview" });
     let preview = ApiFunction::new(
         lector_api::preview_router,
         ports,
