@@ -664,17 +664,30 @@ fn the_list_table_on_aws_is_checked_against_the_log_and_rebuilt_only_with_yes() 
     assert!(matches.status.success(), "{}", explain(&matches));
     assert!(String::from_utf8_lossy(&matches.stdout).contains("the conversion list matches the log"));
 
-    // The list drifts: one status lost, another edited behind the log's back.
+    // The list drifts: one status lost, another edited behind the log's back, and one listed
+    // that the log has never heard of.
     let mut edited = rt.block_on(stack.index.get(&gone)).expect("the list table").expect("gone is listed");
     edited.title = Some("Not what the log says".into());
+    let mut stray = edited.clone();
+    stray.conversion_id = ConversionId::derive(
+        &"https://blog.example/never-requested".parse().expect("a URL"),
+        &VoiceId::new("Joanna"),
+        VoiceEngine::Neural,
+    );
     rt.block_on(stack.index.clear()).expect("the list table is emptied");
     rt.block_on(stack.index.put(&edited)).expect("the edited status is put");
+    rt.block_on(stack.index.put(&stray)).expect("the stray status is put");
     let drifted = check();
     assert_eq!(drifted.status.code(), Some(1), "{}", explain(&drifted));
     let said = String::from_utf8_lossy(&drifted.stdout).into_owned();
     assert!(said.contains(&format!("missing: {slow}")), "{said}");
     assert!(said.contains(&format!("different: {gone}")), "{said}");
-    assert!(stderr(&drifted).contains("`lector projections rebuild` rebuilds it"), "{}", explain(&drifted));
+    assert!(said.contains(&format!("not in the log: {}", stray.conversion_id)), "{said}");
+    assert!(
+        stderr(&drifted).contains("`lector projections rebuild --aws --yes` rebuilds it"),
+        "{}",
+        explain(&drifted)
+    );
 
     // Without --yes the deployed list is left as it is, and what would happen is said.
     let dry = stack.run(&lector, &["projections", "rebuild", "--aws"]);
@@ -696,6 +709,12 @@ fn the_list_table_on_aws_is_checked_against_the_log_and_rebuilt_only_with_yes() 
     let listed = rt.block_on(stack.index.get(&gone)).expect("the list table").expect("gone is listed again");
     assert_eq!(listed.title.as_deref(), Some("A post"));
     assert!(rt.block_on(stack.index.get(&slow)).expect("the list table").is_some());
+    assert!(rt.block_on(stack.index.get(&stray.conversion_id)).expect("the list table").is_none());
+
+    // --yes acts on a deployed stack only.
+    let local = stack.run(&lector, &["projections", "rebuild", "--yes"]);
+    assert!(!local.status.success());
+    assert!(stderr(&local).contains("--aws"), "{}", explain(&local));
 
     // Without the tables' names nothing is read, and where to find them is said.
     let mut unnamed = lector.command(&["projections", "check", "--aws"]);
