@@ -57,8 +57,8 @@ pub enum StoreError {
     /// The store answered with something the adapter cannot read: damaged data or a bug.
     #[error("event store data is corrupt: {0}")]
     Corrupt(String),
-    /// The store refused the call for good: a function wired without an event log, a table
-    /// it may not use. Retrying will not help.
+    /// The store refused the call for good (a function wired without an event log). Retrying
+    /// will not help.
     #[error("event store refused: {0}")]
     Refused(String),
 }

@@ -172,8 +172,10 @@ pub async fn run_preview() -> Result<(), crate::Error> {
 /// Where a group's function keeps conversions, wired from its environment.
 trait Stores: Sized {
     fn from_env(env: &Env) -> Result<Self, ConfigError>;
+    /// `function` names the function in what its stores refuse.
     fn build(
         self,
+        function: &'static str,
         sdk: &SdkConfig,
         dynamodb: &aws_sdk_dynamodb::Client,
     ) -> (Arc<dyn EventStore>, Arc<dyn ObjectStore>);
@@ -189,6 +191,7 @@ impl Stores for ConversionStores {
 
     fn build(
         self,
+        _: &'static str,
         sdk: &SdkConfig,
         dynamodb: &aws_sdk_dynamodb::Client,
     ) -> (Arc<dyn EventStore>, Arc<dyn ObjectStore>) {
@@ -210,13 +213,11 @@ impl Stores for NoStores {
 
     fn build(
         self,
+        function: &'static str,
         _: &SdkConfig,
         _: &aws_sdk_dynamodb::Client,
     ) -> (Arc<dyn EventStore>, Arc<dyn ObjectStore>) {
-        (
-            Arc::new(NoEvents { function: PREVIEW_FUNCTION }),
-            Arc::new(NoObjects { function: PREVIEW_FUNCTION }),
-        )
+        (Arc::new(NoEvents { function }), Arc::new(NoObjects { function }))
     }
 }
 
@@ -224,11 +225,11 @@ impl Stores for NoStores {
 async fn serve<S: Stores>(name: &'static str, routes: fn(Api) -> Router) -> Result<(), crate::Error> {
     crate::telemetry::init();
     let env = Env::process();
-    let (config, stores) = config::both(ApiConfig::from_env(&env), S::from_env(&env))
+    let (config, stores) = config::api_and_stores(ApiConfig::from_env(&env), S::from_env(&env))
         .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let sdk = lector_aws::sdk::load_in_lambda().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let (events, objects) = stores.build(&sdk, &dynamodb);
+    let (events, objects) = stores.build(name, &sdk, &dynamodb);
     let ports = ApiPorts {
         events,
         objects,

@@ -145,16 +145,20 @@ impl StoreConfig {
     }
 }
 
-/// Both configurations' errors as one, every missing variable named.
-pub fn both<A, B>(a: Result<A, ApiConfigError>, b: Result<B, ConfigError>) -> Result<(A, B), ApiConfigError> {
-    match (a, b) {
-        (Ok(a), Ok(b)) => Ok((a, b)),
-        (Err(ApiConfigError::Missing(ConfigError::Missing(mut first))), Err(ConfigError::Missing(more))) => {
-            first.extend(more);
-            Err(ApiConfigError::Missing(ConfigError::Missing(first)))
+/// The API's configuration and its function's stores', or one error: every missing variable
+/// of both named at once, then (as [`ApiConfig::from_env`] does) a public URL that is not one.
+pub fn api_and_stores<S>(
+    api: Result<ApiConfig, ApiConfigError>,
+    stores: Result<S, ConfigError>,
+) -> Result<(ApiConfig, S), ApiConfigError> {
+    match (api, stores) {
+        (Ok(api), Ok(stores)) => Ok((api, stores)),
+        (Err(ApiConfigError::Missing(ConfigError::Missing(mut names))), Err(ConfigError::Missing(more))) => {
+            names.extend(more);
+            Err(ApiConfigError::Missing(ConfigError::Missing(names)))
         }
-        (Err(e), _) => Err(e),
-        (_, Err(e)) => Err(e.into()),
+        (Err(ApiConfigError::PublicUrl(_)), Err(missing)) | (Ok(_), Err(missing)) => Err(missing.into()),
+        (Err(e), Ok(_)) => Err(e),
     }
 }
 
@@ -185,14 +189,15 @@ mod tests {
             format!("missing environment variables: {BUCKET_VAR}, {METRICS_NAMESPACE_VAR}")
         );
         let none = Env::from_pairs([]);
-        let text = both(ApiConfig::from_env(&none), StoreConfig::from_env(&none)).unwrap_err().to_string();
+        let text =
+            api_and_stores(ApiConfig::from_env(&none), StoreConfig::from_env(&none)).unwrap_err().to_string();
         for var in [TABLE_VAR, INDEX_TABLE_VAR, BUCKET_VAR, SETTINGS_PATH_VAR, METRICS_NAMESPACE_VAR] {
             assert!(text.contains(var), "{var} not named in {text}");
         }
     }
 
     #[test]
-    fn the_preview_needs_neither_the_event_table_nor_the_bucket() {
+    fn the_api_stores_are_configured_apart_and_missing_variables_come_first() {
         let preview = [
             (INDEX_TABLE_VAR, "conversions"),
             (SETTINGS_PATH_VAR, "/lector/dev/"),
@@ -202,10 +207,17 @@ mod tests {
         assert_eq!(config.index_table, "conversions");
         let stores = StoreConfig::from_env(&Env::from_pairs(preview)).unwrap_err();
         assert_eq!(stores, ConfigError::Missing(vec![TABLE_VAR.into(), BUCKET_VAR.into()]));
-        // A bad public URL is reported as such, whatever else is missing.
+        // Missing variables first, all of them; then a bad public URL.
         let bad_url = Env::from_pairs(preview.into_iter().chain([(PUBLIC_URL_VAR, "ftp://x")]));
         assert_eq!(
-            both(ApiConfig::from_env(&bad_url), StoreConfig::from_env(&bad_url)).unwrap_err(),
+            api_and_stores(ApiConfig::from_env(&bad_url), StoreConfig::from_env(&bad_url)).unwrap_err(),
+            ApiConfigError::Missing(ConfigError::Missing(vec![TABLE_VAR.into(), BUCKET_VAR.into()]))
+        );
+        let stores = [(TABLE_VAR, "events"), (BUCKET_VAR, "objects")];
+        let only_url =
+            Env::from_pairs(preview.into_iter().chain(stores).chain([(PUBLIC_URL_VAR, "ftp://x")]));
+        assert_eq!(
+            api_and_stores(ApiConfig::from_env(&only_url), StoreConfig::from_env(&only_url)).unwrap_err(),
             ApiConfigError::PublicUrl("ftp://x".into())
         );
     }
