@@ -59,8 +59,9 @@ packages=()
 for manifest in functions/*/Cargo.toml; do
     packages+=(-p "$(sed -n 's/^name = "\(.*\)"/\1/p' "$manifest" | head -n1)")
 done
+functions=$((${#packages[@]} / 2))
 packages+=(-p init-ladder)
-echo "bench-lambdas.sh: cargo lambda build --release $target_flag of $((${#packages[@]} / 2)) functions into $LAMBDA_DIR" >&2
+echo "bench-lambdas.sh: cargo lambda build --release $target_flag of $functions functions and init-ladder into $LAMBDA_DIR" >&2
 build_started=$(date +%s)
 if ! cargo lambda build --release "$target_flag" --lambda-dir "$LAMBDA_DIR" "${packages[@]}"; then
     echo "bench-lambdas.sh: building the functions for $arch failed (see above)" >&2

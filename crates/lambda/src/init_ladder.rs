@@ -82,6 +82,23 @@ mod tests {
     }
 
     #[test]
+    fn steps_lists_every_step_in_its_place() {
+        // Exhaustive: a new step does not compile until it has its place here and in STEPS.
+        let place = |step: Step| match step {
+            Step::Runtime => 0,
+            Step::Telemetry => 1,
+            Step::SdkConfig => 2,
+            Step::DynamoDb => 3,
+            Step::S3 => 4,
+            Step::Ssm => 5,
+            Step::Polly => 6,
+        };
+        for (i, step) in STEPS.into_iter().enumerate() {
+            assert_eq!(place(step), i, "{step:?}");
+        }
+    }
+
+    #[test]
     fn an_unknown_step_is_refused_naming_the_known_ones() {
         let err = Step::from_env(Some("s4")).unwrap_err();
         assert_eq!(err, UnknownStep("s4".into()));
