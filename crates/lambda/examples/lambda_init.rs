@@ -27,7 +27,7 @@ use lector_aws::index::INDEX_TABLE_VAR;
 use lector_aws::settings::{BUCKET_VAR, BUS_VAR, SETTINGS_PATH_VAR, STATE_MACHINE_VAR, TABLE_VAR};
 use lector_lambda::config::{METRICS_NAMESPACE_VAR, PUBLIC_URL_VAR};
 use lector_lambda::init_ladder::{STEP_VAR, STEPS};
-use lector_lambda::runtime_api::{Call, RuntimeApi, lambda_env};
+use lector_lambda::runtime_api::{Call, RuntimeApi, closed_endpoint, lambda_env};
 use tokio::process::Command;
 
 /// How long a function may take to reach `/next` before it counts as failed.
@@ -112,15 +112,6 @@ fn function_env() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-/// A loopback address nothing listens on: an SDK call during init fails at once instead of
-/// reaching AWS (and would show as an error, not as a fast init).
-fn closed_endpoint() -> anyhow::Result<String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let address = listener.local_addr()?;
-    drop(listener);
-    Ok(format!("http://{address}"))
-}
-
 /// Spawn → first `/next` of one bootstrap.
 async fn init_time(name: &str, subject: &Subject, endpoint: &str) -> anyhow::Result<Duration> {
     let bootstrap = &subject.bootstrap;
@@ -148,18 +139,7 @@ async fn init_time(name: &str, subject: &Subject, endpoint: &str) -> anyhow::Res
         .kill_on_drop(true);
     let spawned = Instant::now();
     let mut child = command.spawn().with_context(|| format!("spawning {}", bootstrap.display()))?;
-    let first = tokio::select! {
-        call = api.next_call(PATIENCE) => call,
-        status = child.wait() => {
-            let status = status?;
-            let output = child.wait_with_output().await?;
-            bail!(
-                "{name} exited ({status}) before asking for an event:\n{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-    };
+    let first = api.first_call(&mut child, PATIENCE).await.map_err(|why| anyhow::anyhow!("{name} {why}"))?;
     let outcome = match first {
         Some(Call::Next(at)) => Ok(at.duration_since(spawned)),
         Some(other) => Err(format!("{name} reported {other:?} instead of asking for an event")),

@@ -43,6 +43,15 @@ impl Drop for RuntimeApi {
 
 type Queue = Arc<Mutex<VecDeque<(String, Value)>>>;
 
+/// A loopback address nothing listens on: pointed at it (`AWS_ENDPOINT_URL`), an SDK call a
+/// function makes at init fails at once instead of reaching AWS, and shows.
+pub fn closed_endpoint() -> std::io::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let address = listener.local_addr()?;
+    drop(listener);
+    Ok(format!("http://{address}"))
+}
+
 impl RuntimeApi {
     /// Serve `events` in order, each under request id `req-<n>` (from 1).
     pub async fn start(events: Vec<Value>) -> std::io::Result<Self> {
@@ -64,6 +73,30 @@ impl RuntimeApi {
     /// The next call, or `None` when none came within `patience`.
     pub async fn next_call(&mut self, patience: Duration) -> Option<Call> {
         tokio::time::timeout(patience, self.calls.recv()).await.ok().flatten()
+    }
+
+    /// The first call `function` makes within `patience` (`None` when it makes none), or, when
+    /// it exits first, an error with its status and whatever it wrote: why it stopped at init.
+    /// `function`'s stdout and stderr must be piped.
+    pub async fn first_call(
+        &mut self,
+        function: &mut tokio::process::Child,
+        patience: Duration,
+    ) -> Result<Option<Call>, String> {
+        tokio::select! {
+            call = self.next_call(patience) => Ok(call),
+            status = function.wait() => {
+                let mut written = Vec::new();
+                if let Some(mut out) = function.stdout.take() {
+                    let _ = out.read_to_end(&mut written).await;
+                }
+                if let Some(mut err) = function.stderr.take() {
+                    let _ = err.read_to_end(&mut written).await;
+                }
+                let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+                Err(format!("exited ({status}) before asking for an event:\n{}", String::from_utf8_lossy(&written)))
+            }
+        }
     }
 
     /// The next response or error posted within `patience`, skipping `/next` calls.

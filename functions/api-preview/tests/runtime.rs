@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use lector_lambda::runtime_api::{Call, RuntimeApi, lambda_env};
+use lector_lambda::runtime_api::{Call, RuntimeApi, closed_endpoint, lambda_env};
 
 /// The names of the variables the template gives `ApiPreviewFunction`: the globals' and its own.
 fn template_variables() -> Vec<String> {
@@ -26,9 +26,7 @@ fn template_variables() -> Vec<String> {
 async fn the_template_environment_is_enough_to_get_through_init() {
     let names = template_variables();
     assert!(names.iter().any(|n| n == "LECTOR_INDEX_TABLE"), "the template's variables: {names:?}");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-    let endpoint = format!("http://{}", closed.local_addr().expect("its address"));
-    drop(closed);
+    let endpoint = closed_endpoint().expect("a loopback address");
     let mut api = RuntimeApi::start(Vec::new()).await.expect("the runtime API listens");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-preview"))
         .env_clear()
@@ -42,17 +40,10 @@ async fn the_template_environment_is_enough_to_get_through_init() {
         .kill_on_drop(true)
         .spawn()
         .expect("the function starts");
-    let first = tokio::select! {
-        call = api.next_call(Duration::from_secs(60)) => call,
-        status = child.wait() => {
-            let output = child.wait_with_output().await.expect("its output");
-            panic!(
-                "api-preview stopped at init ({status:?}):\n{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-    };
+    let first = api
+        .first_call(&mut child, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|why| panic!("api-preview stopped at init: it {why}"));
     let _ = child.kill().await;
     assert!(matches!(first, Some(Call::Next(_))), "api-preview asked for no event: {first:?}");
 }
