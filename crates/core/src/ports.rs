@@ -108,6 +108,13 @@ pub trait Voice: Send + Sync {
 
     /// Speak one SSML document (`<speak>...</speak>`), as MP3.
     async fn synthesize(&self, ssml: &str, spec: &VoiceSpec) -> Result<Bytes, VoiceError>;
+
+    /// What decides the sound besides the SSML, the voice and the engine: the program or model
+    /// and its version (`espeak-ng 1.51`). It is part of the speech cache key, so audio made by
+    /// another version of the engine is never reused as if it were the same.
+    async fn fingerprint(&self, spec: &VoiceSpec) -> Result<String, VoiceError> {
+        Ok(spec.engine.as_str().to_owned())
+    }
 }
 
 /// Why publishing to the bus failed.

@@ -50,6 +50,8 @@ pub struct EspeakVoice {
     timeout: Duration,
     /// The voice names the program knows, read once.
     known: Arc<OnceCell<Vec<VoiceInfo>>>,
+    /// The program's version line, read once: part of the speech cache key.
+    version: Arc<OnceCell<String>>,
 }
 
 impl Default for EspeakVoice {
@@ -66,6 +68,7 @@ impl EspeakVoice {
             bitrate: Kbps::SPEECH,
             timeout: Duration::from_secs(120),
             known: Arc::new(OnceCell::new()),
+            version: Arc::new(OnceCell::new()),
         }
     }
 
@@ -73,6 +76,7 @@ impl EspeakVoice {
     pub fn with_program(mut self, program: impl Into<PathBuf>) -> Self {
         self.program = program.into();
         self.known = Arc::new(OnceCell::new());
+        self.version = Arc::new(OnceCell::new());
         self
     }
 
@@ -178,6 +182,13 @@ impl Voice for EspeakVoice {
             return Err(EspeakError::Failed(String::from_utf8_lossy(&out.stderr).trim().to_string()).into());
         }
         Ok(parse_voices(&String::from_utf8_lossy(&out.stdout)))
+    }
+
+    async fn fingerprint(&self, _spec: &VoiceSpec) -> Result<String, VoiceError> {
+        let version = self.version.get_or_try_init(|| self.check()).await.map_err(VoiceError::from)?;
+        // "eSpeak NG text-to-speech: 1.51  Data at: /usr/lib/..." : the data path is not the sound.
+        let version = version.split("Data at").next().unwrap_or(version).trim();
+        Ok(format!("{version}; {} kbps", self.bitrate.0))
     }
 
     #[tracing::instrument(skip(self, ssml), fields(voice = %spec.voice, chars = ssml.len()))]
