@@ -293,7 +293,7 @@ impl Subscriber for WorkflowRule {
     }
 
     fn wants(&self, event: &RecordedEvent) -> bool {
-        event.event_type == "ConversionRequested"
+        lector_pipeline::steps::STARTING_EVENTS.contains(&event.event_type.as_str())
     }
 
     async fn deliver(&self, event: &RecordedEvent) -> Result<(), DeliveryError> {

@@ -10,8 +10,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use lector_api::{Api, ApiSettings, OwnFeed};
-use lector_core::VoiceEngine;
 use lector_core::ports::Voice;
+use lector_core::{VoiceEngine, VoiceId};
 use lector_pipeline::fetch::AllowList;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -79,11 +79,12 @@ impl Server {
             local.voice = voice.clone();
         }
         let system = LocalSystem::start(&options.data, local).await?;
-        let voices = system.ports.voice.voices().await.map_err(|e| anyhow::anyhow!("the voice: {e}"))?;
+        // Fails early, and by name, when the voice cannot list its voices (espeak-ng missing).
+        system.ports.voice.voices().await.map_err(|e| anyhow::anyhow!("the voice: {e}"))?;
         let settings = ApiSettings {
             token: options.token.clone().filter(|t| !t.is_empty()),
             public_url: options.public_url.clone(),
-            default_voice: crate::cmd::convert::default_voice(&voices),
+            default_voice: VoiceId::auto(),
             default_engine: VoiceEngine::Espeak,
             engines: vec![VoiceEngine::Espeak],
             preview_measure_limit: 20,

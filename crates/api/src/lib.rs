@@ -121,8 +121,9 @@ impl Api {
 pub type AppState = Arc<Api>;
 
 /// The endpoint groups. On AWS each group is its own function behind the one HTTP API, so each
-/// function's package holds only the code its routes reach: only the preview reads posts' pages
-/// and prepares their speech (the HTML extractor and sentence segmentation for every language).
+/// function's package holds only the code its routes reach: only the preview prepares posts'
+/// speech (sentence segmentation for every language); the conversions read a page only to tell
+/// an edited post submitted again from an unchanged one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoints {
     /// Conversions, their audio and embeds, the podcast feeds, voices and health.
@@ -144,6 +145,7 @@ pub const ROUTES: &[(&str, &str, bool, Endpoints)] = &[
     ("GET", "/conversions/{id}", false, Endpoints::Conversions),
     ("GET", "/conversions/{id}/events", false, Endpoints::Conversions),
     ("GET", "/conversions/{id}/audio", false, Endpoints::Conversions),
+    ("GET", "/conversions/{id}/audio/{file}", false, Endpoints::Conversions),
     ("GET", "/embed/{id}", false, Endpoints::Conversions),
 ];
 
@@ -172,6 +174,7 @@ fn conversion_routes() -> Router<AppState> {
         .route("/conversions/{id}", get(conversions::get_one))
         .route("/conversions/{id}/events", get(conversions::events))
         .route("/conversions/{id}/audio", get(audio::audio))
+        .route("/conversions/{id}/audio/{file}", get(audio::revision_audio))
         .route("/embed/{id}", get(audio::embed))
 }
 

@@ -48,6 +48,13 @@ impl ConversionId {
         format!("{}-{attempt}", self.0)
     }
 
+    /// The name of the execution that runs `attempt` of `revision`: the attempt alone for the
+    /// first revision, `<id>-r<revision>-<attempt>` for later ones. Attempts count on across
+    /// revisions, so every name is unique to one run.
+    pub fn revision_execution_name(&self, revision: u32, attempt: u32) -> String {
+        if revision <= 1 { self.execution_name(attempt) } else { format!("{}-r{revision}-{attempt}", self.0) }
+    }
+
     /// The event stream that holds this conversion's history.
     pub fn stream(&self) -> StreamId {
         StreamId(format!("{}{}", StreamId::CONVERSION_PREFIX, self.0))

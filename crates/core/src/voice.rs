@@ -12,8 +12,21 @@ use serde::{Deserialize, Serialize};
 pub struct VoiceId(String);
 
 impl VoiceId {
+    /// The voice a request names when it leaves the choice to Lector: the voice of its engine
+    /// that speaks the article's language.
+    pub const AUTO: &'static str = "auto";
+
     pub fn new(name: impl Into<String>) -> Self {
         Self(name.into())
+    }
+
+    /// [`VoiceId::AUTO`].
+    pub fn auto() -> Self {
+        Self(Self::AUTO.to_owned())
+    }
+
+    pub fn is_auto(&self) -> bool {
+        self.0.eq_ignore_ascii_case(Self::AUTO)
     }
 
     pub fn as_str(&self) -> &str {

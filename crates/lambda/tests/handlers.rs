@@ -61,6 +61,9 @@ async fn request(store: &dyn EventStore, n: u32, started: bool) -> ConversionId 
         voice,
         engine: VoiceEngine::Neural,
         requested_by: "test".into(),
+        post: None,
+        content_hash: None,
+        feed_language: None,
     };
     execute(store, &id, Command::Request(requested), &meta(&id)).await.expect("requested");
     if started {

@@ -22,11 +22,13 @@ pub mod speech;
 pub mod steps;
 pub mod stitch;
 pub mod submit;
+pub mod timeline;
+pub mod voices;
 
 pub use article::{Article, ArticleError, extract_article, fetch_article};
 pub use document::{Block, Document};
 pub use feed::{Feed, FeedError, Post, fetch_feed, parse_feed};
 pub use fetch::{AllowList, Backoff, FetchError, FetchPolicy, Fetched, Fetcher, Resource};
 pub use narrate::{Narration, Part, Pause, narrate};
-pub use speech::{Chunk, Speech, SpeechError};
+pub use speech::{Chunk, Speech, SpeechError, Unit};
 pub use stitch::{Mp3Info, StitchError, Stitched, inspect, stitch};
