@@ -2,74 +2,16 @@
 //! their reason and completed by a redrive or a restart, recorded in their streams, without
 //! synthesizing again what was done and without duplicate audio; a dry run changes nothing.
 //!
-//! The voice outage is real at the process level: an `espeak-ng` placed first on `PATH` records
-//! every synthesis and, while an outage file exists, dies by a signal instead of speaking (for
-//! text holding a marker word, when a marker is set), as a crashed voice process does.
+//! The voice outage is real at the process level ([`common::Outage`]).
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-use common::{Lector, rss, rss_item};
+use common::{Lector, Outage, rss, rss_item};
 use lector_testkit::http::{Reply, TestServer};
 use serde_json::Value;
-
-/// A voice that fails on demand.
-struct Outage {
-    dir: tempfile::TempDir,
-}
-
-impl Outage {
-    fn new(marker: Option<&str>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let real = which("espeak-ng");
-        let bin = dir.path().join("bin");
-        std::fs::create_dir(&bin).unwrap();
-        let script = format!(
-            r#"#!/bin/sh
-# Listing voices and versions goes to the real program.
-case "$1" in --voices|--version) exec "{real}" "$@";; esac
-input=$(cat)
-printf '%s\n' "$input" | md5sum | cut -c1-32 >> "{log}"
-if [ -e "{outage}" ] && {{ [ -z "{marker}" ] || printf '%s' "$input" | grep -q "{marker}"; }}; then
-    kill -9 $$
-fi
-printf '%s' "$input" | exec "{real}" "$@"
-"#,
-            real = real.display(),
-            log = dir.path().join("syntheses.log").display(),
-            outage = dir.path().join("outage").display(),
-            marker = marker.unwrap_or(""),
-        );
-        let path = bin.join("espeak-ng");
-        std::fs::write(&path, script).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Self { dir }
-    }
-
-    fn start(&self) {
-        std::fs::write(self.dir.path().join("outage"), "").unwrap();
-    }
-
-    fn end(&self) {
-        std::fs::remove_file(self.dir.path().join("outage")).unwrap();
-    }
-
-    /// How many syntheses were asked for, by a hash of their input.
-    fn syntheses(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("syntheses.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn path_env(&self) -> String {
-        format!("{}:{}", self.dir.path().join("bin").display(), std::env::var("PATH").unwrap_or_default())
-    }
-}
 
 /// Files under `dir`, at any depth.
 fn walk_files(dir: &Path) -> usize {
@@ -82,14 +24,6 @@ fn walk_files(dir: &Path) -> usize {
         .sum()
 }
 
-fn which(program: &str) -> PathBuf {
-    std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{program} is not installed (scripts/tools.sh installs it)"))
-}
 
 fn run(lector: &Lector, outage: Option<&Outage>, args: &[&str]) -> Output {
     let mut command = lector.command(args);
