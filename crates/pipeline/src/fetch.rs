@@ -752,9 +752,12 @@ impl Validators {
         self.etag.is_none() && self.last_modified.is_none()
     }
 
-    /// The validators to send next time: those of `meta`, keeping ours where it has none (a
-    /// 304 need not repeat them).
+    /// The validators to send next time: a new body's own (none where it has none), or after a
+    /// 304, which need not repeat them, ours updated by what it does repeat.
     pub fn updated_by(&self, meta: &ResponseMeta) -> Validators {
+        if meta.status != 304 {
+            return Validators { etag: meta.etag.clone(), last_modified: meta.last_modified.clone() };
+        }
         Validators {
             etag: meta.etag.clone().or_else(|| self.etag.clone()),
             last_modified: meta.last_modified.clone().or_else(|| self.last_modified.clone()),
@@ -1156,6 +1159,36 @@ mod tests {
         assert_eq!(meta.expires_at(utc("2026-01-01T12:00:00Z")), Some(utc("2026-01-01T12:10:00Z")));
         let no_date = ResponseMeta { date: None, ..meta };
         assert_eq!(no_date.expires_at(utc("2026-01-01T12:00:00Z")), Some(utc("2026-01-01T11:10:00Z")));
+    }
+
+    #[test]
+    fn validators_follow_a_new_body_and_survive_a_terse_304() {
+        let old = Validators {
+            etag: Some("\"a\"".into()),
+            last_modified: Some("Mon, 01 Jan 2024 00:00:00 GMT".into()),
+        };
+        let meta = |status, etag: Option<&str>| ResponseMeta {
+            status,
+            url: Url::parse("https://blog.test/feed").unwrap(),
+            redirects: 0,
+            etag: etag.map(str::to_string),
+            last_modified: None,
+            max_age: None,
+            expires: None,
+            date: None,
+            retry_after: None,
+            hub: None,
+            self_url: None,
+        };
+        // A 304 that repeats only its ETag keeps the date.
+        let after_304 = old.updated_by(&meta(304, Some("\"b\"")));
+        assert_eq!(
+            (after_304.etag.as_deref(), after_304.last_modified),
+            (Some("\"b\""), old.last_modified.clone())
+        );
+        // A new body without validators leaves none: the old ones named another version.
+        assert!(old.updated_by(&meta(200, None)).is_empty());
+        assert_eq!(old.updated_by(&meta(200, Some("\"c\""))).etag.as_deref(), Some("\"c\""));
     }
 
     #[test]
