@@ -19,6 +19,7 @@ pub mod index;
 pub mod object;
 pub mod ports;
 pub mod response;
+pub mod schedule;
 pub mod schema;
 pub mod service;
 pub mod status;
