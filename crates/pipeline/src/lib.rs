@@ -13,15 +13,18 @@
 //! use `?` and the workflow retries only what is transient.
 
 pub mod article;
+pub mod cover;
 pub mod document;
 pub mod feed;
 pub mod fetch;
 pub mod narrate;
+pub mod podcast;
 pub mod replay;
 pub mod speech;
 pub mod steps;
 pub mod stitch;
 pub mod submit;
+pub mod timeline;
 
 pub use article::{Article, ArticleError, extract_article, fetch_article};
 pub use document::{Block, Document};
