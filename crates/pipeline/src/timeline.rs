@@ -282,16 +282,19 @@ impl Timeline {
     }
 
     /// The index of the segment being spoken at `t` seconds: the one whose `[start, end)` holds
-    /// `t`; `None` in the pauses between sentences, before the first and after the last.
+    /// `t`; `None` in the pauses between sentences, before the first and after the last. Times
+    /// are compared to the millisecond, the precision of the written files, so that a player
+    /// reading those agrees with this.
     pub fn segment_at(&self, t: f64) -> Option<usize> {
-        if !t.is_finite() {
+        if !t.is_finite() || t < 0.0 {
             return None;
         }
+        let t = millis(t);
         // Segments are ordered and do not overlap: the candidate is the last one starting at or
         // before `t`.
-        let after = self.segments.partition_point(|s| s.start <= t);
+        let after = self.segments.partition_point(|s| millis(s.start) <= t);
         let index = after.checked_sub(1)?;
-        (t < self.segments[index].end).then_some(index)
+        (t < millis(self.segments[index].end)).then_some(index)
     }
 
     /// A WebVTT file (W3C WebVTT 1): the `WEBVTT` header, then one cue per segment, numbered
