@@ -303,6 +303,9 @@ fn item(xml: &mut String, episode: &Episode) {
     let i = "    ";
     xml.push_str("  <item>\n");
     element(xml, i, "title", &episode.title);
+    // The same title for Apple (`itunes:title`, an episode tag); readers that group the iTunes
+    // tags of an item (feed-rs) drop its `itunes:duration` when the group has no title.
+    element(xml, i, "itunes:title", &episode.title);
     if let Some(link) = &episode.link {
         element(xml, i, "link", link);
     }
