@@ -199,9 +199,15 @@ fn clip_chars(text: &str, max: usize) -> String {
     format!("{}…", cut.trim_end())
 }
 
-/// `<tag>text</tag>` on its own line, text clipped to `MAX_VALUE_CHARS`.
+/// `<tag>text</tag>` on its own line, text clipped to `MAX_VALUE_CHARS`: for names and titles.
 fn element(xml: &mut String, indent: &str, tag: &str, text: &str) {
-    xml.push_str(&format!("{indent}<{tag}>{}</{tag}>\n", escape_xml(&clip_chars(text, MAX_VALUE_CHARS))));
+    value(xml, indent, tag, &clip_chars(text, MAX_VALUE_CHARS));
+}
+
+/// `<tag>value</tag>` on its own line, never clipped: for addresses, dates and codes, which a
+/// cut would break.
+fn value(xml: &mut String, indent: &str, tag: &str, text: &str) {
+    xml.push_str(&format!("{indent}<{tag}>{}</{tag}>\n", escape_xml(text)));
 }
 
 /// `<tag>text</tag>` for a description: escaped, and clipped so that the escaped text stays
@@ -251,8 +257,8 @@ pub fn render(channel: &Channel, episodes: &[Episode]) -> String {
     let c = "  ";
     element(&mut xml, c, "title", &channel.title);
     description(&mut xml, c, "description", &channel.description);
-    element(&mut xml, c, "language", &channel.language);
-    element(&mut xml, c, "link", &channel.link);
+    value(&mut xml, c, "language", &channel.language);
+    value(&mut xml, c, "link", &channel.link);
     xml.push_str(&format!(
         "{c}<atom:link href=\"{}\" rel=\"self\" type=\"application/rss+xml\"/>\n",
         escape_xml(&channel.self_url)
@@ -262,9 +268,9 @@ pub fn render(channel: &Channel, episodes: &[Episode]) -> String {
     }
     xml.push_str(&format!("{c}<itunes:image href=\"{}\"/>\n", escape_xml(&channel.image_url)));
     xml.push_str(&format!("{c}<image>\n"));
-    element(&mut xml, "    ", "url", &channel.image_url);
+    value(&mut xml, "    ", "url", &channel.image_url);
     element(&mut xml, "    ", "title", &channel.title);
-    element(&mut xml, "    ", "link", &channel.link);
+    value(&mut xml, "    ", "link", &channel.link);
     xml.push_str(&format!("{c}</image>\n"));
     let category = escape_xml(&channel.category.name);
     match &channel.category.subcategory {
@@ -274,23 +280,23 @@ pub fn render(channel: &Channel, episodes: &[Episode]) -> String {
         )),
         None => xml.push_str(&format!("{c}<itunes:category text=\"{category}\"/>\n")),
     }
-    element(&mut xml, c, "itunes:explicit", if channel.explicit { "true" } else { "false" });
+    value(&mut xml, c, "itunes:explicit", if channel.explicit { "true" } else { "false" });
     element(&mut xml, c, "itunes:author", &channel.author);
     if let Some(owner) = &channel.owner {
         xml.push_str(&format!("{c}<itunes:owner>\n"));
         element(&mut xml, "    ", "itunes:name", &owner.name);
-        element(&mut xml, "    ", "itunes:email", &owner.email);
+        value(&mut xml, "    ", "itunes:email", &owner.email);
         xml.push_str(&format!("{c}</itunes:owner>\n"));
     }
-    element(&mut xml, c, "itunes:type", channel.show_type.as_str());
-    element(&mut xml, c, "podcast:guid", &channel.guid.hyphenated().to_string());
+    value(&mut xml, c, "itunes:type", channel.show_type.as_str());
+    value(&mut xml, c, "podcast:guid", &channel.guid.hyphenated().to_string());
     let locked = if channel.locked { "yes" } else { "no" };
     match &channel.owner {
         Some(owner) => xml.push_str(&format!(
             "{c}<podcast:locked owner=\"{}\">{locked}</podcast:locked>\n",
             escape_xml(&owner.email)
         )),
-        None => element(&mut xml, c, "podcast:locked", locked),
+        None => value(&mut xml, c, "podcast:locked", locked),
     }
     for episode in episodes {
         item(&mut xml, episode);
@@ -307,10 +313,10 @@ fn item(xml: &mut String, episode: &Episode) {
     // tags of an item (feed-rs) drop its `itunes:duration` when the group has no title.
     element(xml, i, "itunes:title", &episode.title);
     if let Some(link) = &episode.link {
-        element(xml, i, "link", link);
+        value(xml, i, "link", link);
     }
     xml.push_str(&format!("{i}<guid isPermaLink=\"false\">{}</guid>\n", escape_xml(&episode.guid)));
-    element(xml, i, "pubDate", &episode.published.to_rfc2822());
+    value(xml, i, "pubDate", &episode.published.to_rfc2822());
     if let Some(summary) = episode.summary.as_deref().filter(|s| !s.trim().is_empty()) {
         description(xml, i, "description", summary);
     }
@@ -325,7 +331,7 @@ fn item(xml: &mut String, episode: &Episode) {
     ));
     let seconds =
         if episode.duration_seconds.is_finite() { episode.duration_seconds.max(0.0).round() } else { 0.0 };
-    element(xml, i, "itunes:duration", &format!("{}", seconds as u64));
+    value(xml, i, "itunes:duration", &format!("{}", seconds as u64));
     for transcript in &episode.transcripts {
         let mut tag = format!(
             "{i}<podcast:transcript url=\"{}\" type=\"{}\"",
@@ -386,6 +392,10 @@ mod tests {
         let wide = "é".repeat(3000);
         assert!(escape_clipped(&wide, 4000).len() <= 4000);
         assert_eq!(clip_chars(&"x".repeat(300), MAX_VALUE_CHARS).chars().count(), MAX_VALUE_CHARS);
+        let mut xml = String::new();
+        let long_url = format!("https://example.com/{}", "a".repeat(400));
+        value(&mut xml, "", "link", &long_url);
+        assert_eq!(xml, format!("<link>{long_url}</link>\n"), "addresses are never cut");
         let escaped = escape_clipped(&"<&> ".repeat(2000), MAX_DESCRIPTION_BYTES);
         assert!(escaped.len() <= MAX_DESCRIPTION_BYTES && escaped.ends_with("&gt;…"), "{}", escaped.len());
         assert_eq!(escape_clipped("a & b", MAX_DESCRIPTION_BYTES), "a &amp; b");
