@@ -28,6 +28,8 @@ TOOLS=(
     "cfn-lint: the CloudFormation linter, in the Python venv"
     "aws-sam-cli: AWS SAM CLI (sam validate, sam build), in the Python venv"
     "asl-validator: the npm package asl-validator, which checks statemachines/*.asl.json"
+    "feedparser: Python's feedparser in the Python venv, an outside parser the podcast feed tests read feeds with"
+    "partytime: npm podcast-partytime in tests/podcast/node_modules, the Podcasting 2.0 aware parser of the podcast feed tests"
 )
 
 # Installed only when named (packaging, not tests): name: what it is
@@ -41,6 +43,7 @@ MOTO_SPEC="moto[server]>=5.1,<6"
 CFN_LINT_SPEC="cfn-lint>=1.58,<2"
 SAM_CLI_SPEC="aws-sam-cli>=1.170,<2"
 ASL_VALIDATOR_SPEC="asl-validator@^4.0.0"
+FEEDPARSER_SPEC="feedparser>=6.0.11,<7"
 CARGO_LAMBDA_SPEC="cargo-lambda>=1.9,<2 ziglang>=0.13,<0.16"
 
 MISSING=()
@@ -256,6 +259,45 @@ tool_asl_validator() {
         return 0
     fi
     echo "$ASL_VALIDATOR_SPEC" >"$dir/.stamp"
+}
+
+# feedparser has no command to look for: the stamp and its package folder say it is there.
+tool_feedparser() {
+    local venv="$TOOLS_DIR/venv" stamp="$TOOLS_DIR/venv/.feedparser-stamp"
+    if stamp_is "$stamp" "$FEEDPARSER_SPEC" && compgen -G "$venv/lib/python3*/site-packages/feedparser/__init__.py" >/dev/null; then
+        return 0
+    fi
+    ensure_venv feedparser || return 0
+    echo "tools.sh: installing $FEEDPARSER_SPEC into $venv" >&2
+    if ! "$venv/bin/pip" install --quiet --disable-pip-version-check "$FEEDPARSER_SPEC" >&2; then
+        missing "feedparser: 'pip install \"$FEEDPARSER_SPEC\"' failed (see above); is PyPI reachable?"
+        return 0
+    fi
+    echo "$FEEDPARSER_SPEC" >"$stamp"
+}
+
+# podcast-partytime, pinned by tests/podcast/package-lock.json; the stamp is the hash of the
+# package files, as for playwright.
+tool_partytime() {
+    local dir="$ROOT/tests/podcast"
+    local stamp="$dir/node_modules/.lector-stamp"
+    local spec
+    spec="$(playwright_spec "$dir")"
+    if [[ -f "$dir/node_modules/podcast-partytime/package.json" ]] && stamp_is "$stamp" "$spec"; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        missing "partytime: no 'npm' on PATH. Install Node.js 20 with npm: apt-get install -y nodejs npm"
+        return 0
+    fi
+    local how=install
+    [[ -f "$dir/package-lock.json" ]] && how=ci
+    echo "tools.sh: npm $how in $dir" >&2
+    if ! (cd "$dir" && npm "$how" --no-audit --no-fund --loglevel=error >&2); then
+        missing "partytime: 'npm $how' in tests/podcast failed (see above); is the npm registry reachable?"
+        return 0
+    fi
+    echo "$(playwright_spec "$dir")" >"$stamp"
 }
 
 tool_cargo_lambda() {

@@ -8,11 +8,14 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lector_core::index::ListQuery;
 use lector_core::voice::SpeechLimits;
-use lector_core::{ConversionId, ConversionState, FeedId, VoiceEngine, VoiceId};
+use lector_core::{ConversionId, ConversionState, ConversionStatus, FeedId, VoiceEngine, VoiceId};
 use lector_pipeline::article::extract_article;
 use lector_pipeline::document::Document;
 use lector_pipeline::feed::Post;
 use lector_pipeline::fetch::{Resource, decode_html};
+use lector_pipeline::podcast::{
+    self, Category, Channel, Enclosure, Episode, ShowType, TranscriptLink, podcast_guid,
+};
 use lector_pipeline::speech::prepare;
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -21,7 +24,6 @@ use crate::AppState;
 use crate::conversions::resolve_voice;
 use crate::error::{ApiError, success};
 use crate::extract::{BaseUrl, Body, web_url};
-use crate::views::escape;
 
 /// `POST /feeds/preview`.
 #[derive(Debug, Deserialize)]
@@ -208,66 +210,79 @@ pub async fn podcast(
     let host = sample.feed_url.as_ref().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
     let title = sample.feed_title.clone().unwrap_or_else(|| host.clone());
     let self_url = base.join(&format!("/feeds/{feed_id}/podcast.xml"));
-    let mut xml = String::with_capacity(1024 + episodes.len() * 800);
-    xml.push_str(concat!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
-        "<rss version=\"2.0\" xmlns:itunes=\"http://www.itunes.com/dtds/podcast-1.0.dtd\" ",
-        "xmlns:atom=\"http://www.w3.org/2005/Atom\">\n<channel>\n"
-    ));
-    let line = |xml: &mut String, tag: &str, text: &str| {
-        xml.push_str(&format!("  <{tag}>{}</{tag}>\n", escape(text)))
+    let channel = Channel {
+        title: format!("{title} (narrated)"),
+        description: format!("Posts of {title}, read aloud by Lector."),
+        language: "en".into(),
+        link: feed_url,
+        guid: podcast_guid(&self_url),
+        self_url,
+        // The source feed's image is used when `cover::artwork_choice` takes it; until the
+        // source image is known, the cover Lector draws from the title.
+        image_url: base.join(&format!("/feeds/{feed_id}/cover.png")),
+        category: Category::new("News"),
+        explicit: false,
+        author: title.clone(),
+        // From the owner setting (global or per subscription) once there is one: until then
+        // the feed is served without, and Apple Podcasts does not accept it.
+        owner: None,
+        show_type: ShowType::Episodic,
+        locked: true,
+        generator: Some("Lector".into()),
     };
-    line(&mut xml, "title", &format!("{title} (narrated)"));
-    line(&mut xml, "link", &feed_url);
-    line(&mut xml, "description", &format!("Posts of {title}, read aloud by Lector."));
-    line(&mut xml, "language", "en");
-    line(&mut xml, "generator", "Lector");
-    xml.push_str(&format!(
-        "  <atom:link href=\"{}\" rel=\"self\" type=\"application/rss+xml\"/>\n",
-        escape(&self_url)
-    ));
-    line(&mut xml, "itunes:author", &title);
-    line(&mut xml, "itunes:summary", &format!("Posts of {title}, read aloud by Lector."));
-    line(&mut xml, "itunes:explicit", "false");
-    xml.push_str("  <itunes:category text=\"News\"/>\n");
-    for episode in &episodes {
-        let audio_url = base.join(&format!("/conversions/{}/audio", episode.conversion_id));
-        let published = episode.completed_at.unwrap_or(episode.updated_at);
-        xml.push_str("  <item>\n");
-        xml.push_str(&format!(
-            "    <title>{}</title>\n",
-            escape(episode.title.as_deref().unwrap_or("Untitled post"))
-        ));
-        xml.push_str(&format!("    <link>{}</link>\n", escape(episode.post_url.as_str())));
-        xml.push_str(&format!(
-            "    <guid isPermaLink=\"false\">lector:{}</guid>\n",
-            escape(episode.conversion_id.as_str())
-        ));
-        xml.push_str(&format!("    <pubDate>{}</pubDate>\n", published.to_rfc2822()));
-        if let Some(byline) = &episode.byline {
-            xml.push_str(&format!("    <itunes:author>{}</itunes:author>\n", escape(byline)));
-        }
-        let summary = escape(&format!("Narration of {}", episode.post_url));
-        xml.push_str(&format!(
-            "    <description>{summary}</description>\n    <itunes:summary>{summary}</itunes:summary>\n"
-        ));
-        xml.push_str(&format!(
-            "    <enclosure url=\"{}\" length=\"{}\" type=\"audio/mpeg\"/>\n",
-            escape(&audio_url),
-            episode.audio_bytes.unwrap_or(0)
-        ));
-        xml.push_str(&format!(
-            "    <itunes:duration>{}</itunes:duration>\n",
-            itunes_duration(episode.duration_seconds.unwrap_or_default())
-        ));
-        xml.push_str("  </item>\n");
-    }
-    xml.push_str("</channel>\n</rss>\n");
+    let episodes: Vec<Episode> =
+        episodes.iter().map(|status| episode(status, &PostFacts::default(), &base, &title)).collect();
+    let xml = podcast::render(&channel, &episodes);
     let mut response = (StatusCode::OK, xml).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/rss+xml; charset=utf-8"));
     Ok(response)
+}
+
+/// What the podcast feed needs of a post beyond a conversion's status: the post's own date and
+/// summary, and whether the conversion has a timeline (transcripts) and chapters. Each is
+/// `None`/`false` until the status carries it.
+#[derive(Debug, Clone, Default)]
+pub struct PostFacts {
+    /// When the post was published (the feed item's date, else the page's metadata).
+    pub published: Option<DateTime<Utc>>,
+    /// The post's summary, plain text (the feed item's, else the page's description).
+    pub summary: Option<String>,
+    /// The conversion's timeline is stored: its transcripts are served.
+    pub timeline: bool,
+    /// That timeline has chapters.
+    pub chapters: bool,
+}
+
+/// One episode of the podcast feed from a completed conversion.
+fn episode(status: &ConversionStatus, facts: &PostFacts, base: &BaseUrl, feed_title: &str) -> Episode {
+    let id = &status.conversion_id;
+    let title = status.title.clone().unwrap_or_else(|| "Untitled post".into());
+    let summary = facts.summary.clone().unwrap_or_else(|| format!("{title}, from {feed_title}, read aloud."));
+    let at = |path: &str| base.join(&format!("/conversions/{id}/{path}"));
+    Episode {
+        // The conversion id is derived from the post, the voice and the engine: the same in
+        // every revision.
+        guid: format!("lector:{id}"),
+        title,
+        link: Some(status.post_url.to_string()),
+        published: facts.published.unwrap_or(status.completed_at.unwrap_or(status.updated_at)),
+        summary: Some(summary),
+        author: status.byline.clone(),
+        enclosure: Enclosure {
+            url: at("audio"),
+            length: status.audio_bytes.unwrap_or(0),
+            mime: "audio/mpeg".into(),
+        },
+        duration_seconds: status.duration_seconds.unwrap_or_default(),
+        transcripts: if facts.timeline {
+            vec![TranscriptLink::vtt(at("transcript.vtt")), TranscriptLink::json(at("transcript.json"))]
+        } else {
+            vec![]
+        },
+        chapters_url: (facts.timeline && facts.chapters).then(|| at("chapters.json")),
+    }
 }
 
 /// `HH:MM:SS`, the form every podcast app reads for `itunes:duration`.

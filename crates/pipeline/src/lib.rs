@@ -13,10 +13,12 @@
 //! use `?` and the workflow retries only what is transient.
 
 pub mod article;
+pub mod cover;
 pub mod document;
 pub mod feed;
 pub mod fetch;
 pub mod narrate;
+pub mod podcast;
 pub mod replay;
 pub mod speech;
 pub mod steps;

@@ -621,7 +621,7 @@ impl Step for StitchAudio {
         let timings_ref = match &timeline {
             Some(timeline) => {
                 let key = ObjectKey::timings(id, revision);
-                put_json(ports, &key, timeline).await?;
+                ports.objects.put(&key, Bytes::from(timeline.to_json()), "application/json").await?;
                 Some(key)
             }
             None => None,
@@ -719,14 +719,15 @@ async fn join_units(
             format!("the units hold {samples} samples but the joined audio {}", joined.info.samples),
         ));
     }
-    let title = state.article.as_ref().map(|a| a.title.as_str()).unwrap_or("");
-    let timeline = Timeline {
+    let mut timeline = Timeline {
         duration_seconds: joined.info.duration_seconds,
         language: speech.language.clone(),
-        chapters: crate::timeline::chapters_from_headings(&segments, &speech.blocks, title),
+        chapters: Vec::new(),
         segments,
         blocks: speech.blocks.clone(),
     };
+    timeline.chapters = timeline.chapters_from_headings(state.article.as_ref().map(|a| a.title.as_str()));
+    timeline.validate().map_err(|e| StepError::new(ErrorKind::Internal, format!("the timeline: {e}")))?;
     Ok((joined, timeline, fallback))
 }
 
