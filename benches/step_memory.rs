@@ -64,6 +64,7 @@ fn child(step: &str, data: &str, input: &str) {
                 .unwrap(),
             )),
             clock,
+            feeds: None,
         };
         let input: serde_json::Value = serde_json::from_str(input).unwrap();
         let output = match step {

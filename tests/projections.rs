@@ -67,6 +67,8 @@ async fn populate(lector: &Lector) -> Vec<lector_core::ConversionStatus> {
                 text_ref: ObjectKey::article_text(&id, 1),
                 source: ArticleSource::Page,
                 content_hash: None,
+                summary: None,
+                published_at: None,
             }));
             commands.push(Command::PrepareSpeech(SpeechPrepared {
                 attempt: 1,
@@ -114,6 +116,7 @@ async fn populate(lector: &Lector) -> Vec<lector_core::ConversionStatus> {
                 revision: None,
                 timings_ref: None,
                 synthesis: None,
+                chapters: None,
             }));
         }
         for command in commands {

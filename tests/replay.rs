@@ -24,7 +24,6 @@ fn walk_files(dir: &Path) -> usize {
         .sum()
 }
 
-
 fn run(lector: &Lector, outage: Option<&Outage>, args: &[&str]) -> Output {
     let mut command = lector.command(args);
     if let Some(outage) = outage {

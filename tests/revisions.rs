@@ -46,7 +46,8 @@ impl Blog {
     }
 
     fn publish(&self, paragraphs: &[Vec<String>]) {
-        let item = rss_item("The lighthouse", &self.server.url("/posts/lighthouse"), Some(&post_html(paragraphs)));
+        let item =
+            rss_item("The lighthouse", &self.server.url("/posts/lighthouse"), Some(&post_html(paragraphs)));
         self.server.route("/feed.xml", Reply::rss(rss("Coast", &[item])));
     }
 
@@ -112,7 +113,10 @@ fn assert_audio_is_its_units(http: &Http, serve: &Serve, status: &Value) {
     }
     assert!((at - duration).abs() < 0.002, "the units add up to {at} s, the audio is {duration} s");
     // A decoder may trim the encoder's delay from the first frame, no more.
-    assert!((decoded_seconds(&audio.body) - duration).abs() < 0.06, "decoded length differs from {duration} s");
+    assert!(
+        (decoded_seconds(&audio.body) - duration).abs() < 0.06,
+        "decoded length differs from {duration} s"
+    );
     let _ = serve;
 }
 
@@ -146,7 +150,8 @@ fn an_edited_post_re_narrates_only_the_changed_sentence_and_keeps_the_old_audio_
     assert_eq!(voice.syntheses().len(), 48);
 
     // One sentence edited: revision 2 speaks that sentence only, while revision 1 is served.
-    text[3][2] = "In paragraph 3 the keeper let the lamp go dark, and the ships found their way anyway.".into();
+    text[3][2] =
+        "In paragraph 3 the keeper let the lamp go dark, and the ships found their way anyway.".into();
     blog.publish(&text);
     voice.slow(true);
     let edited = submit(&http, &serve, &blog);
@@ -259,7 +264,11 @@ fn an_edit_during_a_run_supersedes_it_and_never_interleaves() {
             assert_eq!(attempt, 2, "an event of the superseded attempt came after the revision: {e:#}");
         }
     }
-    assert_eq!(events.iter().filter(|e| e["type"] == "ConversionCompleted").count(), 1, "only revision 2 completed");
+    assert_eq!(
+        events.iter().filter(|e| e["type"] == "ConversionCompleted").count(),
+        1,
+        "only revision 2 completed"
+    );
     assert_each_spoken_once(&voice.syntheses(), "across both runs, as units are stored by content");
 }
 

@@ -74,6 +74,8 @@ async fn every_event_type_the_domain_produces_matches_its_schema() {
             text_ref: ObjectKey::article_text(&id, 1),
             source: ArticleSource::Page,
             content_hash: Some("8899aabbccddeeff".into()),
+            summary: None,
+            published_at: None,
         }),
         Command::PrepareSpeech(SpeechPrepared {
             attempt: 1,
@@ -113,6 +115,7 @@ async fn every_event_type_the_domain_produces_matches_its_schema() {
                 characters_synthesized: 6800,
                 characters_reused: 200,
             }),
+            chapters: None,
         }),
         Command::Revise(lector_core::conversion::Revision {
             reason: RevisionReason::PostChanged,

@@ -168,7 +168,7 @@ pub fn post_info(post: &Post) -> PostInfo {
     PostInfo {
         key: Some(post.id.clone()),
         published_at: post.published,
-        updated_at: None,
+        updated_at: post.updated,
         summary: post.summary.clone(),
         author: post.author.clone(),
     }

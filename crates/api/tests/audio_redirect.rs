@@ -98,6 +98,8 @@ async fn audio_redirects_to_a_presigned_address_when_the_store_has_one() {
             text_ref: ObjectKey::article_text(&id, 1),
             source: ArticleSource::Page,
             content_hash: None,
+            summary: None,
+            published_at: None,
         }),
         Command::PrepareSpeech(SpeechPrepared {
             attempt: 1,
@@ -131,6 +133,7 @@ async fn audio_redirects_to_a_presigned_address_when_the_store_has_one() {
             revision: None,
             timings_ref: None,
             synthesis: None,
+            chapters: None,
         }),
     ] {
         execute(&*events, &id, command, &meta).await.unwrap();

@@ -145,6 +145,12 @@ pub struct ArticleFetched {
     /// one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_hash: Option<String>,
+    /// The page's own summary (its description metadata), plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// When the page says it was published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The text was turned into narration and cut into chunks within the voice's limits.
@@ -240,6 +246,9 @@ pub struct ConversionCompleted {
     /// What this revision cost: units and characters synthesized, and reused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synthesis: Option<SynthesisTotals>,
+    /// Chapters in the timings (one per heading).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chapters: Option<u32>,
 }
 
 /// What a revision's speech cost: units (sentences) and characters synthesized (billed) and
@@ -424,9 +433,13 @@ impl ConversionEvent {
     }
 }
 
-/// The current schema version of the named event type.
+/// The current schema version of the named event type, of either aggregate.
 pub fn schema_version_of(event_type: &str) -> Option<u32> {
-    ConversionEvent::TYPES.iter().find(|t| t.name == event_type).map(|t| t.schema_version)
+    ConversionEvent::TYPES
+        .iter()
+        .chain(crate::feed::FeedEvent::TYPES.iter())
+        .find(|t| t.name == event_type)
+        .map(|t| t.schema_version)
 }
 
 /// Why a stored event could not be read as a [`ConversionEvent`].

@@ -51,6 +51,12 @@ impl ObjectKey {
         Self(format!("work/{id}/feed-content-{hash}.html"))
     }
 
+    /// A subscribed feed's post as the feed carried it, by the hash of its text.
+    pub fn feed_post(feed: &crate::id::FeedId, content_hash: &str) -> Self {
+        let hash: String = content_hash.chars().filter(char::is_ascii_alphanumeric).take(80).collect();
+        Self(format!("feeds/{feed}/posts/{hash}.html"))
+    }
+
     /// The chunks of an attempt, as one JSON document.
     pub fn speech_chunks(id: &ConversionId, attempt: u32) -> Self {
         Self(format!("work/{id}/{attempt}/chunks.json"))

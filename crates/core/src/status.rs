@@ -129,6 +129,15 @@ pub struct ConversionStatus {
     /// What the feed says of the post (publication date, summary), for its podcast episode.
     #[serde(default)]
     pub post: Option<PostInfo>,
+    /// When the post was published: the feed's date, else the page's.
+    #[serde(default)]
+    pub published_at: Option<DateTime<Utc>>,
+    /// The post's summary, plain text: the feed's, else the page's description.
+    #[serde(default)]
+    pub summary: Option<String>,
+    /// Chapters of the served audio (one per heading).
+    #[serde(default)]
+    pub chapters: Option<u32>,
     /// The last failure, while the conversion is failed.
     pub error: Option<FailureInfo>,
     pub attempt: u32,
@@ -202,6 +211,9 @@ fn apply(
             audio_revision: None,
             timings_ref: None,
             synthesis: None,
+            published_at: r.post.as_ref().and_then(|p| p.published_at),
+            summary: r.post.as_ref().and_then(|p| p.summary.clone()),
+            chapters: None,
             post: r.post.clone(),
             error: None,
             attempt: 1,
@@ -230,6 +242,12 @@ fn apply(
             s.byline = e.byline.clone();
             s.words = Some(e.words);
             s.language = e.language.clone();
+            if s.published_at.is_none() {
+                s.published_at = e.published_at;
+            }
+            if s.summary.is_none() {
+                s.summary = e.summary.clone();
+            }
             s.stage = stage_unless_failed(&s, Stage::PreparingSpeech);
         }
         ConversionEvent::SpeechPrepared(e) => {
@@ -270,6 +288,7 @@ fn apply(
             s.duration_seconds = Some(e.duration_seconds);
             s.audio_revision = Some(e.revision.unwrap_or(1));
             s.timings_ref = e.timings_ref.clone();
+            s.chapters = e.chapters;
             if e.synthesis.is_some() {
                 s.synthesis = e.synthesis;
             }
@@ -288,8 +307,10 @@ fn apply(
             if let Some(title) = &e.title {
                 s.title = Some(title.clone());
             }
-            if e.post.is_some() {
-                s.post = e.post.clone();
+            if let Some(post) = &e.post {
+                s.published_at = post.published_at.or(s.published_at);
+                s.summary = post.summary.clone().or(s.summary.take());
+                s.post = Some(post.clone());
             }
         }
         ConversionEvent::ConversionFailed(e) => {

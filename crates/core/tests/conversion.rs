@@ -46,6 +46,8 @@ fn article(attempt: u32) -> ArticleFetched {
         text_ref: ObjectKey::article_text(&id(), attempt),
         source: ArticleSource::Page,
         content_hash: None,
+        summary: None,
+        published_at: None,
     }
 }
 
@@ -88,6 +90,7 @@ fn completed(attempt: u32) -> ConversionCompleted {
         revision: None,
         timings_ref: None,
         synthesis: None,
+        chapters: None,
     }
 }
 

@@ -170,6 +170,7 @@ pub async fn run_step<S: StepWiring>() -> Result<(), crate::Error> {
         // fetches; the others build no HTTP client of their own.
         fetcher: None,
         clock: Arc::new(SystemClock),
+        feeds: None,
     };
     let settings = settings_path.map(|path| {
         Arc::new(crate::settings::from_ssm(aws_sdk_ssm::Client::new(&sdk), &path)) as Arc<dyn Settings>
@@ -229,6 +230,7 @@ mod tests {
             voice: Arc::new(crate::voice::NoVoice { function: "prepare-speech" }),
             fetcher: None,
             clock,
+            feeds: None,
         };
         let input = FetchArticleInput {
             conversion_id: submitted.conversion_id,

@@ -143,6 +143,8 @@ fn conversion_stream(id: &ConversionId) -> Vec<NewEvent> {
             text_ref: ObjectKey::article_text(id, 1),
             source: ArticleSource::Page,
             content_hash: None,
+            summary: None,
+            published_at: None,
         }),
         ConversionEvent::SpeechPrepared(SpeechPrepared {
             attempt: 1,

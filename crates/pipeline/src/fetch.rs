@@ -28,13 +28,15 @@ pub enum Resource {
     Feed,
     /// A web page: at most 5 MB.
     Page,
+    /// A picture (a feed's artwork): at most 10 MB.
+    Image,
 }
 
 impl Resource {
     /// The largest body accepted, counted after decompression.
     pub fn max_bytes(self) -> u64 {
         match self {
-            Resource::Feed => 10 * 1024 * 1024,
+            Resource::Feed | Resource::Image => 10 * 1024 * 1024,
             Resource::Page => 5 * 1024 * 1024,
         }
     }
@@ -45,6 +47,7 @@ impl Resource {
             // anything textual, XML or JSON is given to the parser, which decides.
             Resource::Feed => mime.starts_with("text/") || mime.contains("xml") || mime.contains("json"),
             Resource::Page => matches!(mime, "text/html" | "application/xhtml+xml" | "text/plain"),
+            Resource::Image => mime.starts_with("image/"),
         }
     }
 
@@ -52,6 +55,7 @@ impl Resource {
         match self {
             Resource::Feed => "an RSS, Atom or JSON feed (XML, JSON or text)",
             Resource::Page => "an HTML page",
+            Resource::Image => "an image",
         }
     }
 }
@@ -649,6 +653,7 @@ fn accept_header(what: Resource) -> &'static str {
              text/xml;q=0.9, application/json;q=0.8, */*;q=0.1"
         }
         Resource::Page => "text/html, application/xhtml+xml;q=0.9, text/plain;q=0.5",
+        Resource::Image => "image/png, image/jpeg;q=0.9, image/*;q=0.5",
     }
 }
 

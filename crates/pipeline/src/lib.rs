@@ -19,6 +19,7 @@ pub mod feed;
 pub mod fetch;
 pub mod narrate;
 pub mod podcast;
+pub mod poll;
 pub mod replay;
 pub mod speech;
 pub mod steps;

@@ -17,6 +17,7 @@ use lector_core::event::{
     ArticleFetched, ArticleSource, AudioFormat, ChunkSynthesized, ConversionCompleted, ConversionFailed,
     ConversionStarted, RetryMethod, SpeechPrepared, SynthesisTotals,
 };
+use lector_core::feed::index::FeedIndex;
 use lector_core::ports::{Clock, ObjectStore, Voice, VoiceSpec, Workflows};
 use lector_core::service::{execute, load};
 use lector_core::{ConversionId, ErrorKind, EventMeta, EventStore, ObjectKey, RecordedEvent, StepError};
@@ -43,6 +44,10 @@ pub struct StepPorts {
     /// needs it then fails as [`ErrorKind::Internal`], named.
     pub fetcher: Option<Arc<Fetcher>>,
     pub clock: Arc<dyn Clock>,
+    /// The list of subscriptions, for the step that lists the feeds due for a poll; `None`
+    /// where no step reads it, and a step that needs it then fails as
+    /// [`ErrorKind::Internal`], named.
+    pub feeds: Option<Arc<dyn FeedIndex>>,
 }
 
 impl std::fmt::Debug for StepPorts {
@@ -52,7 +57,16 @@ impl std::fmt::Debug for StepPorts {
 }
 
 impl StepPorts {
-    fn fetcher(&self, state: &str) -> Result<&Fetcher, StepError> {
+    pub(crate) fn feeds(&self, state: &str) -> Result<&dyn FeedIndex, StepError> {
+        self.feeds.as_deref().ok_or_else(|| {
+            StepError::new(
+                ErrorKind::Internal,
+                format!("{state} needs the list of subscriptions, and its ports have none"),
+            )
+        })
+    }
+
+    pub(crate) fn fetcher(&self, state: &str) -> Result<&Fetcher, StepError> {
         self.fetcher.as_deref().ok_or_else(|| {
             StepError::new(
                 ErrorKind::Internal,
@@ -237,6 +251,8 @@ impl Step for FetchArticle {
             text_ref,
             source,
             content_hash: Some(article.document.content_hash()),
+            summary: article.summary.clone(),
+            published_at: article.published,
         };
         let done = execute(
             &*ports.events,
@@ -609,7 +625,7 @@ impl Step for StitchAudio {
         }
         let speech = speech_of(ports, &state, Self::STATE).await?;
         let (joined, timeline, fallback) = if speech.is_legacy() {
-            (join_legacy_chunks(ports, &state).await?, None, SynthesisTotals::default())
+            (join_legacy_chunks(ports, &state).await?, None::<Timeline>, SynthesisTotals::default())
         } else {
             let (joined, timeline, fallback) = join_units(ports, &speech, &state).await?;
             (joined, Some(timeline), fallback)
@@ -633,6 +649,7 @@ impl Step for StitchAudio {
             duration_seconds: joined.info.duration_seconds,
             format: AudioFormat::Mp3,
             revision: Some(revision),
+            chapters: timeline.as_ref().map(|t| t.chapters.len() as u32),
             timings_ref,
             synthesis: Some(totals(&speech, &state, fallback)),
         };

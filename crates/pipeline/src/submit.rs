@@ -97,7 +97,14 @@ pub async fn submit(
     };
     let (_, state) = load(events, &id).await?;
     let is_new = state.request.is_none();
-    if !is_new && (content_hash.is_none() || content_hash == state.content_hash) {
+    // Submitted again: a new revision when the text is known to differ, or when the feed says
+    // the post changed and does not carry its text (the page is read again).
+    let feed_says_changed = submission.revision_reason == RevisionReason::PostChanged;
+    let unchanged = match &content_hash {
+        Some(hash) => state.content_hash.as_ref() == Some(hash),
+        None => !feed_says_changed,
+    };
+    if !is_new && unchanged {
         return Ok(Submitted { conversion_id: id, outcome: Outcome::Unchanged, created: false });
     }
     // The content is stored before the event that names it, so the log never points at an
