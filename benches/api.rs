@@ -53,6 +53,8 @@ fn main() {
             token: None,
             public_url: None,
             voice: None,
+            podcast_owner: None,
+            poll_every: None,
         })
         .await
         .unwrap();

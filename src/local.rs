@@ -219,6 +219,31 @@ impl LocalSystem {
         &*self.ports.objects
     }
 
+    /// Poll the subscribed feeds as they fall due: every `every`, when the list of subscriptions
+    /// has a feed due, one run of the polling workflow. Due times come from the log (through
+    /// the list), so a restart neither skips nor repeats a poll.
+    pub fn start_poller(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let (feeds, polls, clock) = (self.feeds.clone(), self.polls.clone(), self.ports.clock.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match lector_core::feed::index::FeedIndex::due(&*feeds, clock.now(), 1).await {
+                    Ok(due) if due.is_empty() => continue,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the list of subscriptions cannot be read; polling later");
+                        continue;
+                    }
+                }
+                if let Err(e) = polls.run(&PollRequest::default()).await {
+                    tracing::warn!(error = %e, "a polling run failed");
+                }
+            }
+        })
+    }
+
     /// Stop delivering events; executions in flight are left to resume on the next start.
     pub async fn shutdown(mut self) {
         if let Some(outbox) = self.outbox.take() {

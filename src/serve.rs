@@ -9,7 +9,7 @@ use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use lector_api::{Api, ApiSettings, OwnFeed};
+use lector_api::{Api, ApiPorts, ApiSettings, OwnFeed};
 use lector_core::ports::Voice;
 use lector_core::{VoiceEngine, VoiceId};
 use lector_pipeline::fetch::AllowList;
@@ -40,6 +40,10 @@ pub struct ServeOptions {
     pub public_url: Option<Url>,
     /// The voice; espeak-ng when `None`.
     pub voice: Option<Arc<dyn Voice>>,
+    /// The owner of the podcast feeds whose subscriptions name none.
+    pub podcast_owner: Option<lector_core::feed::event::PodcastOwner>,
+    /// How often the poller looks for due feeds; `None` runs no poller.
+    pub poll_every: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -59,6 +63,7 @@ pub struct Server {
     stop: Option<oneshot::Sender<()>>,
     http: JoinHandle<std::io::Result<()>>,
     system: Option<LocalSystem>,
+    poller: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -89,16 +94,22 @@ impl Server {
             engines: vec![VoiceEngine::Espeak],
             preview_measure_limit: 20,
             own_feeds: vec![OwnFeed { path: SAMPLE_FEED_PATH, body: SAMPLE_FEED, port: addr.port() }],
+            podcast_owner: options.podcast_owner.clone(),
         };
         let api = Api::new(
-            system.ports.events.clone(),
-            system.ports.objects.clone(),
-            system.ports.voice.clone(),
-            system.fetcher.clone(),
-            system.ports.clock.clone(),
-            system.index.clone(),
+            ApiPorts {
+                events: system.ports.events.clone(),
+                objects: system.ports.objects.clone(),
+                voice: system.ports.voice.clone(),
+                fetcher: system.fetcher.clone(),
+                clock: system.ports.clock.clone(),
+                index: system.index.clone(),
+                feeds: system.feeds.clone(),
+                polls: system.polls.clone(),
+            },
             settings,
         );
+        let poller = options.poll_every.map(|every| system.start_poller(every));
         let app = web_routes().merge(lector_api::router(api));
         let (stop, stopped) = oneshot::channel::<()>();
         let http = tokio::spawn(async move {
@@ -108,7 +119,7 @@ impl Server {
                 })
                 .await
         });
-        Ok(Self { addr, stop: Some(stop), http, system: Some(system) })
+        Ok(Self { addr, stop: Some(stop), http, system: Some(system), poller })
     }
 
     pub fn url(&self) -> String {
@@ -120,6 +131,10 @@ impl Server {
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        // A poll cut short resumes with the engine's executions at the next start.
+        if let Some(poller) = self.poller.take() {
+            poller.abort();
         }
         (&mut self.http).await.context("the HTTP server task")?.context("the HTTP server")?;
         if let Some(system) = self.system.take() {

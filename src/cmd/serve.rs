@@ -21,6 +21,15 @@ pub struct Args {
     /// The public address of this server, for links in answers (default: the request's Host).
     #[arg(long, env = "LECTOR_PUBLIC_URL")]
     pub public_url: Option<Url>,
+    /// The owner of the podcast feeds whose subscriptions name none: Apple Podcasts requires
+    /// an owner's name and email.
+    #[arg(long, env = "LECTOR_PODCAST_OWNER_NAME", requires = "podcast_owner_email")]
+    pub podcast_owner_name: Option<String>,
+    #[arg(long, env = "LECTOR_PODCAST_OWNER_EMAIL", requires = "podcast_owner_name")]
+    pub podcast_owner_email: Option<String>,
+    /// How often the poller looks for subscribed feeds that are due, in seconds.
+    #[arg(long, env = "LECTOR_POLL_EVERY", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub poll_every: u64,
     #[command(flatten)]
     pub fetch: FetchArgs,
     #[command(flatten)]
@@ -37,6 +46,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             token: args.token.clone(),
             public_url: args.public_url.clone(),
             voice: None,
+            podcast_owner: match (&args.podcast_owner_name, &args.podcast_owner_email) {
+                (Some(name), Some(email)) => {
+                    Some(lector_core::feed::event::PodcastOwner { name: name.clone(), email: email.clone() })
+                }
+                _ => None,
+            },
+            poll_every: Some(std::time::Duration::from_secs(args.poll_every)),
         };
         let server = Server::start(options).await?;
         // The first line of stdout is the address, for scripts and tests that listen on port 0.

@@ -196,7 +196,7 @@ async fn page_text_hash_if_converted(api: &AppState, submission: &Submission) ->
     Some(article.document.content_hash())
 }
 
-fn requester(headers: &axum::http::HeaderMap) -> String {
+pub(crate) fn requester(headers: &axum::http::HeaderMap) -> String {
     // Behind API Gateway the authorizer's subject would go here; locally it is the API.
     headers
         .get("x-lector-user")

@@ -140,12 +140,18 @@ async fn audio_redirects_to_a_presigned_address_when_the_store_has_one() {
     }
     let db = lector_local::db::Db::open(dir.path().join("i.sqlite")).unwrap();
     let api = Api::new(
-        events,
-        Arc::new(Presigning(lector_local::objects::FolderObjectStore::new(dir.path().join("objects")))),
-        Arc::new(NoVoice),
-        Arc::new(Fetcher::new(FetchPolicy::default()).unwrap()),
-        Arc::new(lector_local::clock::SystemClock),
-        Arc::new(lector_local::index::SqliteConversionIndex::new(db)),
+        lector_api::ApiPorts {
+            events: events,
+            objects: Arc::new(Presigning(lector_local::objects::FolderObjectStore::new(
+                dir.path().join("objects"),
+            ))),
+            voice: Arc::new(NoVoice),
+            fetcher: Arc::new(Fetcher::new(FetchPolicy::default()).unwrap()),
+            clock: Arc::new(lector_local::clock::SystemClock),
+            index: Arc::new(lector_local::index::SqliteConversionIndex::new(db)),
+            feeds: Arc::new(lector_core::feed::index::MemoryFeedIndex::default()),
+            polls: Arc::new(lector_testkit::memory::NoPolls),
+        },
         ApiSettings {
             token: None,
             public_url: None,
@@ -154,6 +160,7 @@ async fn audio_redirects_to_a_presigned_address_when_the_store_has_one() {
             engines: vec![VoiceEngine::Neural],
             preview_measure_limit: 0,
             own_feeds: vec![],
+            podcast_owner: None,
         },
     );
     let response = router(api)

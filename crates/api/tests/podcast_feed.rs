@@ -88,12 +88,16 @@ async fn the_podcast_feed_of_a_source_feed_passes_the_rules_but_the_owner() {
         index.put(s).await.unwrap();
     }
     let api = Api::new(
-        Arc::new(lector_local::event_store::SqliteEventStore::new(db.clone())),
-        Arc::new(lector_local::objects::FolderObjectStore::new(dir.path().join("objects"))),
-        Arc::new(NoVoice),
-        Arc::new(Fetcher::new(FetchPolicy::default()).unwrap()),
-        Arc::new(lector_local::clock::SystemClock),
-        index,
+        lector_api::ApiPorts {
+            events: Arc::new(lector_local::event_store::SqliteEventStore::new(db.clone())),
+            objects: Arc::new(lector_local::objects::FolderObjectStore::new(dir.path().join("objects"))),
+            voice: Arc::new(NoVoice),
+            fetcher: Arc::new(Fetcher::new(FetchPolicy::default()).unwrap()),
+            clock: Arc::new(lector_local::clock::SystemClock),
+            index: index,
+            feeds: Arc::new(lector_core::feed::index::MemoryFeedIndex::default()),
+            polls: Arc::new(lector_testkit::memory::NoPolls),
+        },
         ApiSettings {
             token: None,
             public_url: None,
@@ -102,6 +106,7 @@ async fn the_podcast_feed_of_a_source_feed_passes_the_rules_but_the_owner() {
             engines: vec![VoiceEngine::Espeak],
             preview_measure_limit: 0,
             own_feeds: vec![],
+            podcast_owner: None,
         },
     );
     let app = router(api);

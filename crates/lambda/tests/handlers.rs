@@ -261,6 +261,8 @@ async fn ports() -> ApiPorts {
         voice: Arc::new(PollyVoice::new(aws_sdk_polly::Client::new(&moto_config().await))),
         index: Arc::new(index),
         clock: Arc::new(SystemClock),
+        feeds: Arc::new(lector_core::feed::index::MemoryFeedIndex::default()),
+        polls: Arc::new(lector_lambda::api::NoPolls),
     }
 }
 
