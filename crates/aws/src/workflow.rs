@@ -44,7 +44,7 @@ impl WorkflowError {
     }
 }
 
-fn error<E>(
+pub(crate) fn error<E>(
     op: &str,
     err: &SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
 ) -> WorkflowError

@@ -19,7 +19,7 @@ use crate::workflow::{self, Started, StepFunctions};
 /// Client tokens are at most 64 characters.
 const MAX_TOKEN: usize = 64;
 
-fn port_error(e: workflow::WorkflowError) -> WorkflowError {
+pub(crate) fn port_error(e: workflow::WorkflowError) -> WorkflowError {
     match e {
         workflow::WorkflowError::Unavailable(reason) => WorkflowError::Unavailable(reason),
         workflow::WorkflowError::NameTaken { execution_arn, .. } => {
