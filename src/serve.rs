@@ -44,6 +44,8 @@ pub struct ServeOptions {
     pub podcast_owner: Option<lector_core::feed::event::PodcastOwner>,
     /// How often the poller looks for due feeds; `None` runs no poller.
     pub poll_every: Option<std::time::Duration>,
+    /// Where WebSub hubs push feeds to, when this server can be reached by them.
+    pub websub: Option<lector_pipeline::websub::WebSubConfig>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -80,6 +82,7 @@ impl Server {
             .with_context(|| format!("cannot listen on {}", options.addr))?;
         let addr = listener.local_addr()?;
         let mut local = LocalOptions::new(options.allow_hosts.clone());
+        local.websub = options.websub.clone();
         if let Some(voice) = &options.voice {
             local.voice = voice.clone();
         }
@@ -95,6 +98,7 @@ impl Server {
             preview_measure_limit: 20,
             own_feeds: vec![OwnFeed { path: SAMPLE_FEED_PATH, body: SAMPLE_FEED, port: addr.port() }],
             podcast_owner: options.podcast_owner.clone(),
+            websub: options.websub.clone(),
         };
         let api = Api::new(
             ApiPorts {

@@ -27,6 +27,10 @@ pub struct Args {
     pub podcast_owner_name: Option<String>,
     #[arg(long, env = "LECTOR_PODCAST_OWNER_EMAIL", requires = "podcast_owner_name")]
     pub podcast_owner_email: Option<String>,
+    /// The secret WebSub hubs sign pushes with (each feed gets its own, derived from it). With
+    /// --public-url, feeds that name a hub are pushed to this server; without, only polled.
+    #[arg(long, env = "LECTOR_WEBSUB_SECRET", hide_env_values = true, requires = "public_url")]
+    pub websub_secret: Option<String>,
     /// How often the poller looks for subscribed feeds that are due, in seconds.
     #[arg(long, env = "LECTOR_POLL_EVERY", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub poll_every: u64,
@@ -53,6 +57,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 _ => None,
             },
             poll_every: Some(std::time::Duration::from_secs(args.poll_every)),
+            websub: match (&args.public_url, &args.websub_secret) {
+                (Some(url), Some(secret)) => Some(
+                    lector_pipeline::websub::WebSubConfig::new(url.clone(), secret.clone())
+                        .map_err(|e| anyhow::anyhow!("LECTOR_WEBSUB_SECRET: {e}"))?,
+                ),
+                _ => None,
+            },
         };
         let server = Server::start(options).await?;
         // The first line of stdout is the address, for scripts and tests that listen on port 0.

@@ -96,6 +96,7 @@ fn api(dir: &std::path::Path) -> Api {
             preview_measure_limit: 0,
             own_feeds: vec![],
             podcast_owner: None,
+            websub: None,
         },
     )
 }
