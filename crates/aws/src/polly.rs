@@ -61,14 +61,14 @@ impl PollyVoice {
     }
 }
 
-/// Polly's name of a Lector engine; the local engine is not one of Polly's.
+/// Polly's name of a Lector engine; the local engines are not Polly's.
 pub fn polly_engine(engine: VoiceEngine) -> Option<Engine> {
     match engine {
         VoiceEngine::Standard => Some(Engine::Standard),
         VoiceEngine::Neural => Some(Engine::Neural),
         VoiceEngine::LongForm => Some(Engine::LongForm),
         VoiceEngine::Generative => Some(Engine::Generative),
-        VoiceEngine::Espeak => None,
+        VoiceEngine::Espeak | VoiceEngine::Piper => None,
     }
 }
 
@@ -161,6 +161,7 @@ impl Voice for PollyVoice {
                     language: voice.language_code().map(|l| l.as_str().to_owned()).unwrap_or_default(),
                     gender: voice.gender().map(|g| g.as_str().to_owned()),
                     engines: voice.supported_engines().iter().filter_map(lector_engine).collect(),
+                    licence: None,
                 });
             }
             match out.next_token() {
@@ -168,6 +169,12 @@ impl Voice for PollyVoice {
                 _ => return Ok(voices),
             }
         }
+    }
+
+    /// The voice and the engine are in the speech cache key already; what else decides Polly's
+    /// sound is the service's own (not versioned for callers) and the sample rate.
+    async fn fingerprint(&self, spec: &VoiceSpec) -> Result<String, VoiceError> {
+        Ok(format!("polly; mp3 {} Hz", self.sample_rate(spec.engine).as_str()))
     }
 
     #[tracing::instrument(skip(self, ssml), fields(voice = %spec.voice, engine = %spec.engine, chars = ssml.len()))]
@@ -209,6 +216,7 @@ mod tests {
     fn engines_and_rates_map_to_pollys() {
         assert_eq!(polly_engine(VoiceEngine::LongForm), Some(Engine::LongForm));
         assert_eq!(polly_engine(VoiceEngine::Espeak), None);
+        assert_eq!(polly_engine(VoiceEngine::Piper), None);
         assert_eq!(SampleRate::for_engine(VoiceEngine::Standard).as_str(), "22050");
         assert_eq!(SampleRate::for_engine(VoiceEngine::Generative).as_str(), "24000");
         for engine in VoiceEngine::ALL {
