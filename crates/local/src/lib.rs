@@ -1,5 +1,5 @@
 //! Embedded adapters for the local default: the SQLite event log and its outbox, the object
-//! folder, the espeak-ng voice.
+//! folder, the espeak-ng voice, and the Piper neural voice (ONNX Runtime loaded at run time).
 
 pub mod clock;
 pub mod db;
@@ -9,3 +9,6 @@ pub mod index;
 pub mod mp3;
 pub mod objects;
 pub mod outbox;
+pub mod phonemes;
+pub mod piper;
+pub mod ssml;
