@@ -18,6 +18,7 @@ use url::Url;
 use crate::cmd::feed::{FetchArgs, load};
 use crate::data::{DataArgs, runtime};
 use crate::local::{LocalOptions, LocalSystem};
+use crate::voices::{VoiceArgs, VoiceSetup};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -35,9 +36,12 @@ pub struct Args {
     /// Where to write the MP3 files.
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub out: PathBuf,
-    /// The voice (see `espeak-ng --voices`); by default one for the feed's language.
+    /// The voice (`GET /voices` of `lector serve` lists them); by default one for the feed's
+    /// language on the engine.
     #[arg(long)]
     pub voice: Option<String>,
+    #[command(flatten)]
+    pub voices: VoiceArgs,
     /// Print one JSON line per post: conversion_id, state, audio, duration_seconds, error.
     #[arg(long)]
     pub json: bool,
@@ -181,8 +185,11 @@ fn pick_posts(args: &Args, feed: &Feed, feed_url: &Url) -> anyhow::Result<Vec<Pi
 }
 
 async fn convert(args: &Args, allow: AllowList, picks: Vec<Pick>) -> anyhow::Result<Vec<Outcome>> {
-    let system = LocalSystem::start(&args.data.dir, LocalOptions::new(allow)).await?;
-    let voice = choose_voice(&*system.ports.voice, args.voice.as_deref()).await?;
+    let setup = args.voices.setup(&args.data.dir).await?;
+    let local = LocalOptions { voice: setup.voice.clone(), ..LocalOptions::new(allow) };
+    let system = LocalSystem::start(&args.data.dir, local).await?;
+    let engine = setup.default_engine;
+    let voice = choose_voice(&*system.ports.voice, args.voice.as_deref(), engine).await?;
     let mut ids = Vec::new();
     for pick in &picks {
         let submitted = submit(
@@ -196,7 +203,7 @@ async fn convert(args: &Args, allow: AllowList, picks: Vec<Pick>) -> anyhow::Res
                 title: pick.title.clone(),
                 content_html: pick.content_html.clone(),
                 voice: voice.clone(),
-                engine: VoiceEngine::Espeak,
+                engine,
                 requested_by: "cli".into(),
             },
         )
@@ -213,16 +220,24 @@ async fn convert(args: &Args, allow: AllowList, picks: Vec<Pick>) -> anyhow::Res
     Ok(outcomes)
 }
 
-/// The voice to use: the one asked for, if the voice service has it, else English.
-async fn choose_voice(voice: &dyn Voice, asked: Option<&str>) -> anyhow::Result<VoiceId> {
+/// The voice to use: the one asked for, if the engine has it, else the engine's English one.
+async fn choose_voice(
+    voice: &dyn Voice,
+    asked: Option<&str>,
+    engine: VoiceEngine,
+) -> anyhow::Result<VoiceId> {
     let voices = voice.voices().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     match asked {
         Some(name) => voices
             .iter()
-            .find(|v| v.id.as_str().eq_ignore_ascii_case(name))
+            .find(|v| v.id.as_str().eq_ignore_ascii_case(name) && v.engines.contains(&engine))
             .map(|v| v.id.clone())
-            .with_context(|| format!("no voice '{name}'; `espeak-ng --voices` lists them")),
-        None => Ok(default_voice(&voices)),
+            .with_context(|| {
+                format!(
+                    "the {engine} engine has no voice '{name}'; `GET /voices` of `lector serve` lists them"
+                )
+            }),
+        None => Ok(VoiceSetup::voice_for(&voices, engine, None)),
     }
 }
 

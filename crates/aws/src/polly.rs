@@ -1,7 +1,9 @@
 //! The Amazon Polly voice: SSML in, MP3 out, with Polly's errors sorted into the port's.
 
 use async_trait::async_trait;
+use aws_config::SdkConfig;
 use aws_sdk_polly::Client;
+use aws_sdk_polly::config::ProvideCredentials;
 use aws_sdk_polly::error::SdkError;
 use aws_sdk_polly::operation::synthesize_speech::SynthesizeSpeechError;
 use aws_sdk_polly::types::{Engine, LanguageCode, OutputFormat, TextType, VoiceId as PollyVoiceId};
@@ -37,6 +39,19 @@ impl SampleRate {
     }
 }
 
+/// Why Polly cannot be used with the AWS settings at hand.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PollySetupError {
+    #[error(
+        "Amazon Polly needs an AWS region: set AWS_REGION, or AWS_PROFILE naming a profile with a region"
+    )]
+    NoRegion,
+    #[error(
+        "Amazon Polly needs AWS credentials and the usual chain found none ({0}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run `aws configure`"
+    )]
+    NoCredentials(String),
+}
+
 /// [`Voice`] on Amazon Polly's `SynthesizeSpeech` (SSML, MP3).
 #[derive(Debug, Clone)]
 pub struct PollyVoice {
@@ -48,6 +63,27 @@ impl PollyVoice {
     /// Each engine at its best MP3 rate ([`SampleRate::for_engine`]).
     pub fn new(client: Client) -> Self {
         Self { client, sample_rate: None }
+    }
+
+    /// Polly with an SDK config from the usual chain, once it is known to have a region and
+    /// credentials: a run that cannot call Polly says so at its start, not at its first post.
+    pub async fn from_sdk_config(config: &SdkConfig) -> Result<Self, PollySetupError> {
+        if config.region().is_none() {
+            return Err(PollySetupError::NoRegion);
+        }
+        let provider = config
+            .credentials_provider()
+            .ok_or_else(|| PollySetupError::NoCredentials("no provider".into()))?;
+        provider.provide_credentials().await.map_err(|e| {
+            let mut reason = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                reason = format!("{reason}: {s}");
+                source = s.source();
+            }
+            PollySetupError::NoCredentials(reason)
+        })?;
+        Ok(Self::new(Client::new(config)))
     }
 
     /// Every request at `rate`.

@@ -12,3 +12,4 @@ pub mod outbox;
 pub mod phonemes;
 pub mod piper;
 pub mod ssml;
+pub mod voices;

@@ -29,8 +29,9 @@ use crate::phonemes::{EspeakPhonemizer, PhonemizeError, Piece, plan, sentence_ip
 use crate::ssml;
 
 /// The most phoneme ids one inference is given; a longer sentence is cut at a word boundary.
-/// About 600 phonemes, half a minute of speech.
-pub const MAX_IDS: usize = 1_200;
+/// About 200 phonemes, ten seconds of speech: an inference's memory grows with its length (the
+/// decoder's layers hold the whole utterance), and most sentences are shorter.
+pub const MAX_IDS: usize = 400;
 
 /// Why the Piper voice cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -353,6 +354,12 @@ impl SessionPool {
             .with_intra_threads(self.threads)
             .map_err(|e| fail(e.to_string()))?
             .with_inter_threads(1)
+            .map_err(|e| fail(e.to_string()))?
+            // Every sentence has its own length: a memory plan or an arena sized for the
+            // longest one would keep its peak for the life of the session.
+            .with_memory_pattern(false)
+            .map_err(|e| fail(e.to_string()))?
+            .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
             .map_err(|e| fail(e.to_string()))?
             .commit_from_file(&self.model)
             .map_err(|e| fail(e.to_string()))
