@@ -316,6 +316,20 @@ mod tests {
         assert!(matches!(err, VoiceError::UnsupportedVoice(_)));
     }
 
+    #[tokio::test]
+    async fn the_fingerprint_names_polly_and_the_sample_rate_of_the_engine() {
+        let config = aws_sdk_polly::Config::builder()
+            .behavior_version(aws_sdk_polly::config::BehaviorVersion::latest())
+            .region(aws_sdk_polly::config::Region::new("us-east-1"))
+            .build();
+        let voice = PollyVoice::new(Client::from_conf(config));
+        let spec = |engine| VoiceSpec { voice: VoiceId::new("Joanna"), engine, language: None };
+        assert_eq!(voice.fingerprint(&spec(VoiceEngine::Standard)).await.unwrap(), "polly; mp3 22050 Hz");
+        assert_eq!(voice.fingerprint(&spec(VoiceEngine::Neural)).await.unwrap(), "polly; mp3 24000 Hz");
+        let fixed = voice.with_sample_rate(SampleRate::Hz22050);
+        assert_eq!(fixed.fingerprint(&spec(VoiceEngine::Neural)).await.unwrap(), "polly; mp3 22050 Hz");
+    }
+
     #[test]
     fn languages_are_passed_only_when_polly_knows_them() {
         assert_eq!(polly_language("en-us"), Some(LanguageCode::EnUs));
