@@ -54,7 +54,7 @@ for article in "${ARTICLES[@]}"; do
 done
 
 "$VENV/bin/python" - "$WORK" "${ARTICLES[@]}" <<'PY'
-import glob, html, json, re, sys, wave
+import glob, html, io, json, re, sys, wave
 from pocketsphinx import Decoder, Segmenter
 
 work, articles = sys.argv[1], sys.argv[2:]
@@ -78,7 +78,7 @@ def transcribe(path):
         pcm = w.readframes(w.getnframes())
     decoder = Decoder(samprate=16000)
     out = []
-    for speech in Segmenter(sample_rate=16000).segment(pcm):
+    for speech in Segmenter(sample_rate=16000).segment(io.BytesIO(pcm)):
         decoder.start_utt()
         decoder.process_raw(speech.pcm, full_utt=True)
         decoder.end_utt()
