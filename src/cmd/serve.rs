@@ -9,6 +9,7 @@ use url::Url;
 use crate::cmd::feed::FetchArgs;
 use crate::data::{DataArgs, runtime};
 use crate::serve::{SAMPLE_FEED_PATH, ServeOptions, Server};
+use crate::voices::VoiceArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,6 +39,8 @@ pub struct Args {
     pub fetch: FetchArgs,
     #[command(flatten)]
     pub data: DataArgs,
+    #[command(flatten)]
+    pub voices: VoiceArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -49,7 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             allow_hosts: AllowList::parse(&args.fetch.allow_host.join(","))?,
             token: args.token.clone(),
             public_url: args.public_url.clone(),
-            voice: None,
+            voice: Some(args.voices.setup(&args.data.dir).await?),
             podcast_owner: match (&args.podcast_owner_name, &args.podcast_owner_email) {
                 (Some(name), Some(email)) => {
                     Some(lector_core::feed::event::PodcastOwner { name: name.clone(), email: email.clone() })
@@ -65,11 +68,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 _ => None,
             },
         };
+        let summary = options.voice.as_ref().map(|v| v.summary.clone()).unwrap_or_default();
         let server = Server::start(options).await?;
         // The first line of stdout is the address, for scripts and tests that listen on port 0.
         println!("listening on {}", server.url());
         eprintln!("Lector is running: open {}/ in a browser.", server.url());
         eprintln!("Try the sample feed: {}{SAMPLE_FEED_PATH}", server.url());
+        eprintln!("{summary}.");
         eprintln!(
             "Data in {}. Ctrl-C stops (unfinished conversions resume at the next start).",
             args.data.dir.display()

@@ -66,6 +66,7 @@ impl Voice for OneVoice {
             language: "en-US".into(),
             gender: None,
             engines: vec![VoiceEngine::Espeak],
+            licence: None,
         }])
     }
     async fn synthesize(&self, _: &str, _: &VoiceSpec) -> Result<Bytes, VoiceError> {
