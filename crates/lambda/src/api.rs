@@ -147,6 +147,7 @@ impl ApiFunction {
                 preview_measure_limit: PREVIEW_MEASURE_LIMIT,
                 own_feeds: Vec::new(),
                 podcast_owner: settings.podcast_owner.clone(),
+                websub: None,
             },
         );
         let router = (self.routes)(api);

@@ -104,6 +104,7 @@ pub async fn run() -> Result<(), crate::Error> {
         fetcher: None,
         clock: Arc::new(SystemClock),
         feeds: None,
+        websub: None,
     };
     let metrics = Metrics::stdout(config.namespace, function_name(&env, FUNCTION));
     let (ports, metrics) = (&ports, &metrics);

@@ -220,6 +220,7 @@ pub async fn run_step<S: StepWiring>() -> Result<(), crate::Error> {
         fetcher: None,
         clock: Arc::new(SystemClock),
         feeds,
+        websub: None,
     };
     let settings = settings_path.map(|path| {
         Arc::new(crate::settings::from_ssm(aws_sdk_ssm::Client::new(&sdk), &path)) as Arc<dyn Settings>
@@ -305,6 +306,7 @@ mod tests {
             fetcher: None,
             clock,
             feeds: None,
+            websub: None,
         };
         let input = FetchArticleInput {
             conversion_id: submitted.conversion_id,

@@ -84,6 +84,7 @@ impl Stack {
             fetcher: None,
             clock: Arc::new(SystemClock),
             feeds: Some(Arc::new(self.feeds.clone())),
+            websub: None,
         }
     }
 
