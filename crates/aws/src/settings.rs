@@ -88,6 +88,35 @@ pub struct RuntimeSettings {
     /// `podcast-owner-name` and `podcast-owner-email`, both or neither: the owner of every
     /// podcast feed whose subscription names none (Apple Podcasts requires one).
     pub podcast_owner: Option<PodcastOwner>,
+    /// `websub-secret` (a SecureString): the secret every feed's WebSub secret is derived from.
+    /// Without it WebSub is off: no hub is asked and the callback routes refuse pushes.
+    pub websub_secret: Option<WebSubSecret>,
+}
+
+/// The WebSub secret as read: at least [`WebSubSecret::MIN_CHARS`] characters, and never in a
+/// log (its `Debug` shows only its length).
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebSubSecret(String);
+
+impl WebSubSecret {
+    /// The shortest secret accepted (as `lector_pipeline::websub::WebSubConfig` requires).
+    pub const MIN_CHARS: usize = 16;
+
+    /// The secret, or `None` when it is shorter than [`Self::MIN_CHARS`].
+    pub fn new(secret: &str) -> Option<Self> {
+        let secret = secret.trim();
+        (secret.chars().count() >= Self::MIN_CHARS).then(|| Self(secret.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for WebSubSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebSubSecret({} characters)", self.0.chars().count())
+    }
 }
 
 impl Default for RuntimeSettings {
@@ -97,6 +126,7 @@ impl Default for RuntimeSettings {
             default_engine: VoiceEngine::Neural,
             allowed_hosts: Vec::new(),
             podcast_owner: None,
+            websub_secret: None,
         }
     }
 }
@@ -279,6 +309,12 @@ fn apply(
             }
             owner.email = Some(email.to_owned());
         }
+        "websub-secret" => {
+            // The value is never part of the error.
+            settings.websub_secret = Some(WebSubSecret::new(value).ok_or_else(|| {
+                invalid(format!("a secret of at least {} characters", WebSubSecret::MIN_CHARS))
+            })?);
+        }
         other => tracing::debug!(parameter = other, "unknown settings parameter ignored"),
     }
     Ok(())
@@ -316,6 +352,20 @@ mod tests {
             Err(SettingsError::Invalid { name, .. }) if name == "/p/default-voice"
         ));
         assert!(apply(&mut s, o, "default-engine", "/p/default-engine", "loud").is_err());
+    }
+
+    #[test]
+    fn the_websub_secret_must_be_long_and_is_never_shown() {
+        let mut s = RuntimeSettings::default();
+        let o = &mut OwnerParts::default();
+        let err = apply(&mut s, o, "websub-secret", "/p/websub-secret", "short-secret").unwrap_err();
+        assert!(matches!(&err, SettingsError::Invalid { name, .. } if name == "/p/websub-secret"), "{err}");
+        assert!(!err.to_string().contains("short-secret"), "{err}");
+        assert_eq!(s.websub_secret, None);
+        apply(&mut s, o, "websub-secret", "/p/websub-secret", " a-secret-of-28-characters!! ").unwrap();
+        let secret = s.websub_secret.as_ref().expect("set");
+        assert_eq!(secret.expose(), "a-secret-of-28-characters!!");
+        assert!(!format!("{s:?}").contains("a-secret"), "{s:?}");
     }
 
     #[test]

@@ -147,7 +147,7 @@ impl ApiFunction {
                 preview_measure_limit: PREVIEW_MEASURE_LIMIT,
                 own_feeds: Vec::new(),
                 podcast_owner: settings.podcast_owner.clone(),
-                websub: None,
+                websub: crate::settings::websub(self.public_url.as_ref(), &settings),
             },
         );
         let router = (self.routes)(api);

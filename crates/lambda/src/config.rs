@@ -128,17 +128,21 @@ impl ApiConfig {
     pub fn from_env(env: &Env) -> Result<Self, ApiConfigError> {
         let [index_table, settings_path, namespace] =
             env.require([INDEX_TABLE_VAR, SETTINGS_PATH_VAR, METRICS_NAMESPACE_VAR])?;
-        let public_url = env
-            .optional(PUBLIC_URL_VAR)
-            .map(|raw| {
-                url::Url::parse(&raw)
-                    .ok()
-                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                    .ok_or(ApiConfigError::PublicUrl(raw))
-            })
-            .transpose()?;
+        let public_url = public_url(env)?;
         Ok(Self { index_table, settings_path, namespace, public_url })
     }
+}
+
+/// The API's public address (`LECTOR_PUBLIC_URL`), when set: it must be an http(s) address.
+pub fn public_url(env: &Env) -> Result<Option<url::Url>, ApiConfigError> {
+    env.optional(PUBLIC_URL_VAR)
+        .map(|raw| {
+            url::Url::parse(&raw)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .ok_or(ApiConfigError::PublicUrl(raw))
+        })
+        .transpose()
 }
 
 /// Where the `api` function keeps conversions and subscriptions: the event log, the objects,

@@ -16,11 +16,12 @@ use lector_pipeline::steps::{
 };
 use serde_json::Value;
 use tracing::Instrument;
+use url::Url;
 
-use crate::config::{Env, StepConfig, feed_table, function_name, settings_path};
+use crate::config::{Env, StepConfig, feed_table, function_name, public_url, settings_path};
 use crate::diagnostic::StepFailure;
 use crate::metrics::Metrics;
-use crate::settings::{Fetchers, Settings, SystemClock, settings_error};
+use crate::settings::{Fetchers, Settings, SystemClock, settings_error, websub};
 use crate::voice::{MeteredVoice, NoVoice};
 
 /// What the Lambda wiring knows of a step beyond `lector_pipeline::steps::Step`: which
@@ -37,6 +38,11 @@ pub trait StepWiring: Step + Default {
     /// The step reads the list of subscriptions, so its function has the feed table (and
     /// needs `LECTOR_FEED_TABLE`). The others are given none.
     const LISTS_FEEDS: bool = false;
+
+    /// The step asks a feed's WebSub hub for pushes, so its function reads the WebSub secret
+    /// from the settings and the API's public address (`LECTOR_PUBLIC_URL`) for the callback.
+    /// Only a step that `FETCHES` reads settings.
+    const WEBSUB: bool = false;
 
     /// Record the metrics of one invocation's outcome.
     fn record(_input: &Value, _outcome: &Result<Value, StepError>, _metrics: &Metrics) {}
@@ -93,6 +99,7 @@ impl StepWiring for ListDueFeeds {
 /// It fetches the feed (a conditional GET), following the allowed hosts of the settings.
 impl StepWiring for PollFeed {
     const FETCHES: bool = true;
+    const WEBSUB: bool = true;
 
     /// A feed's own failure is an outcome (recorded in its stream), not the step's error: both
     /// are counted, the first as `failed`, and the step's errors by Lambda's `Errors`.
@@ -130,6 +137,7 @@ pub struct StepFunction<S> {
     settings: Option<Arc<dyn Settings>>,
     fetchers: Fetchers,
     metrics: Metrics,
+    public_url: Option<Url>,
 }
 
 impl<S> std::fmt::Debug for StepFunction<S> {
@@ -141,7 +149,12 @@ impl<S> std::fmt::Debug for StepFunction<S> {
 impl<S: StepWiring> StepFunction<S> {
     /// `settings` are read before each invocation (from their cache) when the step fetches.
     pub fn new(ports: StepPorts, settings: Option<Arc<dyn Settings>>, metrics: Metrics) -> Self {
-        Self { step: S::default(), ports, settings, fetchers: Fetchers::new(), metrics }
+        Self { step: S::default(), ports, settings, fetchers: Fetchers::new(), metrics, public_url: None }
+    }
+
+    /// The API's public address, where WebSub hubs call back (used when `S::WEBSUB`).
+    pub fn with_public_url(self, public_url: Option<Url>) -> Self {
+        Self { public_url, ..self }
     }
 
     async fn ports(&self) -> Result<StepPorts, StepError> {
@@ -150,7 +163,8 @@ impl<S: StepWiring> StepFunction<S> {
         };
         let current = settings.get().await.map_err(settings_error)?;
         let fetcher = self.fetchers.for_settings(&current).await?;
-        Ok(StepPorts { fetcher: Some(fetcher), ..self.ports.clone() })
+        let websub = if S::WEBSUB { websub(self.public_url.as_ref(), &current).map(Arc::new) } else { None };
+        Ok(StepPorts { fetcher: Some(fetcher), websub, ..self.ports.clone() })
     }
 
     /// One invocation: the Task's input in, the step's output or its named error out.
@@ -199,6 +213,11 @@ pub async fn run_step<S: StepWiring>() -> Result<(), crate::Error> {
     } else {
         None
     };
+    let public_url = if S::WEBSUB {
+        public_url(&env).inspect_err(|e| tracing::error!(error = %e, "cannot start"))?
+    } else {
+        None
+    };
     let sdk = lector_aws::sdk::load_in_lambda().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let metrics = Metrics::stdout(config.namespace, function_name(&env, S::FUNCTION));
@@ -225,7 +244,7 @@ pub async fn run_step<S: StepWiring>() -> Result<(), crate::Error> {
     let settings = settings_path.map(|path| {
         Arc::new(crate::settings::from_ssm(aws_sdk_ssm::Client::new(&sdk), &path)) as Arc<dyn Settings>
     });
-    let function = StepFunction::<S>::new(ports, settings, metrics);
+    let function = StepFunction::<S>::new(ports, settings, metrics).with_public_url(public_url);
     let function = &function;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         function.handle(event.payload).await

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_ssm::types::ParameterType;
 use chrono::{DateTime, Duration, Utc};
-use lector_aws::settings::{RuntimeSettings, SettingsError, SettingsSource};
+use lector_aws::settings::{RuntimeSettings, SettingsError, SettingsSource, WebSubSecret};
 use lector_core::feed::event::PodcastOwner;
 use lector_core::ports::Clock;
 use lector_core::{VoiceEngine, VoiceId};
@@ -40,6 +40,9 @@ async fn settings_are_read_from_the_path_and_cached_for_five_minutes() {
         .await;
     put(&client, &format!("{path}podcast-owner-name"), "Lector Radio", ParameterType::String).await;
     put(&client, &format!("{path}podcast-owner-email"), "radio@lector.example", ParameterType::String).await;
+    // A SecureString, read decrypted.
+    put(&client, &format!("{path}websub-secret"), "hub-secret-of-the-stack", ParameterType::SecureString)
+        .await;
     let clock = Arc::new(TestClock(Mutex::new(DateTime::from_timestamp(1_750_000_000, 0).unwrap())));
     let source = SettingsSource::new(client.clone(), path.trim_end_matches('/'), clock.clone());
 
@@ -54,6 +57,7 @@ async fn settings_are_read_from_the_path_and_cached_for_five_minutes() {
                 name: "Lector Radio".into(),
                 email: "radio@lector.example".into()
             }),
+            websub_secret: WebSubSecret::new("hub-secret-of-the-stack"),
         }
     );
 
