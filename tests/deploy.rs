@@ -6,8 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use lector::local::{local_function_arn, local_substitutions};
+use lector_pipeline::poll::POLL_STEPS;
 use lector_pipeline::steps::STEPS;
 use serde_json::{Map, Value, json};
+
+/// Every step of both workflows: (state, function, substitution).
+fn all_steps() -> Vec<(&'static str, &'static str, &'static str)> {
+    STEPS.iter().chain(POLL_STEPS.iter()).copied().collect()
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -162,8 +168,8 @@ fn every_placeholder_is_substituted_by_a_function_the_template_builds() {
                 root().join("functions").join(crate_name).join("Cargo.toml").is_file(),
                 "{target} has no crate functions/{crate_name}"
             );
-            let step = STEPS
-                .iter()
+            let step = all_steps()
+                .into_iter()
                 .find(|(_, _, s)| s == key)
                 .unwrap_or_else(|| panic!("{key} is not a step's substitution"));
             assert_eq!(step.1, crate_name, "{key} is step {}'s, whose function is {}", step.0, step.1);
@@ -174,7 +180,7 @@ fn every_placeholder_is_substituted_by_a_function_the_template_builds() {
 #[test]
 fn every_task_resolves_to_a_handler_of_the_local_engine() {
     let handlers: BTreeSet<String> =
-        STEPS.iter().map(|(_, function, _)| local_function_arn(function)).collect();
+        all_steps().iter().map(|(_, function, _)| local_function_arn(function)).collect();
     let substitutions = local_substitutions();
     for file in state_machines() {
         let definition: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
@@ -191,8 +197,8 @@ fn every_task_resolves_to_a_handler_of_the_local_engine() {
                 "{}: Task {state}'s {resource} has no local handler",
                 file.display()
             );
-            let step = STEPS
-                .iter()
+            let step = all_steps()
+                .into_iter()
                 .find(|(s, _, _)| *s == state)
                 .unwrap_or_else(|| panic!("Task {state} is not a step"));
             assert_eq!(resource, format!("${{{}}}", step.2), "Task {state} runs its own step's function");
@@ -387,7 +393,8 @@ fn schema_files() -> Vec<(String, PathBuf)> {
     let mut files = vec![("lector@Envelope".to_owned(), root().join("schemas/envelope.v1.json"))];
     for entry in std::fs::read_dir(root().join("schemas/events")).unwrap().filter_map(|e| e.ok()) {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(event) = name.strip_suffix(".v1.json") {
+        // <event>.v<version>.json: the version of the event's current schema.
+        if let Some((event, _)) = name.strip_suffix(".json").and_then(|n| n.rsplit_once(".v")) {
             files.push((format!("lector@{event}"), entry.path()));
         }
     }
