@@ -515,3 +515,37 @@ fn a_kill_9_in_a_poll_cycle_loses_no_discovery_and_duplicates_no_conversion() {
         assert_eq!(count(&its, "ConversionRequested"), 1, "{id}: {:?}", types(&its));
     }
 }
+
+#[test]
+fn the_feeds_command_subscribes_lists_polls_pauses_and_unsubscribes() {
+    let blog = Blog::new(vec![Post::new(2), Post::new(1)]);
+    let lector = Lector::new();
+    let run = |args: &[&str]| {
+        let out = lector.run(args);
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "lector {args:?}: {stderr}");
+        stdout.into_owned()
+    };
+    let subscribed = run(&["feeds", "subscribe", &blog.url(), "--no-auto"]);
+    let id = subscribed.lines().next().unwrap().strip_prefix("subscribed: ").expect("its id").to_owned();
+    assert!(run(&["feeds", "subscribe", &blog.url()]).starts_with(&format!("already subscribed: {id}")));
+    let listed = run(&["feeds", "list"]);
+    assert!(listed.contains(&id) && listed.contains("active") && listed.contains(&blog.url()), "{listed}");
+
+    let polled = run(&["feeds", "poll", &id]);
+    assert!(polled.contains("HTTP 200"), "{polled}");
+    let shown: Value = serde_json::from_str(&run(&["feeds", "show", &id, "--json"])).unwrap();
+    assert_eq!((shown["posts_seen"].as_u64(), shown["title"].as_str()), (Some(2), Some("Harbour notes")));
+    assert_eq!(shown["auto_convert"], false);
+    assert!(blog.server.hits("/feed.xml") >= 1);
+
+    assert!(run(&["feeds", "pause", &id]).starts_with("paused"));
+    let refused = lector.run(&["feeds", "poll", &id]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("paused"), "a paused feed is not polled");
+    assert!(run(&["feeds", "resume", &id]).starts_with("resumed"));
+    assert!(run(&["feeds", "unsubscribe", &id]).starts_with("unsubscribed"));
+    let all: Value = serde_json::from_str(&run(&["feeds", "list", "--json"])).unwrap();
+    assert_eq!(all[0]["state"], "unsubscribed");
+    assert_eq!(run(&["feeds", "list", "--state", "active"]).trim(), "no subscriptions");
+}
