@@ -55,6 +55,7 @@ fn main() {
             voice: None,
             podcast_owner: None,
             poll_every: None,
+            websub: None,
         })
         .await
         .unwrap();

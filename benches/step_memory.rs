@@ -65,6 +65,7 @@ fn child(step: &str, data: &str, input: &str) {
             )),
             clock,
             feeds: None,
+            websub: None,
         };
         let input: serde_json::Value = serde_json::from_str(input).unwrap();
         let output = match step {

@@ -22,6 +22,13 @@ if ! command -v espeak-ng >/dev/null 2>&1; then
         exit 1
     fi
 fi
+# The Piper neural voice is offered when `scripts/tools.sh piper` installed it (from the
+# repository's root, where `lector serve` looks by default); espeak-ng stays the default engine.
+if [[ -f .tools/piper/lib/libonnxruntime.so ]] && compgen -G ".tools/piper/voices/*.onnx" >/dev/null; then
+    echo "serve.sh: the Piper neural voice is installed and offered (engine piper); espeak-ng stays the default" >&2
+else
+    echo "serve.sh: for a natural neural voice, install Piper once: scripts/tools.sh piper" >&2
+fi
 # The `local` profile (Cargo.toml): optimised for speed; `release` is the Lambda functions' profile.
 cargo build --profile local --quiet --bin lector
 exec "$CARGO_TARGET_DIR/local/lector" serve "$@"

@@ -74,6 +74,8 @@ pub struct LocalOptions {
     /// Whether to resume executions left running by a previous process.
     pub resume: bool,
     pub outbox: OutboxOptions,
+    /// Where WebSub hubs push feeds to, when this machine can be reached by them.
+    pub websub: Option<lector_pipeline::websub::WebSubConfig>,
 }
 
 impl std::fmt::Debug for LocalOptions {
@@ -92,6 +94,7 @@ impl LocalOptions {
             voice: Arc::new(lector_local::espeak::EspeakVoice::new()),
             resume: true,
             outbox: OutboxOptions::default(),
+            websub: None,
         }
     }
 }
@@ -138,6 +141,7 @@ impl LocalSystem {
             fetcher: Some(fetcher.clone()),
             clock,
             feeds: Some(feeds.clone()),
+            websub: options.websub.clone().map(Arc::new),
         };
         let store = lector_states::SqliteStore::open(data.executions_path())
             .with_context(|| format!("opening the executions in {}", data.executions_path().display()))?;

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
@@ -10,8 +9,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use lector_api::{Api, ApiPorts, ApiSettings, OwnFeed};
-use lector_core::ports::Voice;
-use lector_core::{VoiceEngine, VoiceId};
+use lector_core::VoiceId;
 use lector_pipeline::fetch::AllowList;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -19,6 +17,7 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 use crate::local::{LocalOptions, LocalSystem};
+use crate::voices::VoiceSetup;
 
 /// The path the sample feed is served at.
 pub const SAMPLE_FEED_PATH: &str = "/sample/feed.xml";
@@ -41,12 +40,14 @@ pub struct ServeOptions {
     /// The bearer token writes need; required to listen beyond loopback.
     pub token: Option<String>,
     pub public_url: Option<Url>,
-    /// The voice; espeak-ng when `None`.
-    pub voice: Option<Arc<dyn Voice>>,
+    /// The voices; espeak-ng alone when `None`.
+    pub voice: Option<VoiceSetup>,
     /// The owner of the podcast feeds whose subscriptions name none.
     pub podcast_owner: Option<lector_core::feed::event::PodcastOwner>,
     /// How often the poller looks for due feeds; `None` runs no poller.
     pub poll_every: Option<std::time::Duration>,
+    /// Where WebSub hubs push feeds to, when this server can be reached by them.
+    pub websub: Option<lector_pipeline::websub::WebSubConfig>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -82,10 +83,10 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", options.addr))?;
         let addr = listener.local_addr()?;
+        let setup = options.voice.clone().unwrap_or_else(VoiceSetup::espeak);
         let mut local = LocalOptions::new(options.allow_hosts.clone());
-        if let Some(voice) = &options.voice {
-            local.voice = voice.clone();
-        }
+        local.websub = options.websub.clone();
+        local.voice = setup.voice.clone();
         let system = LocalSystem::start(&options.data, local).await?;
         // Fails early, and by name, when the voice cannot list its voices (espeak-ng missing).
         system.ports.voice.voices().await.map_err(|e| anyhow::anyhow!("the voice: {e}"))?;
@@ -93,11 +94,12 @@ impl Server {
             token: options.token.clone().filter(|t| !t.is_empty()),
             public_url: options.public_url.clone(),
             default_voice: VoiceId::auto(),
-            default_engine: VoiceEngine::Espeak,
-            engines: vec![VoiceEngine::Espeak],
+            default_engine: setup.default_engine,
+            engines: setup.engines.clone(),
             preview_measure_limit: 20,
             own_feeds: vec![OwnFeed { path: SAMPLE_FEED_PATH, body: SAMPLE_FEED, port: addr.port() }],
             podcast_owner: options.podcast_owner.clone(),
+            websub: options.websub.clone(),
         };
         let api = Api::new(
             ApiPorts {

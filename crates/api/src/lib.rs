@@ -34,6 +34,7 @@ pub mod service;
 pub mod subscriptions;
 pub mod transcripts;
 pub mod views;
+pub mod websub;
 
 /// The adapters and settings the handlers use.
 pub struct Api {
@@ -97,6 +98,8 @@ pub struct ApiSettings {
     /// The owner of every podcast feed whose subscription names none (Apple Podcasts requires
     /// one).
     pub podcast_owner: Option<PodcastOwner>,
+    /// Where WebSub hubs push feeds to, when this deployment can be reached by them.
+    pub websub: Option<lector_pipeline::websub::WebSubConfig>,
 }
 
 /// A feed served by this server at `path`.
@@ -181,6 +184,9 @@ pub const ROUTES: &[(&str, &str, bool, Endpoints)] = &[
     ("DELETE", "/feeds/{feed_id}", true, Endpoints::Conversions),
     ("POST", "/feeds/{feed_id}/poll", true, Endpoints::Conversions),
     ("GET", "/feeds/{feed_id}/events", false, Endpoints::Conversions),
+    // A hub holds no token: a push is authenticated by its signature.
+    ("GET", "/websub/{feed_id}", false, Endpoints::Conversions),
+    ("POST", "/websub/{feed_id}", false, Endpoints::Conversions),
     ("POST", "/conversions", true, Endpoints::Conversions),
     ("GET", "/conversions", false, Endpoints::Conversions),
     ("POST", "/conversions/batch", true, Endpoints::Conversions),
@@ -224,6 +230,7 @@ fn conversion_routes() -> Router<AppState> {
         )
         .route("/feeds/{feed_id}/poll", post(subscriptions::poll_now))
         .route("/feeds/{feed_id}/events", get(subscriptions::events))
+        .route("/websub/{feed_id}", get(websub::verify).post(websub::push))
         .route("/conversions", post(conversions::submit_one).get(conversions::list))
         .route("/conversions/batch", post(conversions::submit_batch))
         .route("/conversions/{id}", get(conversions::get_one))

@@ -141,7 +141,7 @@ async fn audio_redirects_to_a_presigned_address_when_the_store_has_one() {
     let db = lector_local::db::Db::open(dir.path().join("i.sqlite")).unwrap();
     let api = Api::new(
         lector_api::ApiPorts {
-            events: events,
+            events,
             objects: Arc::new(Presigning(lector_local::objects::FolderObjectStore::new(
                 dir.path().join("objects"),
             ))),
@@ -161,6 +161,7 @@ async fn audio_redirects_to_a_presigned_address_when_the_store_has_one() {
             preview_measure_limit: 0,
             own_feeds: vec![],
             podcast_owner: None,
+            websub: None,
         },
     );
     let response = router(api)

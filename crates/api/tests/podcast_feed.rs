@@ -53,6 +53,7 @@ fn status(n: u32, state: &str, title: &str) -> ConversionStatus {
         "byline": "Ann Example",
         "voice": "en-us",
         "engine": "espeak",
+        "audio_ref": if done { Some(format!("audio/{id}.mp3")) } else { None },
         "audio_bytes": if done { Some(20_000 + n) } else { None },
         "duration_seconds": if done { Some(12.6 + f64::from(n)) } else { None },
         "attempt": 1,
@@ -94,7 +95,7 @@ async fn the_podcast_feed_of_a_source_feed_passes_the_rules_but_the_owner() {
             voice: Arc::new(NoVoice),
             fetcher: Arc::new(Fetcher::new(FetchPolicy::default()).unwrap()),
             clock: Arc::new(lector_local::clock::SystemClock),
-            index: index,
+            index,
             feeds: Arc::new(lector_core::feed::index::MemoryFeedIndex::default()),
             polls: Arc::new(lector_testkit::memory::NoPolls),
         },
@@ -107,6 +108,7 @@ async fn the_podcast_feed_of_a_source_feed_passes_the_rules_but_the_owner() {
             preview_measure_limit: 0,
             own_feeds: vec![],
             podcast_owner: None,
+            websub: None,
         },
     );
     let app = router(api);

@@ -66,6 +66,7 @@ impl Voice for OneVoice {
             language: "en-US".into(),
             gender: None,
             engines: vec![VoiceEngine::Espeak],
+            licence: None,
         }])
     }
     async fn synthesize(&self, _: &str, _: &VoiceSpec) -> Result<Bytes, VoiceError> {
@@ -96,6 +97,7 @@ fn api(dir: &std::path::Path) -> Api {
             preview_measure_limit: 0,
             own_feeds: vec![],
             podcast_owner: None,
+            websub: None,
         },
     )
 }

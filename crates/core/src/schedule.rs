@@ -63,6 +63,8 @@ pub enum PollReason {
     RetryAfter,
     /// What was asked for lay beyond [`MAX_DELAY`], which was taken instead.
     MaxDelay,
+    /// A WebSub hub pushes the feed: it is polled daily, to be sure.
+    Pushed,
 }
 
 /// The configured interval as it is used: [`DEFAULT_INTERVAL`] when there is none, never

@@ -139,6 +139,7 @@ impl ApiFunction {
                 preview_measure_limit: PREVIEW_MEASURE_LIMIT,
                 own_feeds: Vec::new(),
                 podcast_owner: None,
+                websub: None,
             },
         );
         let router = (self.routes)(api);

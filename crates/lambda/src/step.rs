@@ -171,6 +171,7 @@ pub async fn run_step<S: StepWiring>() -> Result<(), crate::Error> {
         fetcher: None,
         clock: Arc::new(SystemClock),
         feeds: None,
+        websub: None,
     };
     let settings = settings_path.map(|path| {
         Arc::new(crate::settings::from_ssm(aws_sdk_ssm::Client::new(&sdk), &path)) as Arc<dyn Settings>
@@ -231,6 +232,7 @@ mod tests {
             fetcher: None,
             clock,
             feeds: None,
+            websub: None,
         };
         let input = FetchArticleInput {
             conversion_id: submitted.conversion_id,

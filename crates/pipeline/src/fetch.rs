@@ -504,6 +504,18 @@ impl Fetcher {
     /// [`Conditional::NotModified`] and its body is never read. Either way the answer's
     /// caching and polling headers come back in a [`ResponseMeta`]; a 429 or 503 carries its
     /// `Retry-After` in [`FetchError::Unavailable`].
+    /// Sends a form (`application/x-www-form-urlencoded`) to `url` with the same guards as a
+    /// fetch, following no redirect, and returns the HTTP status; the body is not read. For a
+    /// WebSub hub's subscription request.
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<u16, FetchError> {
+        let target = Url::parse(url.trim())
+            .map_err(|e| FetchError::InvalidUrl { url: url.to_string(), reason: e.to_string() })?;
+        self.check_url(&target)?;
+        let response =
+            self.client.post(target.clone()).form(form).send().await.map_err(|e| classify(&target, &e))?;
+        Ok(response.status().as_u16())
+    }
+
     pub async fn fetch_conditional(
         &self,
         url: &str,
@@ -852,6 +864,23 @@ pub struct ResponseMeta {
 }
 
 impl ResponseMeta {
+    /// The meta of a feed a WebSub hub pushed: a body, and nothing said about caching.
+    pub fn pushed(url: Url) -> Self {
+        Self {
+            status: 200,
+            url,
+            redirects: 0,
+            etag: None,
+            last_modified: None,
+            max_age: None,
+            expires: None,
+            date: None,
+            retry_after: None,
+            hub: None,
+            self_url: None,
+        }
+    }
+
     fn read(url: &Url, redirects: usize, response: &reqwest::Response) -> Self {
         use reqwest::header::{CACHE_CONTROL, DATE, ETAG, EXPIRES, LAST_MODIFIED, LINK};
         let headers = response.headers();

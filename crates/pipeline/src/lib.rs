@@ -27,6 +27,7 @@ pub mod stitch;
 pub mod submit;
 pub mod timeline;
 pub mod voices;
+pub mod websub;
 
 pub use article::{Article, ArticleError, extract_article, fetch_article};
 pub use document::{Block, Document};

@@ -19,7 +19,7 @@ use lector_core::feed::FeedEvent;
 use lector_core::feed::event::{FeedDetails, FeedImage, PollSource};
 use lector_core::feed::service::{FeedExecuteError, execute_feed, load_feed};
 use lector_core::feed::subscription::{FeedCommand, FeedItem, PollFailure, PollResult, Subscription};
-use lector_core::schedule::next_poll;
+use lector_core::schedule::{PollReason, next_poll};
 use lector_core::{ErrorKind, EventMeta, FeedId, ObjectKey, RecordedEvent, StepError};
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -167,7 +167,53 @@ impl Step for PollFeed {
             }
             Err(e) => FeedCommand::RecordFailure(failure(&e, now, PollSource::Poll)),
         };
-        record(ports, id, command, now).await
+        let outcome = record(ports, id, command, now).await?;
+        if outcome.outcome == PollOutcome::Polled {
+            request_hub(ports, id, now).await;
+        }
+        Ok(outcome)
+    }
+}
+
+/// Ask the feed's WebSub hub to push it, when this deployment can be reached and no lease is
+/// held (or the one held ends within a day), unless it was asked within the hour. A hub that
+/// refuses is logged; polling goes on.
+async fn request_hub(ports: &StepPorts, id: &FeedId, now: DateTime<Utc>) {
+    let (Some(websub), Some(fetcher)) = (ports.websub.as_deref(), ports.fetcher.as_deref()) else { return };
+    let Ok((_, state)) = load_feed(&*ports.events, id).await else { return };
+    let Some((hub, topic)) = crate::websub::hub_to_request(&state, now) else { return };
+    let asked_lately = state.hub_requested.as_ref().is_some_and(|r| {
+        r.hub == hub && r.topic == topic && now - r.requested_at < chrono::Duration::hours(1)
+    });
+    if asked_lately {
+        return;
+    }
+    let callback = websub.callback(id);
+    let secret = websub.feed_secret(id);
+    let lease = crate::websub::LEASE_SECONDS.to_string();
+    let form = [
+        ("hub.mode", "subscribe"),
+        ("hub.topic", topic.as_str()),
+        ("hub.callback", callback.as_str()),
+        ("hub.secret", secret.as_str()),
+        ("hub.lease_seconds", lease.as_str()),
+    ];
+    match fetcher.post_form(hub.as_str(), &form).await {
+        Ok(status) if (200..300).contains(&status) => {
+            let request = lector_core::feed::event::HubSubscriptionRequested {
+                hub,
+                topic,
+                callback,
+                lease_seconds: crate::websub::LEASE_SECONDS,
+                requested_at: now,
+            };
+            let meta = EventMeta { occurred_at: now, correlation_id: id.to_string(), causation_id: None };
+            if let Err(e) = execute_feed(&*ports.events, id, FeedCommand::RequestHub(request), &meta).await {
+                tracing::warn!(feed_id = %id, error = %e, "the hub request was made but not recorded");
+            }
+        }
+        Ok(status) => tracing::warn!(feed_id = %id, %hub, status, "the WebSub hub refused the subscription"),
+        Err(e) => tracing::warn!(feed_id = %id, %hub, error = %e, "the WebSub hub could not be reached"),
     }
 }
 
@@ -218,11 +264,21 @@ pub async fn read_poll(
     now: DateTime<Utc>,
     source: PollSource,
 ) -> Result<PollResult, StepError> {
+    let pushed = crate::websub::is_pushed(state, now);
     let interval =
         state.settings.as_ref().map(|s| std::time::Duration::from_secs(u64::from(s.interval_minutes) * 60));
+    // A feed its hub pushes is still polled, daily.
+    let schedule = |hints: &lector_core::schedule::Hints| {
+        if pushed {
+            let daily = chrono::Duration::seconds(lector_core::schedule::MAX_DELAY.as_secs() as i64);
+            (now + daily, PollReason::Pushed)
+        } else {
+            next_poll(now, interval, hints)
+        }
+    };
     let (feed, meta) = match polled {
         Polled::NotModified(meta) => {
-            let (next_poll_at, next_poll_reason) = next_poll(now, interval, &poll_hints(None, &meta, now));
+            let (next_poll_at, next_poll_reason) = schedule(&poll_hints(None, &meta, now));
             return Ok(PollResult {
                 at: now,
                 source,
@@ -238,7 +294,7 @@ pub async fn read_poll(
         }
         Polled::Feed(feed, meta) => (feed, meta),
     };
-    let (next_poll_at, next_poll_reason) = next_poll(now, interval, &poll_hints(Some(&feed), &meta, now));
+    let (next_poll_at, next_poll_reason) = schedule(&poll_hints(Some(&feed), &meta, now));
     let feed_id = state
         .feed_id
         .clone()

@@ -48,6 +48,9 @@ pub struct StepPorts {
     /// where no step reads it, and a step that needs it then fails as
     /// [`ErrorKind::Internal`], named.
     pub feeds: Option<Arc<dyn FeedIndex>>,
+    /// Where WebSub hubs push feeds to, when this deployment can be reached by them; `None`
+    /// polls only.
+    pub websub: Option<Arc<crate::websub::WebSubConfig>>,
 }
 
 impl std::fmt::Debug for StepPorts {

@@ -126,6 +126,7 @@ mod tests {
             language: language.into(),
             gender: None,
             engines: vec![engine],
+            licence: None,
         }
     }
 

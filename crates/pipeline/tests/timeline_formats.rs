@@ -359,7 +359,7 @@ fn chapters_start_with_the_post_title_when_the_first_heading_comes_later_and_are
         duration_seconds: 3.5,
         language: None,
         segments,
-        blocks: vec![paragraph.clone(), heading, paragraph.clone()],
+        blocks: vec![paragraph, heading, paragraph],
         chapters: vec![],
     };
     assert_eq!(
@@ -367,7 +367,7 @@ fn chapters_start_with_the_post_title_when_the_first_heading_comes_later_and_are
         [Chapter { start: 0.0, title: "My post".into() }, Chapter { start: 1.3, title: "Heading".into() },]
     );
     assert_eq!(t.chapters_from_headings(None)[0].title, "Introduction");
-    t.blocks = vec![paragraph.clone(), paragraph.clone(), paragraph];
+    t.blocks = vec![paragraph, paragraph, paragraph];
     assert_eq!(t.chapters_from_headings(Some("My post")), []);
     t.chapters = vec![];
     let json: Value = serde_json::from_str(&t.to_json_chapters().unwrap()).unwrap();

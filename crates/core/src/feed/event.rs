@@ -270,6 +270,7 @@ pub struct HubSubscriptionRequested {
     pub topic: Url,
     pub callback: Url,
     pub lease_seconds: u32,
+    pub requested_at: DateTime<Utc>,
 }
 
 /// The hub checked the subscription's intent and the callback confirmed it.

@@ -74,6 +74,8 @@ pub struct Subscription {
     pub first_failure_at: Option<DateTime<Utc>>,
     pub posts: BTreeMap<String, KnownPost>,
     pub hub: Option<HubSubscriptionVerified>,
+    /// The last request made of a hub, awaiting (or past) its verification.
+    pub hub_requested: Option<HubSubscriptionRequested>,
     /// The number of events folded: the version an append must expect.
     pub version: u64,
 }
@@ -567,7 +569,7 @@ pub fn evolve(mut state: Subscription, event: &FeedEvent) -> Subscription {
             state.first_failure_at = None;
         }
         FeedEvent::FeedUnsubscribed(_) => state.lifecycle = Lifecycle::Unsubscribed,
-        FeedEvent::HubSubscriptionRequested(_) => {}
+        FeedEvent::HubSubscriptionRequested(r) => state.hub_requested = Some(r.clone()),
         FeedEvent::HubSubscriptionVerified(v) => state.hub = Some(v.clone()),
     }
     state
