@@ -981,6 +981,11 @@
       $('.subscription-resume', li).addEventListener('click', () => changeSubscription(sub, { paused: false }, 'resumed'));
       $('.subscription-poll', li).addEventListener('click', () => pollNow(sub));
       $('.subscription-unsubscribe', li).addEventListener('click', () => unsubscribe(sub));
+      lazyEditor(
+        $('.subscription-pronunciations', li),
+        () => `feeds/${encodeURIComponent(sub.data.feed_id)}/pronunciations`,
+        () => `“${sub.data.title || sub.data.url}”`,
+      );
       $('.subscription-show', li).addEventListener('click', () => {
         filters.feed = sub.data.url;
         showFilters();
@@ -1173,6 +1178,215 @@
     }, REFRESH_MS);
   }
 
+  // ---- pronunciations ------------------------------------------------------------------------
+
+  // The kinds of rule, each with the field that says how to read the match.
+  const RULE_KINDS = {
+    substitute: { label: 'Say instead', field: 'say', hint: 'The words to say, e.g. Kubernetes' },
+    ipa: { label: 'Phonemes (IPA)', field: 'phonemes', hint: 'IPA, e.g. ˈlɛktɚ' },
+    say_as: { label: 'Read as', field: 'interpret_as' },
+  };
+  const INTERPRET_AS = [
+    ['characters', 'letter by letter'],
+    ['date', 'a date'],
+    ['number', 'a number'],
+  ];
+
+  // A table of rules read from and saved to `path` (`pronunciations` or
+  // `feeds/{id}/pronunciations`), built in `host` the first time it is opened.
+  function pronunciationEditor(host, path, name) {
+    const box = $('#pronunciations-template').content.firstElementChild.cloneNode(true);
+    const tbody = $('tbody', box);
+    const errorArea = $('.pron-error', box);
+    const status = $('.pron-status', box);
+    const empty = $('.pron-empty', box);
+    const addButton = $('.pron-add', box);
+    const saveButton = $('.pron-save', box);
+    $('caption', box).textContent = `Pronunciation rules for ${name}`;
+    host.append(box);
+    let loaded = false;
+
+    function showProblem(message) {
+      errorArea.textContent = message;
+      errorArea.hidden = !message;
+    }
+
+    function numberRows() {
+      [...tbody.rows].forEach((tr, i) => {
+        const n = i + 1;
+        $('.pron-kind', tr).setAttribute('aria-label', `Kind of rule ${n}`);
+        $('.pron-match', tr).setAttribute('aria-label', `Word or phrase of rule ${n}`);
+        $('.pron-value', tr).setAttribute('aria-label', `How to say rule ${n}`);
+        $('.pron-remove', tr).setAttribute('aria-label', `Remove rule ${n}`);
+      });
+      empty.hidden = tbody.rows.length > 0;
+    }
+
+    // The value cell: a text field, or for `say_as` the choice of reading.
+    function valueControl(kind, value) {
+      let control;
+      if (kind === 'say_as') {
+        control = document.createElement('select');
+        for (const [v, words] of INTERPRET_AS) control.append(option(v, words, v === value));
+      } else {
+        control = document.createElement('input');
+        control.type = 'text';
+        control.spellcheck = false;
+        control.autocomplete = 'off';
+        control.placeholder = RULE_KINDS[kind].hint;
+        control.value = value || '';
+      }
+      control.className = 'pron-value';
+      control.addEventListener('input', () => control.removeAttribute('aria-invalid'));
+      return control;
+    }
+
+    function addRow(rule = { kind: 'substitute', match: '', say: '' }) {
+      const kind = RULE_KINDS[rule.kind] ? rule.kind : 'substitute';
+      const tr = document.createElement('tr');
+      const kindSelect = document.createElement('select');
+      kindSelect.className = 'pron-kind';
+      for (const [k, about] of Object.entries(RULE_KINDS)) kindSelect.append(option(k, about.label, k === kind));
+      const match = document.createElement('input');
+      match.type = 'text';
+      match.className = 'pron-match';
+      match.spellcheck = false;
+      match.autocomplete = 'off';
+      match.value = rule.match || '';
+      match.addEventListener('input', () => match.removeAttribute('aria-invalid'));
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.className = 'pron-remove danger';
+      remove.textContent = 'Remove';
+      const cells = [kindSelect, match, valueControl(kind, rule[RULE_KINDS[kind].field]), remove].map((c) => {
+        const td = document.createElement('td');
+        td.append(c);
+        return td;
+      });
+      tr.append(...cells);
+      kindSelect.addEventListener('change', () => {
+        $('.pron-value', tr).replaceWith(valueControl(kindSelect.value, ''));
+        numberRows();
+      });
+      remove.addEventListener('click', () => {
+        // Focus stays in the table: on the next row's kind, or the previous one's, or Add.
+        const neighbour = tr.nextElementSibling || tr.previousElementSibling;
+        tr.remove();
+        numberRows();
+        (neighbour ? $('.pron-kind', neighbour) : addButton).focus();
+        status.textContent = 'Rule removed: save to keep the change.';
+      });
+      tbody.append(tr);
+      numberRows();
+      return tr;
+    }
+
+    function render(rules) {
+      tbody.replaceChildren();
+      for (const rule of Array.isArray(rules) ? rules : []) addRow(rule);
+      numberRows();
+    }
+
+    // The rows as rules; a row left incomplete is marked and named, and nothing is sent.
+    function collect() {
+      const rules = [];
+      const problems = [];
+      [...tbody.rows].forEach((tr, i) => {
+        const kind = $('.pron-kind', tr).value;
+        const match = $('.pron-match', tr);
+        const value = $('.pron-value', tr);
+        if (!match.value.trim()) {
+          match.setAttribute('aria-invalid', 'true');
+          problems.push([match, `rule ${i + 1} needs the word or phrase it matches`]);
+        }
+        if (!value.value.trim()) {
+          value.setAttribute('aria-invalid', 'true');
+          problems.push([value, `rule ${i + 1} needs how to say it`]);
+        }
+        rules.push({ kind, match: match.value.trim(), [RULE_KINDS[kind].field]: value.value.trim() });
+      });
+      return { rules, problems };
+    }
+
+    async function load() {
+      status.textContent = 'Loading the rules…';
+      try {
+        const { data } = await call('GET', path);
+        render(data.rules);
+        loaded = true;
+        status.textContent = tbody.rows.length ? `${plural(tbody.rows.length, 'rule', 'rules')}.` : '';
+      } catch (error) {
+        status.textContent = '';
+        showProblem(error.http === 404 || error.http === 405
+          ? 'This server keeps no pronunciation rules.'
+          : `The rules could not be loaded: ${error.message}`);
+        addButton.disabled = error.http === 404 || error.http === 405;
+        saveButton.disabled = addButton.disabled;
+      }
+    }
+
+    async function save() {
+      showProblem('');
+      const { rules, problems } = collect();
+      if (problems.length) {
+        showProblem(`Not saved: ${problems.map(([, words]) => words).join('; ')}.`);
+        problems[0][0].focus();
+        return;
+      }
+      busy(saveButton, true, 'Saving…');
+      status.textContent = '';
+      try {
+        const { data } = await call('PUT', path, { rules });
+        render(data.rules);
+        status.textContent = `Saved ${plural(tbody.rows.length, 'rule', 'rules')} for ${name}.`;
+      } catch (error) {
+        if (error.http === 401 || error.http === 403) reportApiError(error, `Could not save the rules for ${name}`);
+        showProblem(`Not saved: ${error.message}`);
+        markNamedRule(error.message);
+      } finally {
+        busy(saveButton, false, 'Save rules');
+      }
+    }
+
+    // The server names the bad rule: its match in quotes, or its number; that row is marked.
+    function markNamedRule(message) {
+      const rows = [...tbody.rows];
+      const byMatch = rows.find((tr) => {
+        const m = $('.pron-match', tr).value;
+        return m && (message.includes(`"${m}"`) || message.includes(`“${m}”`) || message.includes(`'${m}'`));
+      });
+      const number = /\brules?\s*(?:\[(\d+)\]|#?(\d+))/i.exec(message);
+      const byIndex = number ? rows[number[1] !== undefined ? Number(number[1]) : Number(number[2]) - 1] : null;
+      const row = byMatch || byIndex;
+      if (!row) return;
+      const field = $('.pron-match', row);
+      field.setAttribute('aria-invalid', 'true');
+      field.focus();
+    }
+
+    addButton.addEventListener('click', () => {
+      const tr = addRow();
+      $('.pron-kind', tr).focus();
+      status.textContent = '';
+    });
+    saveButton.addEventListener('click', save);
+    return {
+      open() {
+        if (!loaded) load();
+      },
+    };
+  }
+
+  // Each editor is built and loaded the first time its disclosure is opened.
+  function lazyEditor(details, path, name) {
+    let editor = null;
+    details.addEventListener('toggle', () => {
+      if (!details.open) return;
+      if (!editor) editor = pronunciationEditor(details, path(), name());
+      editor.open();
+    });
+  }
+
   // ---- token ---------------------------------------------------------------------------------
 
   function setupToken() {
@@ -1241,6 +1455,7 @@
   subscriptionsMore.addEventListener('click', () => loadSubscriptions({ more: true }));
 
   setupToken();
+  lazyEditor($('#global-pronunciations'), () => 'pronunciations', () => 'every feed');
   showFilters();
   loadVoices();
   loadSubscriptions();
