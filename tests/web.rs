@@ -1,9 +1,9 @@
 //! The web page in headless Chromium: a real `lector serve` on port 0 with a fresh data folder,
 //! feeds on loopback, and `tests/browser/page.mjs` driving the page the way a person would:
 //! the token prompt, errors, preview, conversion, playback, download, embedding, the podcast
-//! feed, the read-along player (on the page and in the embed), subscriptions, the library
-//! across reloads, dark mode and a phone-sized window; then, in a second browser session, an
-//! edited post re-narrated while its previous audio keeps playing.
+//! feed, the read-along player (on the page and in the embed), subscriptions (one of them
+//! failing), the library across reloads, dark mode and a phone-sized window; then, in a second
+//! browser session, an edited post re-narrated while its previous audio keeps playing.
 
 mod common;
 
@@ -11,7 +11,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use common::{Outage, rss, rss_item};
@@ -246,6 +247,18 @@ fn the_page_converts_plays_along_subscribes_and_keeps_its_library_in_chromium() 
         feeds.route("/read-along.xml", Reply::rss(rss("Coast notes", &[item])));
     };
     publish(STORM);
+    // A feed that answers until its break address is fetched, then fails with HTTP 500.
+    let broken = Arc::new(AtomicBool::new(false));
+    let flaky = rss("Flaky notes", &[]);
+    let is_broken = Arc::clone(&broken);
+    feeds.dynamic("/flaky.xml", move |_| {
+        if is_broken.load(Ordering::SeqCst) { Reply::status(500) } else { Reply::rss(flaky.clone()) }
+    });
+    let breaker = Arc::clone(&broken);
+    feeds.dynamic("/flaky/break", move |_| {
+        breaker.store(true, Ordering::SeqCst);
+        Reply::text("broken")
+    });
 
     let data = tempfile::tempdir().expect("a temporary folder");
     let voice = Outage::new(None);
@@ -269,6 +282,8 @@ fn the_page_converts_plays_along_subscribes_and_keeps_its_library_in_chromium() 
         "read_along_post_url": post_url,
         "read_along_feed_title": "Coast notes",
         "edited_sentences": STORM_EDITED,
+        "flaky_feed_url": feeds.url("/flaky.xml"),
+        "flaky_break_url": feeds.url("/flaky/break"),
         "shots": shots.to_str().expect("a UTF-8 path"),
     });
     drive("main", &config, token, MAIN_TIMEOUT, &serve_log);

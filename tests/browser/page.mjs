@@ -10,9 +10,10 @@
 // audio playing until the revision is complete.
 //
 // CONFIG_JSON: {base, feed_url, failing_post_url, read_along_feed_url, read_along_post_url,
-// read_along_feed_title, edited_sentences, shots}: `base` is the running `lector serve`,
-// `feed_url` a feed whose first two posts convert and whose `failing_post_url` fails, the read-along
-// feed carries its post whole with two headings. Exits non-zero with the failed step's name and
+// read_along_feed_title, edited_sentences, flaky_feed_url, flaky_break_url, shots}: `base` is the
+// running `lector serve`, `feed_url` a feed whose first two posts convert and whose
+// `failing_post_url` fails, the read-along feed carries its post whole with two headings, and the
+// flaky feed answers until `flaky_break_url` is fetched, then HTTP 500. Exits non-zero with the failed step's name and
 // reason on the first failure.
 
 import { mkdtemp, mkdir, rm, stat } from 'node:fs/promises';
@@ -141,6 +142,7 @@ async function main() {
       const subscription = await subscriptionFlow(page);
       await libraryAfterReload(page, readAlong, subscription);
       await unsubscribeFlow(page, subscription);
+      await failingSubscription(page);
       await darkMode(context, page, readAlong);
       await phone(context, page);
     } else {
@@ -1152,6 +1154,43 @@ async function unsubscribeFlow(page, subscription) {
   check((await apiGet(`/feeds/${feedId}`)).data.state === 'unsubscribed', 'the API does not say unsubscribed');
   await libraryIds(page, 4);
   await shot(page, 'unsubscribed');
+}
+
+async function failingSubscription(page) {
+  step('a subscription whose feed starts failing shows it: failing, the error, a retry as its next poll');
+  await page.goto(`${baseUrl}/`);
+  await page.waitForFunction(() => !document.querySelector('#voice').disabled);
+  await page.fill('#feed-url', config.flaky_feed_url);
+  await page.click('#subscribe-button');
+  await page.waitForFunction(() => /Subscribed to/.test(document.querySelector('#notice').textContent));
+  const feedId = (await apiGet('/feeds?limit=50')).data.feeds.find((f) => f.url === config.flaky_feed_url)?.feed_id;
+  check(feedId, `no subscription to ${config.flaky_feed_url} in GET /feeds`);
+  const row = `#subscriptions .subscription[data-feed-id="${feedId}"]`;
+  await waitSubscription(page, row, (r) => document.querySelector(r).dataset.lastPoll !== '', 'its first poll');
+  check((await subscriptionFacts(page, row)).state === 'active', 'the flaky feed is not active after its first poll');
+  check(await page.isHidden(`${row} .subscription-error`), 'an active subscription shows an error');
+
+  const broken = await fetch(config.flaky_break_url);
+  check(broken.ok, `breaking the flaky feed answered ${broken.status}`);
+  const before = (await subscriptionFacts(page, row)).lastPoll;
+  await page.click(`${row} .subscription-poll`);
+  await waitSubscription(page, row, (r) => document.querySelector(r).dataset.state === 'failing', 'failing');
+  const facts = await subscriptionFacts(page, row);
+  const error = await page.textContent(`${row} .subscription-error`);
+  const { data: api } = await apiGet(`/feeds/${feedId}`);
+  check(facts.lastPoll !== before, `the failed poll is not shown as the last poll (${before} → ${facts.lastPoll})`);
+  check(facts.badge.startsWith('Failing'), `a failing subscription's badge reads '${facts.badge}'`);
+  check(await page.isVisible(`${row} .subscription-error`), 'a failing subscription hides its error');
+  check(api.state === 'failing' && api.last_error && error.includes(api.last_error.error), `the page shows '${error}', the API's error is ${JSON.stringify(api.last_error)}`);
+  check(/500/.test(error) || /500/.test(facts.last), `neither the error '${error}' nor the last poll '${facts.last}' names the HTTP 500`);
+  check(api.next_poll_reason === 'retry' && facts.nextTime === api.next_poll_at && /a retry after the failure/.test(facts.next), `a failing subscription's next poll reads '${facts.next}' (the API: ${api.next_poll_at}, ${api.next_poll_reason})`);
+  check(['Pause', 'Poll now', 'Unsubscribe'].every((b) => facts.visible.includes(b)), `a failing subscription offers ${facts.visible}`);
+  console.log(`  ${facts.badge}: ${error}\n  next poll: ${facts.next}`);
+
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.click(`${row} .subscription-unsubscribe`);
+  await waitSubscription(page, row, (r) => document.querySelector(r).dataset.state === 'unsubscribed', 'unsubscribed');
+  check(await page.isHidden(`${row} .subscription-error`), 'an unsubscribed feed still shows its last error');
 }
 
 // ---- the library ---------------------------------------------------------------------------------
