@@ -145,7 +145,7 @@ fn the_front_end_path_works_over_http() {
             .find(|e| e.links.iter().any(|l| l.href == status["post_url"].as_str().unwrap()))
             .unwrap_or_else(|| panic!("no episode for {}", status["post_url"]));
         let enclosure = entry.media.iter().flat_map(|m| &m.content).next().expect("an enclosure");
-        assert_eq!(enclosure.url.as_ref().unwrap().as_str(), status["audio_url"].as_str().unwrap());
+        assert_eq!(enclosure.url.as_ref().unwrap().as_str(), status["revision_audio_url"].as_str().unwrap());
         assert_eq!(enclosure.size, status["audio_bytes"].as_u64());
         assert_eq!(enclosure.content_type.as_ref().unwrap().to_string(), "audio/mpeg");
         let duration = entry.media.iter().find_map(|m| m.duration).expect("an itunes:duration");
