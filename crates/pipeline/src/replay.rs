@@ -205,11 +205,12 @@ pub async fn replay(
         }
         Err(e) => return Err(e),
     };
-    let attempt = retried.state.attempt;
+    let (attempt, revision) = (retried.state.attempt, retried.state.revision);
     let acted = match execution {
         Some(execution) => workflows.redrive(&execution).await.map(|()| execution),
         None => {
-            workflows.start(&id.execution_name(attempt), &ConversionRef::workflow_input(id, attempt)).await
+            let name = id.revision_execution_name(revision, attempt);
+            workflows.start(&name, &ConversionRef::workflow_input(id, attempt)).await
         }
     };
     match acted {
