@@ -23,5 +23,10 @@ if ! command -v espeak-ng >/dev/null 2>&1; then
     fi
 fi
 # The `local` profile (Cargo.toml): optimised for speed; `release` is the Lambda functions' profile.
-cargo build --profile local --quiet --bin lector
+# Without the default `aws` feature (the operators' --aws commands): the AWS SDK is most of a
+# clean build's time and the local system never calls it.
+if [[ ! -x "$CARGO_TARGET_DIR/local/lector" ]]; then
+    echo "serve.sh: building lector (the first build takes a few minutes; later ones seconds)" >&2
+fi
+cargo build --profile local --no-default-features --quiet --bin lector
 exec "$CARGO_TARGET_DIR/local/lector" serve "$@"

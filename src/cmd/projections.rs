@@ -35,6 +35,11 @@ pub enum Command {
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     match command {
+        #[cfg(not(feature = "aws"))]
+        Command::Rebuild { stack, .. } | Command::Check { stack, .. } if stack.aws => {
+            Err(crate::aws_ops::without_aws())
+        }
+        #[cfg(feature = "aws")]
         Command::Rebuild { stack, yes, .. } if stack.aws => rt.block_on(async {
             let ports = stack.connect().await?;
             if !yes {
@@ -69,6 +74,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             anyhow::ensure!(diff.is_empty(), "the rebuilt list differs from the log: {diff:?}");
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(feature = "aws")]
         Command::Check { stack, .. } if stack.aws => rt.block_on(async {
             let ports = stack.connect().await?;
             report(&ports.index, &*ports.events, "lector projections rebuild --aws --yes").await
