@@ -53,6 +53,9 @@ fn main() {
             token: None,
             public_url: None,
             voice: None,
+            podcast_owner: None,
+            poll_every: None,
+            websub: None,
         })
         .await
         .unwrap();

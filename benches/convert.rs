@@ -124,14 +124,14 @@ fn main() {
             system.objects(),
             &*system.ports.clock,
             Submission {
-                post_url: url::Url::parse("https://example.com/bench").unwrap(),
-                feed_url: None,
-                feed_title: None,
                 title: Some("Bench".into()),
                 content_html: Some(html.clone()),
-                voice: VoiceId::new("en-us"),
-                engine: VoiceEngine::Espeak,
-                requested_by: "bench".into(),
+                ..Submission::new(
+                    url::Url::parse("https://example.com/bench").unwrap(),
+                    VoiceId::new("en-us"),
+                    VoiceEngine::Espeak,
+                    "bench",
+                )
             },
         )
         .await
@@ -150,18 +150,18 @@ fn main() {
         let audio = status.duration_seconds.unwrap();
         system.shutdown().await;
 
-        // The baseline: the same chunks, the same voice, the same concurrency (the Map's 4).
+        // The baseline: the same units, the same voice, the same concurrency (the Map's 4).
         let speech = lector_pipeline::speech::prepare(&document, None, VoiceEngine::Espeak.limits()).unwrap();
         let spec = VoiceSpec { voice: VoiceId::new("en-us"), engine: VoiceEngine::Espeak, language: None };
         let plain = Arc::new(EspeakVoice::new());
         let started = Instant::now();
         let semaphore = Arc::new(tokio::sync::Semaphore::new(4));
         let mut tasks = Vec::new();
-        for chunk in speech.chunks.clone() {
+        for unit in speech.units.clone() {
             let (plain, spec, semaphore) = (plain.clone(), spec.clone(), semaphore.clone());
             tasks.push(tokio::spawn(async move {
                 let _permit = semaphore.acquire().await.unwrap();
-                plain.synthesize(&chunk.ssml, &spec).await.unwrap()
+                plain.synthesize(&unit.ssml, &spec).await.unwrap()
             }));
         }
         let mut parts = Vec::new();
@@ -173,9 +173,9 @@ fn main() {
 
         let outside = wall.saturating_sub(busy);
         println!(
-            "{}-word post ({} chunks, {audio:.0} s of audio), espeak-ng + LAME 48 kbps, 2 cores",
+            "{}-word post ({} units, {audio:.0} s of audio), espeak-ng + LAME 48 kbps, 2 cores",
             document.words(),
-            speech.chunks.len()
+            speech.units.len()
         );
         println!(
             "  workflow end to end     {:>8.2} s   {:>6.0}x real time",

@@ -64,6 +64,8 @@ fn child(step: &str, data: &str, input: &str) {
                 .unwrap(),
             )),
             clock,
+            feeds: None,
+            websub: None,
         };
         let input: serde_json::Value = serde_json::from_str(input).unwrap();
         let output = match step {
@@ -104,16 +106,12 @@ fn main() {
             &data.events,
             &data.objects,
             &SystemClock,
-            lector_pipeline::submit::Submission {
-                post_url: url::Url::parse(&server.url("/long-read")).unwrap(),
-                feed_url: None,
-                feed_title: None,
-                title: None,
-                content_html: None,
-                voice: lector_core::VoiceId::new("en-us"),
-                engine: lector_core::VoiceEngine::Espeak,
-                requested_by: "bench".into(),
-            },
+            lector_pipeline::submit::Submission::new(
+                url::Url::parse(&server.url("/long-read")).unwrap(),
+                lector_core::VoiceId::new("en-us"),
+                lector_core::VoiceEngine::Espeak,
+                "bench",
+            ),
         )
         .await
         .unwrap();

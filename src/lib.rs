@@ -9,3 +9,4 @@ pub mod cmd;
 pub mod data;
 pub mod local;
 pub mod serve;
+pub mod voices;

@@ -11,16 +11,19 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use lector_core::feed::index::project_feed;
 use lector_core::index::{ProjectError, project};
 use lector_core::ports::{
-    Clock, ExecutionInfo, ExecutionStatus, ObjectStore, Voice, WorkflowError, Workflows,
+    Clock, ExecutionInfo, ExecutionStatus, FeedPolls, ObjectStore, Voice, WorkflowError, Workflows,
 };
 use lector_core::{EventStore, RecordedEvent, StepError};
 use lector_local::clock::SystemClock;
 use lector_local::event_store::SqliteEventStore;
+use lector_local::feed_index::SqliteFeedIndex;
 use lector_local::index::SqliteConversionIndex;
 use lector_local::outbox::{DeliveryError, Outbox, OutboxHandle, OutboxOptions, Subscriber};
 use lector_pipeline::fetch::{AllowList, FetchPolicy, Fetcher};
+use lector_pipeline::poll::{ListDueFeeds, PollFeed, PollRequest, request_conversions};
 use lector_pipeline::steps::{
     FetchArticle, PrepareSpeech, RecordFailure, Step, StepPorts, StitchAudio, SynthesizeChunk, invoke,
     start_requested,
@@ -38,6 +41,10 @@ pub const CONVERSION_ASL: &str = include_str!("../statemachines/conversion.asl.j
 /// The state machine's name, locally and in the SAM template.
 pub const STATE_MACHINE: &str = "conversion";
 
+/// The polling workflow's file and name.
+pub const POLL_FEEDS_ASL: &str = include_str!("../statemachines/poll-feeds.asl.json");
+pub const POLL_STATE_MACHINE: &str = "poll-feeds";
+
 /// The account and region the local engine puts in its ARNs.
 const LOCAL_REGION: &str = "local";
 const LOCAL_ACCOUNT: &str = "000000000000";
@@ -52,6 +59,7 @@ pub fn local_function_arn(function: &str) -> String {
 pub fn local_substitutions() -> DefinitionSubstitutions {
     lector_pipeline::steps::STEPS
         .iter()
+        .chain(lector_pipeline::poll::POLL_STEPS.iter())
         .map(|(_, function, substitution)| ((*substitution).to_owned(), local_function_arn(function)))
         .collect()
 }
@@ -66,6 +74,8 @@ pub struct LocalOptions {
     /// Whether to resume executions left running by a previous process.
     pub resume: bool,
     pub outbox: OutboxOptions,
+    /// Where WebSub hubs push feeds to, when this machine can be reached by them.
+    pub websub: Option<lector_pipeline::websub::WebSubConfig>,
 }
 
 impl std::fmt::Debug for LocalOptions {
@@ -84,6 +94,7 @@ impl LocalOptions {
             voice: Arc::new(lector_local::espeak::EspeakVoice::new()),
             resume: true,
             outbox: OutboxOptions::default(),
+            websub: None,
         }
     }
 }
@@ -97,6 +108,10 @@ pub struct LocalSystem {
     pub fetcher: Arc<Fetcher>,
     pub workflows: Arc<LocalWorkflows>,
     pub index: Arc<SqliteConversionIndex>,
+    /// The list of subscriptions, followed from the log.
+    pub feeds: Arc<SqliteFeedIndex>,
+    /// Polls of subscribed feeds, on the polling workflow.
+    pub polls: Arc<LocalPolls>,
     rule: Arc<WorkflowRule>,
     subscribers: Vec<Arc<dyn Subscriber>>,
     outbox_options: OutboxOptions,
@@ -118,12 +133,15 @@ impl LocalSystem {
                 .context("building the HTTP client")?,
         );
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let feeds = Arc::new(SqliteFeedIndex::new(data.db.clone()));
         let ports = StepPorts {
             events: Arc::new(data.events.clone()),
             objects: Arc::new(data.objects.clone()),
             voice: options.voice.clone(),
             fetcher: Some(fetcher.clone()),
             clock,
+            feeds: Some(feeds.clone()),
+            websub: options.websub.clone().map(Arc::new),
         };
         let store = lector_states::SqliteStore::open(data.executions_path())
             .with_context(|| format!("opening the executions in {}", data.executions_path().display()))?;
@@ -136,6 +154,9 @@ impl LocalSystem {
         engine
             .register_state_machine_text(STATE_MACHINE, CONVERSION_ASL, &local_substitutions())
             .context("loading statemachines/conversion.asl.json")?;
+        engine
+            .register_state_machine_text(POLL_STATE_MACHINE, POLL_FEEDS_ASL, &local_substitutions())
+            .context("loading statemachines/poll-feeds.asl.json")?;
         if options.resume {
             let resumed = engine.resume().await.context("resuming running executions")?;
             if !resumed.is_empty() {
@@ -145,8 +166,13 @@ impl LocalSystem {
         let workflows = Arc::new(LocalWorkflows { engine: engine.clone() });
         let index = Arc::new(SqliteConversionIndex::new(data.db.clone()));
         let rule = Arc::new(WorkflowRule { workflows: workflows.clone(), started: Default::default() });
-        let subscribers: Vec<Arc<dyn Subscriber>> =
-            vec![rule.clone(), Arc::new(ListProjector { index: index.clone(), events: data.events.clone() })];
+        let subscribers: Vec<Arc<dyn Subscriber>> = vec![
+            rule.clone(),
+            Arc::new(ListProjector { index: index.clone(), events: data.events.clone() }),
+            Arc::new(FeedProjector { index: feeds.clone(), events: data.events.clone() }),
+            Arc::new(ConversionRequester { ports: ports.clone() }),
+        ];
+        let polls = Arc::new(LocalPolls { engine: engine.clone(), clock: ports.clock.clone() });
         let outbox = Some(Self::outbox(&data, &subscribers, options.outbox).start());
         Ok(Self {
             data,
@@ -155,6 +181,8 @@ impl LocalSystem {
             fetcher,
             workflows,
             index,
+            feeds,
+            polls,
             rule,
             subscribers,
             outbox_options: options.outbox,
@@ -195,6 +223,31 @@ impl LocalSystem {
         &*self.ports.objects
     }
 
+    /// Poll the subscribed feeds as they fall due: every `every`, when the list of subscriptions
+    /// has a feed due, one run of the polling workflow. Due times come from the log (through
+    /// the list), so a restart neither skips nor repeats a poll.
+    pub fn start_poller(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let (feeds, polls, clock) = (self.feeds.clone(), self.polls.clone(), self.ports.clock.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match lector_core::feed::index::FeedIndex::due(&*feeds, clock.now(), 1).await {
+                    Ok(due) if due.is_empty() => continue,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the list of subscriptions cannot be read; polling later");
+                        continue;
+                    }
+                }
+                if let Err(e) = polls.run(&PollRequest::default()).await {
+                    tracing::warn!(error = %e, "a polling run failed");
+                }
+            }
+        })
+    }
+
     /// Stop delivering events; executions in flight are left to resume on the next start.
     pub async fn shutdown(mut self) {
         if let Some(outbox) = self.outbox.take() {
@@ -211,6 +264,8 @@ fn registry(ports: &StepPorts) -> TaskRegistry {
     register(&mut registry, ports, SynthesizeChunk);
     register(&mut registry, ports, StitchAudio);
     register(&mut registry, ports, RecordFailure);
+    register(&mut registry, ports, ListDueFeeds);
+    register(&mut registry, ports, PollFeed);
     registry
 }
 
@@ -293,7 +348,7 @@ impl Subscriber for WorkflowRule {
     }
 
     fn wants(&self, event: &RecordedEvent) -> bool {
-        event.event_type == "ConversionRequested"
+        lector_pipeline::steps::STARTING_EVENTS.contains(&event.event_type.as_str())
     }
 
     async fn deliver(&self, event: &RecordedEvent) -> Result<(), DeliveryError> {
@@ -335,5 +390,100 @@ impl Subscriber for ListProjector {
             Err(ProjectError::Decode(e)) => Err(DeliveryError::Permanent(e.to_string())),
             Err(e) => Err(DeliveryError::Transient(e.to_string())),
         }
+    }
+}
+
+/// Keeps the list of subscriptions up to date with the log, as the projector Lambda does on AWS.
+#[derive(Debug)]
+pub struct FeedProjector {
+    pub index: Arc<SqliteFeedIndex>,
+    pub events: SqliteEventStore,
+}
+
+/// The outbox subscriber name of the list of subscriptions.
+pub const FEED_PROJECTOR: &str = "feed-list-projection";
+
+#[async_trait]
+impl Subscriber for FeedProjector {
+    fn name(&self) -> &str {
+        FEED_PROJECTOR
+    }
+
+    fn wants(&self, event: &RecordedEvent) -> bool {
+        event.stream_id.feed_id().is_some()
+    }
+
+    async fn deliver(&self, event: &RecordedEvent) -> Result<(), DeliveryError> {
+        match project_feed(&*self.index, &self.events, event).await {
+            Ok(()) => Ok(()),
+            Err(ProjectError::Decode(e)) => Err(DeliveryError::Permanent(e.to_string())),
+            Err(e) => Err(DeliveryError::Transient(e.to_string())),
+        }
+    }
+}
+
+/// The bus rule `PostDiscovered`/`PostChanged` → a conversion or a revision, as the
+/// `request-conversions` function does on AWS.
+struct ConversionRequester {
+    ports: StepPorts,
+}
+
+#[async_trait]
+impl Subscriber for ConversionRequester {
+    fn name(&self) -> &str {
+        "request-conversions"
+    }
+
+    fn wants(&self, event: &RecordedEvent) -> bool {
+        lector_pipeline::poll::CONVERTING_EVENTS.contains(&event.event_type.as_str())
+    }
+
+    async fn deliver(&self, event: &RecordedEvent) -> Result<(), DeliveryError> {
+        match request_conversions(&self.ports, event).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind.is_transient() => Err(DeliveryError::Transient(e.to_string())),
+            Err(e) => Err(DeliveryError::Permanent(e.to_string())),
+        }
+    }
+}
+
+/// Polls on the local engine: the polling workflow started for some feeds, or for the due ones.
+#[derive(Clone)]
+pub struct LocalPolls {
+    engine: Engine,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for LocalPolls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalPolls")
+    }
+}
+
+impl LocalPolls {
+    /// Start one run of the polling workflow; returns its execution.
+    pub async fn start(&self, request: &PollRequest) -> Result<String, WorkflowError> {
+        let input = serde_json::to_value(request).map_err(|e| WorkflowError::Failed(e.to_string()))?;
+        // A name per run: runs are never repeated, each polls what is due when it starts.
+        let name = format!("poll-{}", self.clock.now().format("%Y%m%dT%H%M%S%.6fZ"));
+        self.engine
+            .start_execution(POLL_STATE_MACHINE, Some(&name), input)
+            .await
+            .map(|started| started.execution_arn)
+            .map_err(workflow_error)
+    }
+
+    /// Start a run and wait for it to end.
+    pub async fn run(&self, request: &PollRequest) -> anyhow::Result<()> {
+        let execution = self.start(request).await?;
+        self.engine.wait(&execution).await.with_context(|| format!("waiting for {execution}"))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl FeedPolls for LocalPolls {
+    async fn poll_now(&self, feeds: &[lector_core::FeedId]) -> Result<String, WorkflowError> {
+        self.start(&PollRequest { feed_ids: Some(feeds.to_vec()), limit: None }).await
     }
 }

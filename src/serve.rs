@@ -2,16 +2,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use lector_api::{Api, ApiSettings, OwnFeed};
-use lector_core::VoiceEngine;
-use lector_core::ports::Voice;
+use lector_api::{Api, ApiPorts, ApiSettings, OwnFeed};
+use lector_core::VoiceId;
 use lector_pipeline::fetch::AllowList;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -19,6 +17,7 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 use crate::local::{LocalOptions, LocalSystem};
+use crate::voices::VoiceSetup;
 
 /// The path the sample feed is served at.
 pub const SAMPLE_FEED_PATH: &str = "/sample/feed.xml";
@@ -38,8 +37,14 @@ pub struct ServeOptions {
     /// The bearer token writes need; required to listen beyond loopback.
     pub token: Option<String>,
     pub public_url: Option<Url>,
-    /// The voice; espeak-ng when `None`.
-    pub voice: Option<Arc<dyn Voice>>,
+    /// The voices; espeak-ng alone when `None`.
+    pub voice: Option<VoiceSetup>,
+    /// The owner of the podcast feeds whose subscriptions name none.
+    pub podcast_owner: Option<lector_core::feed::event::PodcastOwner>,
+    /// How often the poller looks for due feeds; `None` runs no poller.
+    pub poll_every: Option<std::time::Duration>,
+    /// Where WebSub hubs push feeds to, when this server can be reached by them.
+    pub websub: Option<lector_pipeline::websub::WebSubConfig>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -59,6 +64,7 @@ pub struct Server {
     stop: Option<oneshot::Sender<()>>,
     http: JoinHandle<std::io::Result<()>>,
     system: Option<LocalSystem>,
+    poller: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -74,30 +80,38 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", options.addr))?;
         let addr = listener.local_addr()?;
+        let setup = options.voice.clone().unwrap_or_else(VoiceSetup::espeak);
         let mut local = LocalOptions::new(options.allow_hosts.clone());
-        if let Some(voice) = &options.voice {
-            local.voice = voice.clone();
-        }
+        local.websub = options.websub.clone();
+        local.voice = setup.voice.clone();
         let system = LocalSystem::start(&options.data, local).await?;
-        let voices = system.ports.voice.voices().await.map_err(|e| anyhow::anyhow!("the voice: {e}"))?;
+        // Fails early, and by name, when the voice cannot list its voices (espeak-ng missing).
+        system.ports.voice.voices().await.map_err(|e| anyhow::anyhow!("the voice: {e}"))?;
         let settings = ApiSettings {
             token: options.token.clone().filter(|t| !t.is_empty()),
             public_url: options.public_url.clone(),
-            default_voice: crate::cmd::convert::default_voice(&voices),
-            default_engine: VoiceEngine::Espeak,
-            engines: vec![VoiceEngine::Espeak],
+            default_voice: VoiceId::auto(),
+            default_engine: setup.default_engine,
+            engines: setup.engines.clone(),
             preview_measure_limit: 20,
             own_feeds: vec![OwnFeed { path: SAMPLE_FEED_PATH, body: SAMPLE_FEED, port: addr.port() }],
+            podcast_owner: options.podcast_owner.clone(),
+            websub: options.websub.clone(),
         };
         let api = Api::new(
-            system.ports.events.clone(),
-            system.ports.objects.clone(),
-            system.ports.voice.clone(),
-            system.fetcher.clone(),
-            system.ports.clock.clone(),
-            system.index.clone(),
+            ApiPorts {
+                events: system.ports.events.clone(),
+                objects: system.ports.objects.clone(),
+                voice: system.ports.voice.clone(),
+                fetcher: system.fetcher.clone(),
+                clock: system.ports.clock.clone(),
+                index: system.index.clone(),
+                feeds: system.feeds.clone(),
+                polls: system.polls.clone(),
+            },
             settings,
         );
+        let poller = options.poll_every.map(|every| system.start_poller(every));
         let app = web_routes().merge(lector_api::router(api));
         let (stop, stopped) = oneshot::channel::<()>();
         let http = tokio::spawn(async move {
@@ -107,7 +121,7 @@ impl Server {
                 })
                 .await
         });
-        Ok(Self { addr, stop: Some(stop), http, system: Some(system) })
+        Ok(Self { addr, stop: Some(stop), http, system: Some(system), poller })
     }
 
     pub fn url(&self) -> String {
@@ -119,6 +133,10 @@ impl Server {
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        // A poll cut short resumes with the engine's executions at the next start.
+        if let Some(poller) = self.poller.take() {
+            poller.abort();
         }
         (&mut self.http).await.context("the HTTP server task")?.context("the HTTP server")?;
         if let Some(system) = self.system.take() {

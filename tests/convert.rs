@@ -155,17 +155,24 @@ fn bad_posts_fail_with_named_errors_and_transient_ones_recover() {
     assert_eq!(server.hits("/bad/404"), 1, "a permanent error is not retried");
     assert_eq!(server.hits("/bad/huge"), 1);
 
-    assert_eq!(by_title("flaky")["state"], "completed", "a 503 that recovers is retried until it does");
+    assert_eq!(
+        by_title("flaky")["state"],
+        "completed",
+        "a 503 that recovers is retried until it does: {:#}",
+        by_title("flaky")
+    );
     assert_eq!(server.hits("/bad/503"), 3);
 
     // Markup in the text is read as text: it cannot end the SSML document or add elements.
     let injected = by_title("injection");
     assert_eq!(injected["state"], "completed", "{injected:#}");
     let id = injected["conversion_id"].as_str().unwrap();
-    let chunks = lector.object(&format!("work/{id}/1/chunks.json"));
-    let chunks: Value = serde_json::from_slice(&chunks).unwrap();
-    for chunk in chunks["chunks"].as_array().unwrap() {
-        let ssml = chunk["ssml"].as_str().unwrap();
+    let speech = lector.object(&format!("work/{id}/1/chunks.json"));
+    let speech: Value = serde_json::from_slice(&speech).unwrap();
+    let units = speech["units"].as_array().unwrap();
+    assert!(!units.is_empty());
+    for unit in units {
+        let ssml = unit["ssml"].as_str().unwrap();
         assert_eq!(ssml.matches("<speak>").count(), 1, "{ssml}");
         assert!(!ssml.contains("<audio") && !ssml.contains("600s\"/>") && !ssml.contains("<b>"), "{ssml}");
     }

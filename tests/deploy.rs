@@ -467,11 +467,11 @@ fn stream_consumers_report_item_failures_bisect_and_give_up_into_a_queue() {
 fn the_design_decisions_hold() {
     let template = template();
     let r = resources(&template);
-    // The rule on ConversionRequested targets start-conversion (an EventBridge target cannot
-    // name the execution).
+    // The rule on ConversionRequested and ConversionRevisionRequested targets start-conversion
+    // (an EventBridge target cannot name the execution).
     let rule = &r["StartConversionFunction"]["Properties"]["Events"]["Requested"];
     assert_eq!(rule["Type"], "EventBridgeRule");
-    assert_eq!(rule["Properties"]["Pattern"]["detail-type"], json!(["ConversionRequested"]));
+    assert_eq!(rule["Properties"]["Pattern"]["detail-type"], json!(lector_pipeline::steps::STARTING_EVENTS));
     assert!(
         rule["Properties"]["DeadLetterConfig"].is_object() && rule["Properties"]["RetryPolicy"].is_object()
     );

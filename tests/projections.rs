@@ -40,6 +40,9 @@ async fn populate(lector: &Lector) -> Vec<lector_core::ConversionStatus> {
             voice: VoiceId::new("en-us"),
             engine: VoiceEngine::Espeak,
             requested_by: "test".into(),
+            post: None,
+            content_hash: None,
+            feed_language: None,
         })];
         if n % 5 != 0 {
             commands
@@ -63,28 +66,46 @@ async fn populate(lector: &Lector) -> Vec<lector_core::ConversionStatus> {
                 characters: 600,
                 text_ref: ObjectKey::article_text(&id, 1),
                 source: ArticleSource::Page,
+                content_hash: None,
+                summary: None,
+                published_at: None,
             }));
             commands.push(Command::PrepareSpeech(SpeechPrepared {
                 attempt: 1,
                 chunks: 2,
                 characters: 600,
                 chunks_ref: ObjectKey::speech_chunks(&id, 1),
+                units: None,
+                units_cached: None,
+                voice: None,
+                language: None,
+                language_note: None,
             }));
             commands.push(Command::RecordChunk(ChunkSynthesized {
                 attempt: 1,
                 index: 0,
-                audio_ref: ObjectKey::chunk_audio(&id, "a"),
+                audio_ref: None,
                 bytes: 10,
                 duration_seconds: 1.0,
+                units: 1,
+                units_synthesized: 1,
+                units_reused: 0,
+                characters_synthesized: 0,
+                characters_reused: 0,
             }));
         }
         if n % 5 == 4 {
             commands.push(Command::RecordChunk(ChunkSynthesized {
                 attempt: 1,
                 index: 1,
-                audio_ref: ObjectKey::chunk_audio(&id, "b"),
+                audio_ref: None,
                 bytes: 10,
                 duration_seconds: 1.0,
+                units: 1,
+                units_synthesized: 1,
+                units_reused: 0,
+                characters_synthesized: 0,
+                characters_reused: 0,
             }));
             commands.push(Command::Complete(ConversionCompleted {
                 attempt: 1,
@@ -92,6 +113,10 @@ async fn populate(lector: &Lector) -> Vec<lector_core::ConversionStatus> {
                 bytes: 20,
                 duration_seconds: 2.0,
                 format: AudioFormat::Mp3,
+                revision: None,
+                timings_ref: None,
+                synthesis: None,
+                chapters: None,
             }));
         }
         for command in commands {

@@ -2,82 +2,26 @@
 //! their reason and completed by a redrive or a restart, recorded in their streams, without
 //! synthesizing again what was done and without duplicate audio; a dry run changes nothing.
 //!
-//! The voice outage is real at the process level: an `espeak-ng` placed first on `PATH` records
-//! every synthesis and, while an outage file exists, dies by a signal instead of speaking (for
-//! text holding a marker word, when a marker is set), as a crashed voice process does.
+//! The voice outage is real at the process level ([`common::Outage`]).
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-use common::{Lector, rss, rss_item};
+use common::{Lector, Outage, rss, rss_item};
 use lector_testkit::http::{Reply, TestServer};
 use serde_json::Value;
 
-/// A voice that fails on demand.
-struct Outage {
-    dir: tempfile::TempDir,
-}
-
-impl Outage {
-    fn new(marker: Option<&str>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let real = which("espeak-ng");
-        let bin = dir.path().join("bin");
-        std::fs::create_dir(&bin).unwrap();
-        let script = format!(
-            r#"#!/bin/sh
-# Listing voices and versions goes to the real program.
-case "$1" in --voices|--version) exec "{real}" "$@";; esac
-input=$(cat)
-printf '%s\n' "$input" | md5sum | cut -c1-32 >> "{log}"
-if [ -e "{outage}" ] && {{ [ -z "{marker}" ] || printf '%s' "$input" | grep -q "{marker}"; }}; then
-    kill -9 $$
-fi
-printf '%s' "$input" | exec "{real}" "$@"
-"#,
-            real = real.display(),
-            log = dir.path().join("syntheses.log").display(),
-            outage = dir.path().join("outage").display(),
-            marker = marker.unwrap_or(""),
-        );
-        let path = bin.join("espeak-ng");
-        std::fs::write(&path, script).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Self { dir }
-    }
-
-    fn start(&self) {
-        std::fs::write(self.dir.path().join("outage"), "").unwrap();
-    }
-
-    fn end(&self) {
-        std::fs::remove_file(self.dir.path().join("outage")).unwrap();
-    }
-
-    /// How many syntheses were asked for, by a hash of their input.
-    fn syntheses(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("syntheses.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn path_env(&self) -> String {
-        format!("{}:{}", self.dir.path().join("bin").display(), std::env::var("PATH").unwrap_or_default())
-    }
-}
-
-fn which(program: &str) -> PathBuf {
-    std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{program} is not installed (scripts/tools.sh installs it)"))
+/// Files under `dir`, at any depth.
+fn walk_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            if path.is_dir() { walk_files(&path) } else { 1 }
+        })
+        .sum()
 }
 
 fn run(lector: &Lector, outage: Option<&Outage>, args: &[&str]) -> Output {
@@ -199,10 +143,15 @@ fn a_404_then_served_page_is_completed_by_redrive_and_a_dry_run_changes_nothing(
     lector.assert_events_match_schemas(&id);
 }
 
-/// A post of three chunks whose last chunk holds the marker word.
+/// A post of several chunks, every sentence its own, whose last sentence (so the last chunk)
+/// holds the marker word.
 fn long_post() -> String {
-    let sentence = "The river ran past the mill and the miller counted the sacks of grain one by one.";
-    let paragraph = |n: usize| [sentence; 12].join(" ") + &format!(" Paragraph {n} ends here.");
+    let sentence = |p: usize, n: usize| {
+        format!("The river ran past mill {p} and the miller counted sack {n} of grain one by one.")
+    };
+    let paragraph = |p: usize| {
+        (0..12).map(|n| sentence(p, n)).collect::<Vec<_>>().join(" ") + &format!(" Paragraph {p} ends here.")
+    };
     let mut paragraphs: Vec<String> = (0..14).map(paragraph).collect();
     paragraphs.push("At last the boat reached Zanzibar, and the story ends.".into());
     article("The long post", &paragraphs)
@@ -238,8 +187,11 @@ fn a_redrive_after_a_voice_outage_does_not_synthesize_finished_chunks_again() {
     assert_eq!(lector.status(&id)["state"], "completed");
     let after = outage.syntheses();
     let new: Vec<&String> = after[before.len()..].iter().collect();
-    assert_eq!(new.len(), 1, "only the chunk that failed was synthesized again: {new:?}");
+    assert_eq!(new.len(), 1, "only the sentence that failed was synthesized again: {new:?}");
     assert!(before.contains(new[0]), "and it is the one that failed during the outage");
+    let spoken_twice: Vec<&String> =
+        before.iter().filter(|h| *h != new[0] && before.iter().filter(|o| o == h).count() > 1).collect();
+    assert!(spoken_twice.is_empty(), "a sentence that did not fail was spoken twice: {spoken_twice:?}");
 
     let t = types(&lector, &id);
     let failed = t.iter().position(|e| e == "ConversionFailed").unwrap();
@@ -348,15 +300,15 @@ fn fifty_conversions_failed_by_a_voice_outage_are_all_completed_by_one_redrive()
         "50 replays at 10/s take about 5 s"
     );
 
-    // One audio object per chunk and one MP3 per conversion: nothing duplicated.
+    // One audio object per distinct sentence (each post's own, and "It has two sentences."
+    // that all share) and one MP3 per conversion: nothing duplicated.
+    let units = walk_files(&lector.data().join("objects/speech"));
+    assert_eq!(units, 51, "{units} stored sentences");
     for line in &first {
         let id = line["conversion_id"].as_str().unwrap();
-        let chunks =
-            std::fs::read_dir(lector.data().join("objects/work").join(id).join("chunks")).unwrap().count();
-        assert_eq!(chunks, 1, "{id} has {chunks} chunk objects");
         assert!(lector.data().join("objects/audio").join(format!("{id}.mp3")).is_file());
         let t = types(&lector, id);
-        assert_eq!(t.iter().filter(|e| *e == "ChunkSynthesized").count(), 1);
+        assert!(t.iter().filter(|e| *e == "ChunkSynthesized").count() <= 1);
         assert_eq!(t.last().map(String::as_str), Some("ConversionCompleted"));
     }
     assert!(
@@ -377,14 +329,14 @@ fn events_replay_delivers_a_missed_request_to_the_workflow_rule() {
             &data.objects,
             &lector_local::clock::SystemClock,
             lector_pipeline::submit::Submission {
-                post_url: url::Url::parse("https://example.com/missed").unwrap(),
-                feed_url: None,
-                feed_title: None,
                 title: Some("Missed".into()),
                 content_html: Some("<p>This request was never delivered to the workflow. It has two sentences.</p>".into()),
-                voice: lector_core::VoiceId::new("en-us"),
-                engine: lector_core::VoiceEngine::Espeak,
-                requested_by: "test".into(),
+                ..lector_pipeline::submit::Submission::new(
+                    url::Url::parse("https://example.com/missed").unwrap(),
+                    lector_core::VoiceId::new("en-us"),
+                    lector_core::VoiceEngine::Espeak,
+                    "test",
+                )
             },
         )
         .await

@@ -211,6 +211,9 @@ impl Stack {
             voice,
             engine: VoiceEngine::Neural,
             requested_by: "reader".into(),
+            post: None,
+            content_hash: None,
+            feed_language: None,
         };
         execute(&*self.events, &id, Command::Request(request), &meta("api")).await.expect("requested");
         let input = json!({"conversion_id": id.as_str(), "attempt": 1}).to_string();

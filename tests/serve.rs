@@ -37,13 +37,11 @@ fn the_front_end_path_works_over_http() {
 
     assert_eq!(http.get(&serve.url("/health")).json()["data"]["status"], "ok");
     let voices = http.get(&serve.url("/voices")).json();
-    assert!(
-        voices["data"]["voices"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|v| v["id"] == voices["data"]["default_voice"])
-    );
+    // No voice named: each article is read by the voice that speaks its language.
+    assert_eq!(voices["data"]["default_voice"], "auto");
+    let listed = voices["data"]["voices"].as_array().unwrap();
+    assert!(listed.iter().any(|v| v["id"] == "en-us" && v["language"] == "en-US"), "{listed:?}");
+    assert!(listed.iter().any(|v| v["language"].as_str().unwrap().starts_with("fr")));
 
     // Preview: every post with its length and cost estimate.
     let preview = http.post_json(&serve.url("/feeds/preview"), &json!({"url": feed_url}));

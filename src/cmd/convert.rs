@@ -18,6 +18,7 @@ use url::Url;
 use crate::cmd::feed::{FetchArgs, load};
 use crate::data::{DataArgs, runtime};
 use crate::local::{LocalOptions, LocalSystem};
+use crate::voices::VoiceArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -35,9 +36,12 @@ pub struct Args {
     /// Where to write the MP3 files.
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub out: PathBuf,
-    /// The voice (see `espeak-ng --voices`); by default one for the feed's language.
+    /// The voice (`GET /voices` of `lector serve` lists them); by default one for the feed's
+    /// language on the engine.
     #[arg(long)]
     pub voice: Option<String>,
+    #[command(flatten)]
+    pub voices: VoiceArgs,
     /// Print one JSON line per post: conversion_id, state, audio, duration_seconds, error.
     #[arg(long)]
     pub json: bool,
@@ -67,7 +71,9 @@ struct Pick {
     post_url: Url,
     feed_url: Option<Url>,
     feed_title: Option<String>,
+    feed_language: Option<String>,
     content_html: Option<String>,
+    post: Option<lector_core::event::PostInfo>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -136,7 +142,9 @@ fn pick(args: &Args) -> anyhow::Result<Vec<Pick>> {
                 post_url: source_url,
                 feed_url: None,
                 feed_title: None,
+                feed_language: None,
                 content_html,
+                post: None,
             }])
         }
     }
@@ -174,15 +182,20 @@ fn pick_posts(args: &Args, feed: &Feed, feed_url: &Url) -> anyhow::Result<Vec<Pi
                 post_url,
                 feed_url: Some(feed_url.clone()),
                 feed_title: feed.title.clone(),
+                feed_language: feed.language.clone(),
                 content_html: post.content_html.clone().filter(|_| post.full_text),
+                post: Some(lector_api::conversions::post_info(post)),
             })
         })
         .collect()
 }
 
 async fn convert(args: &Args, allow: AllowList, picks: Vec<Pick>) -> anyhow::Result<Vec<Outcome>> {
-    let system = LocalSystem::start(&args.data.dir, LocalOptions::new(allow)).await?;
-    let voice = choose_voice(&*system.ports.voice, args.voice.as_deref()).await?;
+    let setup = args.voices.setup(&args.data.dir).await?;
+    let local = LocalOptions { voice: setup.voice.clone(), ..LocalOptions::new(allow) };
+    let system = LocalSystem::start(&args.data.dir, local).await?;
+    let engine = setup.default_engine;
+    let voice = choose_voice(&*system.ports.voice, args.voice.as_deref(), engine).await?;
     let mut ids = Vec::new();
     for pick in &picks {
         let submitted = submit(
@@ -190,14 +203,13 @@ async fn convert(args: &Args, allow: AllowList, picks: Vec<Pick>) -> anyhow::Res
             system.objects(),
             &*system.ports.clock,
             Submission {
-                post_url: pick.post_url.clone(),
                 feed_url: pick.feed_url.clone(),
                 feed_title: pick.feed_title.clone(),
+                feed_language: pick.feed_language.clone(),
                 title: pick.title.clone(),
                 content_html: pick.content_html.clone(),
-                voice: voice.clone(),
-                engine: VoiceEngine::Espeak,
-                requested_by: "cli".into(),
+                post: pick.post.clone(),
+                ..Submission::new(pick.post_url.clone(), voice.clone(), engine, "cli")
             },
         )
         .await
@@ -213,26 +225,22 @@ async fn convert(args: &Args, allow: AllowList, picks: Vec<Pick>) -> anyhow::Res
     Ok(outcomes)
 }
 
-/// The voice to use: the one asked for, if the voice service has it, else English.
-async fn choose_voice(voice: &dyn Voice, asked: Option<&str>) -> anyhow::Result<VoiceId> {
+/// The voice to use: the one asked for, if the engine has it, else `auto` (the engine's voice
+/// that speaks each article's language).
+async fn choose_voice(
+    voice: &dyn Voice,
+    asked: Option<&str>,
+    engine: VoiceEngine,
+) -> anyhow::Result<VoiceId> {
+    let Some(name) = asked.filter(|n| !VoiceId::new(*n).is_auto()) else { return Ok(VoiceId::auto()) };
     let voices = voice.voices().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    match asked {
-        Some(name) => voices
-            .iter()
-            .find(|v| v.id.as_str().eq_ignore_ascii_case(name))
-            .map(|v| v.id.clone())
-            .with_context(|| format!("no voice '{name}'; `espeak-ng --voices` lists them")),
-        None => Ok(default_voice(&voices)),
-    }
-}
-
-/// General American English when the voice service has it, else whatever speaks English.
-pub fn default_voice(voices: &[lector_core::voice::VoiceInfo]) -> VoiceId {
-    ["en-us", "en"]
+    voices
         .iter()
-        .find_map(|name| voices.iter().find(|v| v.id.as_str().eq_ignore_ascii_case(name)))
+        .find(|v| v.id.as_str().eq_ignore_ascii_case(name) && v.engines.contains(&engine))
         .map(|v| v.id.clone())
-        .unwrap_or_else(|| lector_local::espeak::voice_for_language(voices, Some("en")))
+        .with_context(|| {
+            format!("the {engine} engine has no voice '{name}'; `GET /voices` of `lector serve` lists them")
+        })
 }
 
 /// Wait until every conversion is completed or failed, with a progress bar each.

@@ -117,6 +117,86 @@ pub fn rss_item(title: &str, link: &str, content_html: Option<&str>) -> String {
     format!("<item><title>{title}</title><link>{link}</link><guid>{link}</guid>{content}</item>")
 }
 
+/// An `espeak-ng` placed first on `PATH` that records every synthesis (a hash of its input, one
+/// line each) and, while an outage file exists, dies by a signal instead of speaking (for text
+/// holding a marker word, when a marker is set), as a crashed voice process does; while a slow
+/// file exists, each synthesis first waits half a second.
+pub struct Outage {
+    dir: tempfile::TempDir,
+}
+
+impl Outage {
+    pub fn new(marker: Option<&str>) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let real = which("espeak-ng");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let script = format!(
+            r#"#!/bin/sh
+# Listing voices and versions goes to the real program.
+case "$1" in --voices|--version) exec "{real}" "$@";; esac
+input=$(cat)
+printf '%s\n' "$input" | md5sum | cut -c1-32 >> "{log}"
+if [ -e "{slow}" ]; then sleep 0.5; fi
+if [ -e "{outage}" ] && {{ [ -z "{marker}" ] || printf '%s' "$input" | grep -q "{marker}"; }}; then
+    kill -9 $$
+fi
+printf '%s' "$input" | exec "{real}" "$@"
+"#,
+            real = real.display(),
+            log = dir.path().join("syntheses.log").display(),
+            outage = dir.path().join("outage").display(),
+            slow = dir.path().join("slow").display(),
+            marker = marker.unwrap_or(""),
+        );
+        let path = bin.join("espeak-ng");
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Self { dir }
+    }
+
+    pub fn start(&self) {
+        std::fs::write(self.dir.path().join("outage"), "").unwrap();
+    }
+
+    pub fn end(&self) {
+        std::fs::remove_file(self.dir.path().join("outage")).unwrap();
+    }
+
+    /// Every synthesis waits half a second from now on (or no longer, with `false`).
+    pub fn slow(&self, slow: bool) {
+        let file = self.dir.path().join("slow");
+        if slow {
+            std::fs::write(file, "").unwrap();
+        } else {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+
+    /// The syntheses asked for so far, in order, by a hash of their input.
+    pub fn syntheses(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("syntheses.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn path_env(&self) -> String {
+        format!("{}:{}", self.dir.path().join("bin").display(), std::env::var("PATH").unwrap_or_default())
+    }
+}
+
+pub fn which(program: &str) -> PathBuf {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{program} is not installed (scripts/tools.sh installs it)"))
+}
+
 /// A `lector serve` child process on a free loopback port, killed when dropped.
 pub struct Serve {
     pub child: std::process::Child,

@@ -1,10 +1,10 @@
 //! The audio: the MP3 with range requests (so players can seek), and the embeddable player.
 
 use axum::body::Body as HttpBody;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use lector_core::ConversionState;
+use lector_core::ObjectKey;
 use lector_core::ports::ObjectError;
 
 use crate::AppState;
@@ -69,18 +69,59 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, 
     if range.start >= size { Err(Unsatisfiable) } else { Ok(Some(range)) }
 }
 
+/// `GET /conversions/{id}/audio`: the latest audio, kept while a newer revision is made.
 pub async fn audio(
     State(api): State<AppState>,
     IdPath(id): IdPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let status = load_status(&api, &id).await?;
-    let (ConversionState::Completed, Some(key)) = (status.state, status.audio_ref.as_ref()) else {
+    let (Some(key), Some(revision)) = (status.audio_ref.clone(), status.audio_revision) else {
         return Err(ApiError::not_found(format!(
             "conversion {id} has no audio yet: it is {}",
             status.state.as_str()
         )));
     };
+    serve(&api, &id, &key, revision, &headers).await
+}
+
+/// `GET /conversions/{id}/audio/r{revision}.mp3`: one revision's audio, at an address of its
+/// own (for podcast enclosures and caches). Every completed revision's stays served.
+pub async fn revision_audio(
+    State(api): State<AppState>,
+    Path((id, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id: lector_core::ConversionId =
+        id.parse().map_err(|e: lector_core::id::InvalidConversionId| ApiError::bad_request(e.to_string()))?;
+    let revision = file
+        .strip_prefix('r')
+        .and_then(|f| f.strip_suffix(".mp3"))
+        .and_then(|n| n.parse::<u32>().ok())
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("'{file}' is not a revision's audio: expected r<revision>.mp3"))
+        })?;
+    let status = load_status(&api, &id).await?;
+    if status.audio_revision.is_none_or(|done| revision > done) {
+        return Err(ApiError::not_found(format!("conversion {id} has no audio of revision {revision}")));
+    }
+    let key = if status.audio_revision == Some(revision) {
+        status.audio_ref.clone().unwrap_or_else(|| ObjectKey::revision_audio(&id, revision))
+    } else {
+        ObjectKey::revision_audio(&id, revision)
+    };
+    serve(&api, &id, &key, revision, &headers).await
+}
+
+/// The MP3 at `key`, with range requests; a presigned redirect where the store gives one.
+async fn serve(
+    api: &AppState,
+    id: &lector_core::ConversionId,
+    key: &ObjectKey,
+    revision: u32,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let object_error = |e: ObjectError| match e {
         ObjectError::NotFound(_) => ApiError::not_found(format!("the audio of {id} is missing from storage")),
         other => ApiError::internal(other.to_string()),
@@ -104,7 +145,8 @@ pub async fn audio(
         .map_err(object_error)?
         .ok_or_else(|| ApiError::not_found(format!("the audio of {id} is missing from storage")))?;
     let size = meta.size;
-    let etag = format!("\"{}-{}\"", id, status.version);
+    // An audio object never changes once written: its revision names it.
+    let etag = format!("\"{id}-r{revision}\"");
     let common = |mut response: Response| {
         let h = response.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/mpeg"));
@@ -166,7 +208,7 @@ pub async fn embed(State(api): State<AppState>, base: BaseUrl, IdPath(id): IdPat
         }
         Err(e) => return page(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.message),
     };
-    if status.state != ConversionState::Completed {
+    if !status.has_audio() {
         return page(StatusCode::NOT_FOUND, "Not ready", "This narration is not ready yet.");
     }
     let title = status.title.clone().unwrap_or_else(|| "Narrated post".into());

@@ -5,11 +5,14 @@ use std::collections::HashMap;
 
 use axum::extract::{Query, State};
 use axum::response::Response;
+use lector_core::event::PostInfo;
 use lector_core::index::{IndexError, ListQuery};
 use lector_core::response::ResponseStatus;
 use lector_core::{ConversionState, ConversionStatus, EventEnvelope, FeedId, VoiceEngine, VoiceId};
+use lector_pipeline::article::extract_article;
 use lector_pipeline::feed::{Feed, Post};
-use lector_pipeline::submit::{Submission, submit};
+use lector_pipeline::fetch::{Resource, decode_html};
+use lector_pipeline::submit::{Outcome, Submission, submit};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -54,6 +57,9 @@ struct Submitted {
     conversion_id: lector_core::ConversionId,
     status_url: String,
     created: bool,
+    /// The revision requested, when the post changed since it was converted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revision: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,17 +88,23 @@ pub async fn resolve_voice(
             offered.join(", ")
         )));
     }
-    let voices = api.voices().await.map_err(|e| ApiError::internal(format!("the voice service: {e}")))?;
     let voice = match voice {
         None => api.settings.default_voice.clone(),
-        Some(name) => voices
-            .iter()
-            .find(|v| v.id.as_str().eq_ignore_ascii_case(name.trim()))
-            .map(|v| v.id.clone())
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("unsupported voice '{name}': GET /voices lists the voices"))
-            })?,
+        Some(name) => VoiceId::new(name.trim()),
     };
+    // `auto`: the voice of the engine that speaks each article's language, chosen when its
+    // language is known.
+    if voice.is_auto() {
+        return Ok((VoiceId::auto(), engine));
+    }
+    let voices = api.voices().await.map_err(|e| ApiError::internal(format!("the voice service: {e}")))?;
+    let voice = voices
+        .iter()
+        .find(|v| v.id.as_str().eq_ignore_ascii_case(voice.as_str()))
+        .map(|v| v.id.clone())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("unsupported voice '{voice}': GET /voices lists the voices"))
+        })?;
     match voices.iter().find(|v| v.id == voice) {
         Some(info) if info.engines.contains(&engine) => Ok((voice, engine)),
         Some(_) => {
@@ -108,15 +120,17 @@ pub async fn resolve_voice(
 /// that cannot be read only means the pages will be fetched.
 struct FeedPosts {
     title: Option<String>,
+    language: Option<String>,
     posts: HashMap<Url, Post>,
 }
 
 async fn feed_posts(api: &AppState, feed_url: Option<&Url>) -> FeedPosts {
-    let empty = FeedPosts { title: None, posts: HashMap::new() };
+    let empty = FeedPosts { title: None, language: None, posts: HashMap::new() };
     let Some(url) = feed_url else { return empty };
     match api.load_feed(url).await {
-        Ok(Feed { posts, title, .. }) => FeedPosts {
+        Ok(Feed { posts, title, language, .. }) => FeedPosts {
             title,
+            language,
             posts: posts.into_iter().filter_map(|p| p.url.clone().map(|u| (u, p))).collect(),
         },
         Err(e) => {
@@ -136,20 +150,53 @@ async fn submit_post(
     requested_by: &str,
 ) -> Result<lector_pipeline::submit::Submitted, ApiError> {
     let from_feed = feed.posts.get(&post_url);
-    let submission = Submission {
-        title: title.or_else(|| from_feed.and_then(|p| p.title.clone())),
-        content_html: from_feed.filter(|p| p.full_text).and_then(|p| p.content_html.clone()),
-        post_url,
-        feed_url: feed_url.cloned(),
-        feed_title: feed.title.clone(),
-        voice: voice.0.clone(),
-        engine: voice.1,
-        requested_by: requested_by.to_owned(),
-    };
+    let mut submission = Submission::new(post_url, voice.0.clone(), voice.1, requested_by);
+    submission.title = title.or_else(|| from_feed.and_then(|p| p.title.clone()));
+    submission.content_html = from_feed.filter(|p| p.full_text).and_then(|p| p.content_html.clone());
+    submission.post = from_feed.map(post_info);
+    submission.feed_url = feed_url.cloned();
+    submission.feed_title = feed.title.clone();
+    submission.feed_language = feed.language.clone();
+    if submission.content_html.is_none() {
+        submission.text_hash = page_text_hash_if_converted(api, &submission).await;
+    }
     submit(&*api.events, &*api.objects, &*api.clock, submission).await.map_err(ApiError::from_step)
 }
 
-fn requester(headers: &axum::http::HeaderMap) -> String {
+/// What the feed says of a post, as a conversion keeps it.
+pub fn post_info(post: &Post) -> PostInfo {
+    PostInfo {
+        key: Some(post.id.clone()),
+        published_at: post.published,
+        updated_at: post.updated,
+        summary: post.summary.clone(),
+        author: post.author.clone(),
+    }
+}
+
+/// The hash of the page's text, read again, when the post was converted before: a resubmitted
+/// post whose page changed gets a new revision, an unchanged one stays as it is. `None` (no
+/// revision) for a post not converted yet, or a page that cannot be read now.
+async fn page_text_hash_if_converted(api: &AppState, submission: &Submission) -> Option<String> {
+    let id = lector_core::ConversionId::derive(&submission.post_url, &submission.voice, submission.engine);
+    let existing = api.index.get(&id).await.ok().flatten()?;
+    if existing.state != ConversionState::Completed {
+        return None;
+    }
+    let url = submission.post_url.as_str();
+    let page = match api.fetcher.fetch(url, Resource::Page).await {
+        Ok(page) => page,
+        Err(e) => {
+            tracing::info!(%url, error = %e, "resubmitted page not read: kept as it is");
+            return None;
+        }
+    };
+    let html = decode_html(&page.body, page.charset.as_deref());
+    let article = extract_article(&html, Some(&page.url)).ok()?;
+    Some(article.document.content_hash())
+}
+
+pub(crate) fn requester(headers: &axum::http::HeaderMap) -> String {
     // Behind API Gateway the authorizer's subject would go here; locally it is the API.
     headers
         .get("x-lector-user")
@@ -174,13 +221,25 @@ pub async fn submit_one(
         submit_post(&api, post_url, title, feed_url.as_ref(), &feed, &voice, &requester(&headers)).await?;
     let data = Submitted {
         status_url: base.join(&format!("/conversions/{}", done.conversion_id)),
-        conversion_id: done.conversion_id,
+        conversion_id: done.conversion_id.clone(),
         created: done.created,
+        revision: match done.outcome {
+            Outcome::Revised { revision } => Some(revision),
+            _ => None,
+        },
     };
-    Ok(if data.created {
-        envelope(ResponseStatus::Accepted, "conversion accepted", Some(data))
-    } else {
-        envelope(ResponseStatus::Skipped, "this post was already submitted with this voice", Some(data))
+    Ok(match done.outcome {
+        Outcome::Created => envelope(ResponseStatus::Accepted, "conversion accepted", Some(data)),
+        Outcome::Revised { revision } => envelope(
+            ResponseStatus::Accepted,
+            format!("the post changed: revision {revision} accepted"),
+            Some(data),
+        ),
+        Outcome::Unchanged => envelope(
+            ResponseStatus::Skipped,
+            "this post was already submitted with this voice, and its text is unchanged",
+            Some(data),
+        ),
     })
 }
 

@@ -6,13 +6,17 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use lector_core::feed::FeedStatus;
 use lector_core::index::ListQuery;
 use lector_core::voice::SpeechLimits;
-use lector_core::{ConversionId, ConversionState, FeedId, VoiceEngine, VoiceId};
+use lector_core::{ConversionId, ConversionState, ConversionStatus, FeedId, VoiceEngine, VoiceId};
 use lector_pipeline::article::extract_article;
 use lector_pipeline::document::Document;
 use lector_pipeline::feed::Post;
 use lector_pipeline::fetch::{Resource, decode_html};
+use lector_pipeline::podcast::{
+    self, Category, Channel, Enclosure, Episode, Owner, ShowType, TranscriptLink, podcast_guid,
+};
 use lector_pipeline::speech::prepare;
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -21,7 +25,6 @@ use crate::AppState;
 use crate::conversions::resolve_voice;
 use crate::error::{ApiError, success};
 use crate::extract::{BaseUrl, Body, web_url};
-use crate::views::escape;
 
 /// `POST /feeds/preview`.
 #[derive(Debug, Deserialize)]
@@ -183,108 +186,158 @@ pub fn cost(characters: u64, engine: VoiceEngine) -> f64 {
 /// The most episodes one podcast feed lists (the newest).
 const MAX_EPISODES: usize = 300;
 
-pub async fn podcast(
-    State(api): State<AppState>,
-    base: BaseUrl,
-    Path(feed_id): Path<String>,
-) -> Result<Response, ApiError> {
-    if feed_id.len() != 16 || !feed_id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-        return Err(ApiError::bad_request(format!("'{feed_id}' is not a feed id")));
-    }
-    let feed_id = FeedId::new(feed_id);
-    let any = api
-        .index
-        .list(&ListQuery { feed_id: Some(feed_id.clone()), limit: 1, ..ListQuery::default() })
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let Some(sample) = any.conversions.first().cloned() else {
-        return Err(ApiError::not_found(format!("no conversions of feed {feed_id}")));
-    };
+/// A feed's subscription (folded from its own stream), when it is subscribed to.
+async fn subscription(api: &AppState, id: &FeedId) -> Result<Option<FeedStatus>, ApiError> {
+    let events =
+        api.events.read_stream(&id.stream(), 0).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    FeedStatus::fold(&events).map_err(|e| ApiError::internal(format!("subscription {id}: {e}")))
+}
+
+/// The conversions of a feed that have audio, newest post first.
+async fn episodes_of(api: &AppState, id: &FeedId) -> Result<Vec<ConversionStatus>, ApiError> {
     let mut episodes = Vec::new();
     let mut cursor = None;
     while episodes.len() < MAX_EPISODES {
         let page = api
             .index
-            .list(&ListQuery {
-                feed_id: Some(feed_id.clone()),
-                state: Some(ConversionState::Completed),
-                limit: 100,
-                cursor,
-            })
+            .list(&ListQuery { feed_id: Some(id.clone()), state: None, limit: 100, cursor })
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        episodes.extend(page.conversions);
+        // A conversion being revised keeps its episode: the previous revision's audio.
+        episodes.extend(page.conversions.into_iter().filter(ConversionStatus::has_audio));
         match page.next_cursor {
             Some(next) => cursor = Some(next),
             None => break,
         }
     }
     episodes.truncate(MAX_EPISODES);
+    episodes.sort_by_key(|e| std::cmp::Reverse(episode_date(e)));
+    Ok(episodes)
+}
 
-    let feed_url = sample.feed_url.as_ref().map(Url::to_string).unwrap_or_default();
-    let host = sample.feed_url.as_ref().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
-    let title = sample.feed_title.clone().unwrap_or_else(|| host.clone());
-    let self_url = base.join(&format!("/feeds/{feed_id}/podcast.xml"));
-    let mut xml = String::with_capacity(1024 + episodes.len() * 800);
-    xml.push_str(concat!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
-        "<rss version=\"2.0\" xmlns:itunes=\"http://www.itunes.com/dtds/podcast-1.0.dtd\" ",
-        "xmlns:atom=\"http://www.w3.org/2005/Atom\">\n<channel>\n"
-    ));
-    let line = |xml: &mut String, tag: &str, text: &str| {
-        xml.push_str(&format!("  <{tag}>{}</{tag}>\n", escape(text)))
-    };
-    line(&mut xml, "title", &format!("{title} (narrated)"));
-    line(&mut xml, "link", &feed_url);
-    line(&mut xml, "description", &format!("Posts of {title}, read aloud by Lector."));
-    line(&mut xml, "language", "en");
-    line(&mut xml, "generator", "Lector");
-    xml.push_str(&format!(
-        "  <atom:link href=\"{}\" rel=\"self\" type=\"application/rss+xml\"/>\n",
-        escape(&self_url)
-    ));
-    line(&mut xml, "itunes:author", &title);
-    line(&mut xml, "itunes:summary", &format!("Posts of {title}, read aloud by Lector."));
-    line(&mut xml, "itunes:explicit", "false");
-    xml.push_str("  <itunes:category text=\"News\"/>\n");
-    for episode in &episodes {
-        let audio_url = base.join(&format!("/conversions/{}/audio", episode.conversion_id));
-        let published = episode.completed_at.unwrap_or(episode.updated_at);
-        xml.push_str("  <item>\n");
-        xml.push_str(&format!(
-            "    <title>{}</title>\n",
-            escape(episode.title.as_deref().unwrap_or("Untitled post"))
-        ));
-        xml.push_str(&format!("    <link>{}</link>\n", escape(episode.post_url.as_str())));
-        xml.push_str(&format!(
-            "    <guid isPermaLink=\"false\">lector:{}</guid>\n",
-            escape(episode.conversion_id.as_str())
-        ));
-        xml.push_str(&format!("    <pubDate>{}</pubDate>\n", published.to_rfc2822()));
-        if let Some(byline) = &episode.byline {
-            xml.push_str(&format!("    <itunes:author>{}</itunes:author>\n", escape(byline)));
-        }
-        let summary = escape(&format!("Narration of {}", episode.post_url));
-        xml.push_str(&format!(
-            "    <description>{summary}</description>\n    <itunes:summary>{summary}</itunes:summary>\n"
-        ));
-        xml.push_str(&format!(
-            "    <enclosure url=\"{}\" length=\"{}\" type=\"audio/mpeg\"/>\n",
-            escape(&audio_url),
-            episode.audio_bytes.unwrap_or(0)
-        ));
-        xml.push_str(&format!(
-            "    <itunes:duration>{}</itunes:duration>\n",
-            itunes_duration(episode.duration_seconds.unwrap_or_default())
-        ));
-        xml.push_str("  </item>\n");
+fn episode_date(status: &ConversionStatus) -> DateTime<Utc> {
+    status.published_at.or(status.completed_at).unwrap_or(status.created_at)
+}
+
+/// The title a feed's podcast is known by: the subscription's feed title, else the one its
+/// conversions carry, else the feed's host.
+pub async fn podcast_title(api: &AppState, id: &FeedId) -> Result<String, ApiError> {
+    if let Some(title) = subscription(api, id).await?.and_then(|s| s.title) {
+        return Ok(title);
     }
-    xml.push_str("</channel>\n</rss>\n");
+    let any = api
+        .index
+        .list(&ListQuery { feed_id: Some(id.clone()), limit: 1, ..ListQuery::default() })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let sample =
+        any.conversions.first().ok_or_else(|| ApiError::not_found(format!("no podcast of feed {id}")))?;
+    Ok(sample
+        .feed_title
+        .clone()
+        .or_else(|| sample.feed_url.as_ref().and_then(|u| u.host_str().map(str::to_owned)))
+        .unwrap_or_else(|| "Narrated posts".into()))
+}
+
+/// `GET /feeds/{feed_id}/podcast.xml`: one podcast per feed (subscribed to, or whose posts were
+/// converted), episodes being the feed's conversions that have audio.
+pub async fn podcast(
+    State(api): State<AppState>,
+    base: BaseUrl,
+    Path(feed_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let feed_id: FeedId = feed_id.parse().map_err(ApiError::bad_request)?;
+    let subscribed = subscription(&api, &feed_id).await?;
+    let episodes = episodes_of(&api, &feed_id).await?;
+    if subscribed.is_none() && episodes.is_empty() {
+        return Err(ApiError::not_found(format!("no conversions of feed {feed_id}")));
+    }
+    let title = podcast_title(&api, &feed_id).await?;
+    let details = subscribed.as_ref().map(|s| s.details.clone()).unwrap_or_default();
+    let source_url = subscribed
+        .as_ref()
+        .map(|s| s.url.clone())
+        .or_else(|| episodes.iter().find_map(|e| e.feed_url.clone()));
+    let self_url = base.join(&format!("/feeds/{feed_id}/podcast.xml"));
+    let image_url = match details.image.as_ref().filter(|i| i.artwork) {
+        Some(image) => image.url.to_string(),
+        None => base.join(&format!("/feeds/{feed_id}/cover.png")),
+    };
+    let owner =
+        subscribed.as_ref().and_then(|s| s.owner.clone()).or_else(|| api.settings.podcast_owner.clone());
+    let language = details
+        .language
+        .clone()
+        .or_else(|| episodes.iter().find_map(|e| e.language.clone()))
+        .unwrap_or_else(|| "en".into());
+    let channel = Channel {
+        title: format!("{title} (narrated)"),
+        description: details
+            .description
+            .clone()
+            .filter(|d| !d.trim().is_empty())
+            .unwrap_or_else(|| format!("Posts of {title}, read aloud by Lector.")),
+        language,
+        link: details
+            .link
+            .as_ref()
+            .or(source_url.as_ref())
+            .map(Url::to_string)
+            .unwrap_or_else(|| base.join("/")),
+        // Fixed when the feed was subscribed to, so that it never changes.
+        guid: subscribed.as_ref().and_then(|s| s.podcast_guid).unwrap_or_else(|| podcast_guid(&self_url)),
+        self_url,
+        image_url,
+        category: Category::new("News"),
+        explicit: false,
+        author: details.author.clone().unwrap_or_else(|| title.clone()),
+        owner: owner.map(|o| Owner { name: o.name, email: o.email }),
+        show_type: ShowType::Episodic,
+        locked: true,
+        generator: Some("Lector".into()),
+    };
+    let episodes: Vec<Episode> = episodes.iter().map(|status| episode(status, &base, &title)).collect();
+    let xml = podcast::render(&channel, &episodes);
     let mut response = (StatusCode::OK, xml).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/rss+xml; charset=utf-8"));
     Ok(response)
+}
+
+/// One episode of the podcast feed from a conversion with audio: the post's own title, date
+/// and summary, a guid that never changes (the conversion's id is the same in every revision),
+/// and the audio of the latest revision at an address of its own.
+fn episode(status: &ConversionStatus, base: &BaseUrl, feed_title: &str) -> Episode {
+    let id = &status.conversion_id;
+    let title = status.title.clone().unwrap_or_else(|| "Untitled post".into());
+    let summary =
+        status.summary.clone().unwrap_or_else(|| format!("{title}, from {feed_title}, read aloud."));
+    let at = |path: &str| base.join(&format!("/conversions/{id}/{path}"));
+    let timed = status.timings_ref.is_some();
+    Episode {
+        guid: format!("lector:{id}"),
+        title,
+        link: Some(status.post_url.to_string()),
+        published: episode_date(status),
+        summary: Some(summary),
+        author: status.byline.clone(),
+        enclosure: Enclosure {
+            url: match status.audio_revision {
+                Some(revision) => base.join(&crate::views::revision_audio_path(id, revision)),
+                None => at("audio"),
+            },
+            length: status.audio_bytes.unwrap_or(0),
+            mime: "audio/mpeg".into(),
+        },
+        duration_seconds: status.duration_seconds.unwrap_or_default(),
+        transcripts: if timed {
+            vec![TranscriptLink::vtt(at("transcript.vtt")), TranscriptLink::json(at("transcript.json"))]
+        } else {
+            vec![]
+        },
+        chapters_url: (timed && status.chapters.unwrap_or(0) > 0).then(|| at("chapters.json")),
+    }
 }
 
 /// `HH:MM:SS`, the form every podcast app reads for `itunes:duration`.

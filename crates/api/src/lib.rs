@@ -14,8 +14,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use lector_core::feed::event::PodcastOwner;
+use lector_core::feed::index::FeedIndex;
 use lector_core::index::ConversionIndex;
-use lector_core::ports::{Clock, ObjectStore, Voice};
+use lector_core::ports::{Clock, FeedPolls, ObjectStore, Voice};
 use lector_core::voice::VoiceInfo;
 use lector_core::{EventStore, VoiceEngine, VoiceId};
 use lector_pipeline::fetch::Fetcher;
@@ -29,7 +31,10 @@ pub mod error;
 pub mod extract;
 pub mod feeds;
 pub mod service;
+pub mod subscriptions;
+pub mod transcripts;
 pub mod views;
+pub mod websub;
 
 /// The adapters and settings the handlers use.
 pub struct Api {
@@ -39,6 +44,10 @@ pub struct Api {
     pub fetcher: Arc<Fetcher>,
     pub clock: Arc<dyn Clock>,
     pub index: Arc<dyn ConversionIndex>,
+    /// The list of subscriptions.
+    pub feeds: Arc<dyn FeedIndex>,
+    /// Polls on demand (`POST /feeds/{feed_id}/poll`, and a new subscription's first poll).
+    pub polls: Arc<dyn FeedPolls>,
     pub settings: ApiSettings,
     voices: OnceCell<Vec<VoiceInfo>>,
 }
@@ -46,6 +55,25 @@ pub struct Api {
 impl std::fmt::Debug for Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Api").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+/// The adapters an [`Api`] is built from.
+#[derive(Clone)]
+pub struct ApiPorts {
+    pub events: Arc<dyn EventStore>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub voice: Arc<dyn Voice>,
+    pub fetcher: Arc<Fetcher>,
+    pub clock: Arc<dyn Clock>,
+    pub index: Arc<dyn ConversionIndex>,
+    pub feeds: Arc<dyn FeedIndex>,
+    pub polls: Arc<dyn FeedPolls>,
+}
+
+impl std::fmt::Debug for ApiPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiPorts").finish_non_exhaustive()
     }
 }
 
@@ -67,6 +95,11 @@ pub struct ApiSettings {
     /// Feeds this server itself serves (the sample feed of `lector serve`): read from here
     /// rather than fetched, since fetching loopback addresses is refused.
     pub own_feeds: Vec<OwnFeed>,
+    /// The owner of every podcast feed whose subscription names none (Apple Podcasts requires
+    /// one).
+    pub podcast_owner: Option<PodcastOwner>,
+    /// Where WebSub hubs push feeds to, when this deployment can be reached by them.
+    pub websub: Option<lector_pipeline::websub::WebSubConfig>,
 }
 
 /// A feed served by this server at `path`.
@@ -91,16 +124,20 @@ impl OwnFeed {
 }
 
 impl Api {
-    pub fn new(
-        events: Arc<dyn EventStore>,
-        objects: Arc<dyn ObjectStore>,
-        voice: Arc<dyn Voice>,
-        fetcher: Arc<Fetcher>,
-        clock: Arc<dyn Clock>,
-        index: Arc<dyn ConversionIndex>,
-        settings: ApiSettings,
-    ) -> Self {
-        Self { events, objects, voice, fetcher, clock, index, settings, voices: OnceCell::new() }
+    pub fn new(ports: ApiPorts, settings: ApiSettings) -> Self {
+        let ApiPorts { events, objects, voice, fetcher, clock, index, feeds, polls } = ports;
+        Self {
+            events,
+            objects,
+            voice,
+            fetcher,
+            clock,
+            index,
+            feeds,
+            polls,
+            settings,
+            voices: OnceCell::new(),
+        }
     }
 
     /// Read the feed at `url`: one of this server's own feeds, or fetched with the guards.
@@ -121,8 +158,9 @@ impl Api {
 pub type AppState = Arc<Api>;
 
 /// The endpoint groups. On AWS each group is its own function behind the one HTTP API, so each
-/// function's package holds only the code its routes reach: only the preview reads posts' pages
-/// and prepares their speech (the HTML extractor and sentence segmentation for every language).
+/// function's package holds only the code its routes reach: only the preview prepares posts'
+/// speech (sentence segmentation for every language); the conversions read a page only to tell
+/// an edited post submitted again from an unchanged one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoints {
     /// Conversions, their audio and embeds, the podcast feeds, voices and health.
@@ -138,12 +176,29 @@ pub const ROUTES: &[(&str, &str, bool, Endpoints)] = &[
     ("GET", "/voices", false, Endpoints::Conversions),
     ("POST", "/feeds/preview", true, Endpoints::Preview),
     ("GET", "/feeds/{feed_id}/podcast.xml", false, Endpoints::Conversions),
+    ("GET", "/feeds/{feed_id}/cover.png", false, Endpoints::Conversions),
+    ("POST", "/feeds", true, Endpoints::Conversions),
+    ("GET", "/feeds", false, Endpoints::Conversions),
+    ("GET", "/feeds/{feed_id}", false, Endpoints::Conversions),
+    ("PATCH", "/feeds/{feed_id}", true, Endpoints::Conversions),
+    ("DELETE", "/feeds/{feed_id}", true, Endpoints::Conversions),
+    ("POST", "/feeds/{feed_id}/poll", true, Endpoints::Conversions),
+    ("GET", "/feeds/{feed_id}/events", false, Endpoints::Conversions),
+    // A hub holds no token: a push is authenticated by its signature.
+    ("GET", "/websub/{feed_id}", false, Endpoints::Conversions),
+    ("POST", "/websub/{feed_id}", false, Endpoints::Conversions),
     ("POST", "/conversions", true, Endpoints::Conversions),
     ("GET", "/conversions", false, Endpoints::Conversions),
     ("POST", "/conversions/batch", true, Endpoints::Conversions),
     ("GET", "/conversions/{id}", false, Endpoints::Conversions),
     ("GET", "/conversions/{id}/events", false, Endpoints::Conversions),
     ("GET", "/conversions/{id}/audio", false, Endpoints::Conversions),
+    ("GET", "/conversions/{id}/audio/{file}", false, Endpoints::Conversions),
+    ("GET", "/conversions/{id}/transcript.vtt", false, Endpoints::Conversions),
+    ("GET", "/conversions/{id}/transcript.srt", false, Endpoints::Conversions),
+    ("GET", "/conversions/{id}/transcript.json", false, Endpoints::Conversions),
+    ("GET", "/conversions/{id}/chapters.json", false, Endpoints::Conversions),
+    ("GET", "/conversions/{id}/timeline.json", false, Endpoints::Conversions),
     ("GET", "/embed/{id}", false, Endpoints::Conversions),
 ];
 
@@ -167,11 +222,26 @@ fn conversion_routes() -> Router<AppState> {
         .route("/health", get(service::health))
         .route("/voices", get(service::voices))
         .route("/feeds/{feed_id}/podcast.xml", get(feeds::podcast))
+        .route("/feeds/{feed_id}/cover.png", get(subscriptions::cover))
+        .route("/feeds", post(subscriptions::subscribe).get(subscriptions::list))
+        .route(
+            "/feeds/{feed_id}",
+            get(subscriptions::get_one).patch(subscriptions::change).delete(subscriptions::unsubscribe),
+        )
+        .route("/feeds/{feed_id}/poll", post(subscriptions::poll_now))
+        .route("/feeds/{feed_id}/events", get(subscriptions::events))
+        .route("/websub/{feed_id}", get(websub::verify).post(websub::push))
         .route("/conversions", post(conversions::submit_one).get(conversions::list))
         .route("/conversions/batch", post(conversions::submit_batch))
         .route("/conversions/{id}", get(conversions::get_one))
         .route("/conversions/{id}/events", get(conversions::events))
         .route("/conversions/{id}/audio", get(audio::audio))
+        .route("/conversions/{id}/audio/{file}", get(audio::revision_audio))
+        .route("/conversions/{id}/transcript.vtt", get(transcripts::vtt))
+        .route("/conversions/{id}/transcript.srt", get(transcripts::srt))
+        .route("/conversions/{id}/transcript.json", get(transcripts::json))
+        .route("/conversions/{id}/chapters.json", get(transcripts::chapters))
+        .route("/conversions/{id}/timeline.json", get(transcripts::timeline_json))
         .route("/embed/{id}", get(audio::embed))
 }
 

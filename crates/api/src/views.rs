@@ -1,6 +1,6 @@
 //! The shapes answers carry, as `openapi.yaml` describes them.
 
-use lector_core::{ConversionState, ConversionStatus};
+use lector_core::ConversionStatus;
 use serde::Serialize;
 
 use crate::extract::BaseUrl;
@@ -10,7 +10,18 @@ use crate::extract::BaseUrl;
 pub struct ConversionView {
     #[serde(flatten)]
     pub status: ConversionStatus,
+    /// The latest audio (of `audio_revision`), served while a newer revision is made.
     pub audio_url: Option<String>,
+    /// The same audio at an address of its own revision: a new address per revision, for
+    /// podcast enclosures and caches.
+    pub revision_audio_url: Option<String>,
+    /// The transcripts and chapters of that audio.
+    pub transcript_vtt_url: Option<String>,
+    pub transcript_srt_url: Option<String>,
+    pub transcript_json_url: Option<String>,
+    pub chapters_url: Option<String>,
+    /// What the latest revision's speech cost, in words.
+    pub synthesis_summary: Option<String>,
     pub embed_url: Option<String>,
     pub embed_html: Option<String>,
     pub podcast_url: Option<String>,
@@ -21,19 +32,35 @@ pub struct ConversionView {
 impl ConversionView {
     pub fn new(status: ConversionStatus, base: &BaseUrl) -> Self {
         let id = &status.conversion_id;
-        let completed = status.state == ConversionState::Completed;
+        let playable = status.has_audio();
+        let timed = status.timings_ref.is_some();
         let embed_url = base.join(&format!("/embed/{id}"));
         let title = status.title.clone().unwrap_or_else(|| "Narrated post".into());
+        let link = |on: bool, path: String| on.then(|| base.join(&path));
         Self {
-            audio_url: completed.then(|| base.join(&format!("/conversions/{id}/audio"))),
-            embed_html: completed.then(|| embed_snippet(&embed_url, &title)),
-            embed_url: completed.then_some(embed_url),
+            audio_url: link(playable, format!("/conversions/{id}/audio")),
+            revision_audio_url: status
+                .audio_revision
+                .filter(|_| playable)
+                .map(|r| base.join(&revision_audio_path(id, r))),
+            transcript_vtt_url: link(timed, format!("/conversions/{id}/transcript.vtt")),
+            transcript_srt_url: link(timed, format!("/conversions/{id}/transcript.srt")),
+            transcript_json_url: link(timed, format!("/conversions/{id}/transcript.json")),
+            chapters_url: link(timed, format!("/conversions/{id}/chapters.json")),
+            synthesis_summary: status.synthesis.as_ref().map(|s| s.describe()),
+            embed_html: playable.then(|| embed_snippet(&embed_url, &title)),
+            embed_url: playable.then_some(embed_url),
             podcast_url: status.feed_id.as_ref().map(|f| base.join(&format!("/feeds/{f}/podcast.xml"))),
             status_url: base.join(&format!("/conversions/{id}")),
             events_url: base.join(&format!("/conversions/{id}/events")),
             status,
         }
     }
+}
+
+/// The path of one revision's audio.
+pub fn revision_audio_path(id: &lector_core::ConversionId, revision: u32) -> String {
+    format!("/conversions/{id}/audio/r{revision}.mp3")
 }
 
 /// The `<iframe>` a publisher pastes into a page.

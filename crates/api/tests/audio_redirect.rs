@@ -83,6 +83,9 @@ async fn audio_redirects_to_a_presigned_address_when_the_store_has_one() {
             voice: VoiceId::new("Joanna"),
             engine: VoiceEngine::Neural,
             requested_by: "test".into(),
+            post: None,
+            content_hash: None,
+            feed_language: None,
         }),
         Command::Start(ConversionStarted { execution_id: "e".into(), attempt: 1 }),
         Command::RecordArticle(ArticleFetched {
@@ -94,19 +97,32 @@ async fn audio_redirects_to_a_presigned_address_when_the_store_has_one() {
             characters: 50,
             text_ref: ObjectKey::article_text(&id, 1),
             source: ArticleSource::Page,
+            content_hash: None,
+            summary: None,
+            published_at: None,
         }),
         Command::PrepareSpeech(SpeechPrepared {
             attempt: 1,
             chunks: 1,
             characters: 50,
             chunks_ref: ObjectKey::speech_chunks(&id, 1),
+            units: None,
+            units_cached: None,
+            voice: None,
+            language: None,
+            language_note: None,
         }),
         Command::RecordChunk(ChunkSynthesized {
             attempt: 1,
             index: 0,
-            audio_ref: ObjectKey::chunk_audio(&id, "x"),
+            audio_ref: None,
             bytes: 9,
             duration_seconds: 1.0,
+            units: 1,
+            units_synthesized: 1,
+            units_reused: 0,
+            characters_synthesized: 0,
+            characters_reused: 0,
         }),
         Command::Complete(ConversionCompleted {
             attempt: 1,
@@ -114,18 +130,28 @@ async fn audio_redirects_to_a_presigned_address_when_the_store_has_one() {
             bytes: 9,
             duration_seconds: 1.0,
             format: AudioFormat::Mp3,
+            revision: None,
+            timings_ref: None,
+            synthesis: None,
+            chapters: None,
         }),
     ] {
         execute(&*events, &id, command, &meta).await.unwrap();
     }
     let db = lector_local::db::Db::open(dir.path().join("i.sqlite")).unwrap();
     let api = Api::new(
-        events,
-        Arc::new(Presigning(lector_local::objects::FolderObjectStore::new(dir.path().join("objects")))),
-        Arc::new(NoVoice),
-        Arc::new(Fetcher::new(FetchPolicy::default()).unwrap()),
-        Arc::new(lector_local::clock::SystemClock),
-        Arc::new(lector_local::index::SqliteConversionIndex::new(db)),
+        lector_api::ApiPorts {
+            events,
+            objects: Arc::new(Presigning(lector_local::objects::FolderObjectStore::new(
+                dir.path().join("objects"),
+            ))),
+            voice: Arc::new(NoVoice),
+            fetcher: Arc::new(Fetcher::new(FetchPolicy::default()).unwrap()),
+            clock: Arc::new(lector_local::clock::SystemClock),
+            index: Arc::new(lector_local::index::SqliteConversionIndex::new(db)),
+            feeds: Arc::new(lector_core::feed::index::MemoryFeedIndex::default()),
+            polls: Arc::new(lector_testkit::memory::NoPolls),
+        },
         ApiSettings {
             token: None,
             public_url: None,
@@ -134,6 +160,8 @@ async fn audio_redirects_to_a_presigned_address_when_the_store_has_one() {
             engines: vec![VoiceEngine::Neural],
             preview_measure_limit: 0,
             own_feeds: vec![],
+            podcast_owner: None,
+            websub: None,
         },
     );
     let response = router(api)

@@ -66,6 +66,7 @@ impl Voice for OneVoice {
             language: "en-US".into(),
             gender: None,
             engines: vec![VoiceEngine::Espeak],
+            licence: None,
         }])
     }
     async fn synthesize(&self, _: &str, _: &VoiceSpec) -> Result<Bytes, VoiceError> {
@@ -77,12 +78,16 @@ impl Voice for OneVoice {
 fn api(dir: &std::path::Path) -> Api {
     let db = lector_local::db::Db::open(dir.join("lector.sqlite")).unwrap();
     Api::new(
-        Arc::new(lector_local::event_store::SqliteEventStore::new(db.clone())),
-        Arc::new(lector_local::objects::FolderObjectStore::new(dir.join("objects"))),
-        Arc::new(OneVoice),
-        Arc::new(Fetcher::new(FetchPolicy::default()).unwrap()),
-        Arc::new(lector_local::clock::SystemClock),
-        Arc::new(lector_local::index::SqliteConversionIndex::new(db)),
+        lector_api::ApiPorts {
+            events: Arc::new(lector_local::event_store::SqliteEventStore::new(db.clone())),
+            objects: Arc::new(lector_local::objects::FolderObjectStore::new(dir.join("objects"))),
+            voice: Arc::new(OneVoice),
+            fetcher: Arc::new(Fetcher::new(FetchPolicy::default()).unwrap()),
+            clock: Arc::new(lector_local::clock::SystemClock),
+            index: Arc::new(lector_local::index::SqliteConversionIndex::new(db)),
+            feeds: Arc::new(lector_core::feed::index::MemoryFeedIndex::default()),
+            polls: Arc::new(lector_testkit::memory::NoPolls),
+        },
         ApiSettings {
             token: None,
             public_url: None,
@@ -91,11 +96,15 @@ fn api(dir: &std::path::Path) -> Api {
             engines: vec![VoiceEngine::Espeak],
             preview_measure_limit: 0,
             own_feeds: vec![],
+            podcast_owner: None,
+            websub: None,
         },
     )
 }
 
-/// Whether `app` routes `method path` to a handler (and not to the not-found fallback).
+/// Whether `app` routes `method path` to a handler (and not to the not-found fallback, nor to a
+/// path of its own that does not take the method: `POST /feeds/preview` meets the conversions
+/// group's `/feeds/{feed_id}`, which has no POST).
 async fn reaches_a_handler(app: &axum::Router, method: &str, path: &str) -> bool {
     let concrete = path.replace("{id}", "0123456789abcdef0123").replace("{feed_id}", "0123456789abcdef");
     let request = Request::builder()
@@ -109,8 +118,7 @@ async fn reaches_a_handler(app: &axum::Router, method: &str, path: &str) -> bool
     let status = response.status().as_u16();
     let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
     let text = String::from_utf8_lossy(&body);
-    assert_ne!(status, 405, "{method} {path}: {text}");
-    !text.contains("no such resource")
+    status != 405 && !text.contains("no such resource")
 }
 
 #[tokio::test]

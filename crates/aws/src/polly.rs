@@ -1,7 +1,9 @@
 //! The Amazon Polly voice: SSML in, MP3 out, with Polly's errors sorted into the port's.
 
 use async_trait::async_trait;
+use aws_config::SdkConfig;
 use aws_sdk_polly::Client;
+use aws_sdk_polly::config::ProvideCredentials;
 use aws_sdk_polly::error::SdkError;
 use aws_sdk_polly::operation::synthesize_speech::SynthesizeSpeechError;
 use aws_sdk_polly::types::{Engine, LanguageCode, OutputFormat, TextType, VoiceId as PollyVoiceId};
@@ -37,6 +39,19 @@ impl SampleRate {
     }
 }
 
+/// Why Polly cannot be used with the AWS settings at hand.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PollySetupError {
+    #[error(
+        "Amazon Polly needs an AWS region: set AWS_REGION, or AWS_PROFILE naming a profile with a region"
+    )]
+    NoRegion,
+    #[error(
+        "Amazon Polly needs AWS credentials and the usual chain found none ({0}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run `aws configure`"
+    )]
+    NoCredentials(String),
+}
+
 /// [`Voice`] on Amazon Polly's `SynthesizeSpeech` (SSML, MP3).
 #[derive(Debug, Clone)]
 pub struct PollyVoice {
@@ -50,6 +65,27 @@ impl PollyVoice {
         Self { client, sample_rate: None }
     }
 
+    /// Polly with an SDK config from the usual chain, once it is known to have a region and
+    /// credentials: a run that cannot call Polly says so at its start, not at its first post.
+    pub async fn from_sdk_config(config: &SdkConfig) -> Result<Self, PollySetupError> {
+        if config.region().is_none() {
+            return Err(PollySetupError::NoRegion);
+        }
+        let provider = config
+            .credentials_provider()
+            .ok_or_else(|| PollySetupError::NoCredentials("no provider".into()))?;
+        provider.provide_credentials().await.map_err(|e| {
+            let mut reason = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                reason = format!("{reason}: {s}");
+                source = s.source();
+            }
+            PollySetupError::NoCredentials(reason)
+        })?;
+        Ok(Self::new(Client::new(config)))
+    }
+
     /// Every request at `rate`.
     pub fn with_sample_rate(mut self, rate: SampleRate) -> Self {
         self.sample_rate = Some(rate);
@@ -61,14 +97,14 @@ impl PollyVoice {
     }
 }
 
-/// Polly's name of a Lector engine; the local engine is not one of Polly's.
+/// Polly's name of a Lector engine; the local engines are not Polly's.
 pub fn polly_engine(engine: VoiceEngine) -> Option<Engine> {
     match engine {
         VoiceEngine::Standard => Some(Engine::Standard),
         VoiceEngine::Neural => Some(Engine::Neural),
         VoiceEngine::LongForm => Some(Engine::LongForm),
         VoiceEngine::Generative => Some(Engine::Generative),
-        VoiceEngine::Espeak => None,
+        VoiceEngine::Espeak | VoiceEngine::Piper => None,
     }
 }
 
@@ -161,6 +197,7 @@ impl Voice for PollyVoice {
                     language: voice.language_code().map(|l| l.as_str().to_owned()).unwrap_or_default(),
                     gender: voice.gender().map(|g| g.as_str().to_owned()),
                     engines: voice.supported_engines().iter().filter_map(lector_engine).collect(),
+                    licence: None,
                 });
             }
             match out.next_token() {
@@ -168,6 +205,12 @@ impl Voice for PollyVoice {
                 _ => return Ok(voices),
             }
         }
+    }
+
+    /// The voice and the engine are in the speech cache key already; what else decides Polly's
+    /// sound is the service's own (not versioned for callers) and the sample rate.
+    async fn fingerprint(&self, spec: &VoiceSpec) -> Result<String, VoiceError> {
+        Ok(format!("polly; mp3 {} Hz", self.sample_rate(spec.engine).as_str()))
     }
 
     #[tracing::instrument(skip(self, ssml), fields(voice = %spec.voice, engine = %spec.engine, chars = ssml.len()))]
@@ -209,6 +252,7 @@ mod tests {
     fn engines_and_rates_map_to_pollys() {
         assert_eq!(polly_engine(VoiceEngine::LongForm), Some(Engine::LongForm));
         assert_eq!(polly_engine(VoiceEngine::Espeak), None);
+        assert_eq!(polly_engine(VoiceEngine::Piper), None);
         assert_eq!(SampleRate::for_engine(VoiceEngine::Standard).as_str(), "22050");
         assert_eq!(SampleRate::for_engine(VoiceEngine::Generative).as_str(), "24000");
         for engine in VoiceEngine::ALL {
@@ -270,6 +314,20 @@ mod tests {
         let unknown = VoiceSpec { voice: VoiceId::new("Nobody"), ..spec.clone() };
         let err = synthesize_error(&service_error(generic("ValidationException"), 400), &unknown);
         assert!(matches!(err, VoiceError::UnsupportedVoice(_)));
+    }
+
+    #[tokio::test]
+    async fn the_fingerprint_names_polly_and_the_sample_rate_of_the_engine() {
+        let config = aws_sdk_polly::Config::builder()
+            .behavior_version(aws_sdk_polly::config::BehaviorVersion::latest())
+            .region(aws_sdk_polly::config::Region::new("us-east-1"))
+            .build();
+        let voice = PollyVoice::new(Client::from_conf(config));
+        let spec = |engine| VoiceSpec { voice: VoiceId::new("Joanna"), engine, language: None };
+        assert_eq!(voice.fingerprint(&spec(VoiceEngine::Standard)).await.unwrap(), "polly; mp3 22050 Hz");
+        assert_eq!(voice.fingerprint(&spec(VoiceEngine::Neural)).await.unwrap(), "polly; mp3 24000 Hz");
+        let fixed = voice.with_sample_rate(SampleRate::Hz22050);
+        assert_eq!(fixed.fingerprint(&spec(VoiceEngine::Neural)).await.unwrap(), "polly; mp3 22050 Hz");
     }
 
     #[test]

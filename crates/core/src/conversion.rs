@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 
 use crate::event::{
     ArticleFetched, ChunkSynthesized, ConversionCompleted, ConversionEvent, ConversionFailed,
-    ConversionRequested, ConversionRetried, ConversionStarted, RetryMethod, SpeechPrepared,
+    ConversionRequested, ConversionRetried, ConversionRevisionRequested, ConversionStarted, PostInfo,
+    RetryMethod, RevisionReason, SpeechPrepared,
 };
 use crate::id::{ConversionId, EventId};
+use crate::object::ObjectKey;
 
 /// Where a conversion is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -28,8 +30,18 @@ pub enum Phase {
 pub struct Conversion {
     pub request: Option<ConversionRequested>,
     pub phase: Phase,
-    /// The current attempt: 1 for the first run, one more for each restart.
+    /// The current attempt: 1 for the first run, one more for each restart and each revision.
     pub attempt: u32,
+    /// The current revision: 1 for the first conversion, one more each time the post changed.
+    pub revision: u32,
+    /// The latest revision request, while that revision is the current one.
+    pub revision_request: Option<ConversionRevisionRequested>,
+    /// The hash of the current revision's text, once known: a request with the same text
+    /// changes nothing.
+    pub content_hash: Option<String>,
+    /// The audio listeners get: the latest completed revision's, kept while a newer revision
+    /// is made.
+    pub served: Option<ConversionCompleted>,
     /// The execution working on the current attempt.
     pub execution_id: Option<String>,
     pub article: Option<ArticleFetched>,
@@ -58,7 +70,25 @@ pub enum Command {
     RecordChunk(ChunkSynthesized),
     Complete(ConversionCompleted),
     Fail(ConversionFailed),
-    Retry { how: RetryMethod, by: String, reason: Option<String> },
+    Retry {
+        how: RetryMethod,
+        by: String,
+        reason: Option<String>,
+    },
+    /// The post changed: make the next revision.
+    Revise(Revision),
+}
+
+/// What a revision is asked with; [`decide`] numbers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revision {
+    pub reason: RevisionReason,
+    pub content_ref: Option<ObjectKey>,
+    /// The new text's hash when known: the same hash as the current revision's is no change.
+    pub content_hash: Option<String>,
+    pub title: Option<String>,
+    pub post: Option<PostInfo>,
+    pub requested_by: String,
 }
 
 /// Why a command was refused. Each variant says what the caller should do.
@@ -117,6 +147,28 @@ impl Conversion {
 
     pub fn id(&self) -> Option<&ConversionId> {
         self.request.as_ref().map(|r| &r.conversion_id)
+    }
+
+    /// The post's content as the feed carried it for the current revision: the revision's own,
+    /// else the request's. `None` means the page is fetched.
+    pub fn content_ref(&self) -> Option<&ObjectKey> {
+        match &self.revision_request {
+            Some(revision) => revision.content_ref.as_ref(),
+            None => self.request.as_ref().and_then(|r| r.content_ref.as_ref()),
+        }
+    }
+
+    /// The title the feed gave the post, the latest revision's first.
+    pub fn feed_title_of_post(&self) -> Option<&str> {
+        self.revision_request
+            .as_ref()
+            .and_then(|r| r.title.as_deref())
+            .or_else(|| self.request.as_ref().and_then(|r| r.title.as_deref()))
+    }
+
+    /// The name of the workflow execution of the current revision and attempt.
+    pub fn execution_name(&self) -> Option<String> {
+        self.id().map(|id| id.revision_execution_name(self.revision, self.attempt))
     }
 
     /// The chunk indices of the current speech that have no audio yet.
@@ -209,8 +261,10 @@ pub fn decide(state: &Conversion, command: Command) -> Result<Vec<Decided>, Doma
             if state.speech.is_some() {
                 return Ok(vec![]);
             }
-            if speech.chunks == 0 {
-                return Err(DomainError::Invalid("speech needs at least one chunk".into()));
+            // No chunk to synthesize is fine when every unit's audio is already stored; a
+            // speech with nothing at all to say is not.
+            if speech.chunks == 0 && speech.units.unwrap_or(0) == 0 {
+                return Err(DomainError::Invalid("speech needs at least one unit".into()));
             }
             let attempt = speech.attempt.to_string();
             one(&[&attempt, "speech"], ConversionEvent::SpeechPrepared(speech))
@@ -271,6 +325,32 @@ pub fn decide(state: &Conversion, command: Command) -> Result<Vec<Decided>, Doma
             let nth = (state.failures + 1).to_string();
             one(&["failed", &nth], ConversionEvent::ConversionFailed(failure))
         }
+        Command::Revise(revision) => {
+            if state.phase == Phase::New {
+                return Err(DomainError::NotRequested);
+            }
+            if revision.requested_by.trim().is_empty() {
+                return Err(DomainError::Invalid("requested_by is empty".into()));
+            }
+            // The same text again (a repeated delivery of the same change, or an unchanged
+            // resubmission): nothing to make.
+            if revision.content_hash.is_some() && revision.content_hash == state.content_hash {
+                return Ok(vec![]);
+            }
+            let next = state.revision + 1;
+            let event = ConversionRevisionRequested {
+                revision: next,
+                attempt: state.attempt + 1,
+                reason: revision.reason,
+                content_ref: revision.content_ref,
+                content_hash: revision.content_hash,
+                title: revision.title,
+                post: revision.post,
+                requested_by: revision.requested_by,
+            };
+            let next = next.to_string();
+            one(&["revision", &next], ConversionEvent::ConversionRevisionRequested(event))
+        }
         Command::Retry { how, by, reason } => {
             if state.phase != Phase::Failed {
                 return Err(DomainError::NotFailed { phase: state.phase });
@@ -299,13 +379,33 @@ pub fn evolve(mut state: Conversion, event: &ConversionEvent) -> Conversion {
             state.request = Some(r.clone());
             state.phase = Phase::Requested;
             state.attempt = 1;
+            state.revision = 1;
+            state.content_hash = r.content_hash.clone();
+        }
+        ConversionEvent::ConversionRevisionRequested(r) => {
+            state.phase = Phase::Requested;
+            state.revision = r.revision;
+            state.attempt = r.attempt;
+            state.execution_id = None;
+            state.article = None;
+            state.speech = None;
+            state.chunks.clear();
+            state.completed = None;
+            state.failure = None;
+            state.content_hash = r.content_hash.clone();
+            state.revision_request = Some(r.clone());
         }
         ConversionEvent::ConversionStarted(s) => {
             state.phase = Phase::Processing;
             state.attempt = s.attempt;
             state.execution_id = Some(s.execution_id.clone());
         }
-        ConversionEvent::ArticleFetched(a) => state.article = Some(a.clone()),
+        ConversionEvent::ArticleFetched(a) => {
+            if a.content_hash.is_some() {
+                state.content_hash = a.content_hash.clone();
+            }
+            state.article = Some(a.clone());
+        }
         ConversionEvent::SpeechPrepared(s) => state.speech = Some(s.clone()),
         ConversionEvent::ChunkSynthesized(c) => {
             state.chunks.insert(c.index, c.clone());
@@ -313,6 +413,7 @@ pub fn evolve(mut state: Conversion, event: &ConversionEvent) -> Conversion {
         ConversionEvent::ConversionCompleted(c) => {
             state.phase = Phase::Completed;
             state.completed = Some(c.clone());
+            state.served = Some(c.clone());
             state.failure = None;
         }
         ConversionEvent::ConversionFailed(f) => {

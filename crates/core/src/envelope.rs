@@ -35,6 +35,21 @@ impl NewEvent {
     }
 }
 
+impl NewEvent {
+    /// A feed subscription's event with its metadata.
+    pub fn from_feed_event(event_id: EventId, event: &crate::feed::FeedEvent, meta: &EventMeta) -> Self {
+        Self {
+            event_id,
+            event_type: event.event_type().to_owned(),
+            schema_version: event.schema_version(),
+            occurred_at: meta.occurred_at,
+            correlation_id: meta.correlation_id.clone(),
+            causation_id: meta.causation_id.clone(),
+            data: event.data(),
+        }
+    }
+}
+
 /// Who and when: the metadata every event of one decision shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventMeta {

@@ -35,9 +35,73 @@ pub struct ConversionRequested {
     /// the page is not fetched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_ref: Option<ObjectKey>,
+    /// The voice, or `auto`: the voice of the engine that speaks the article's language.
     pub voice: VoiceId,
     pub engine: VoiceEngine,
     /// Who asked: a user, a token's subject, or `cli`.
+    pub requested_by: String,
+    /// The post as its feed describes it, for the podcast episode: its stable key in the feed,
+    /// when it was published and last updated, and its summary (plain text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post: Option<PostInfo>,
+    /// The hash of the text the request carries (`content_ref`'s text), when it carries one: a
+    /// later submission of the same text is recognised as unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+    /// The language the feed declares, used when the article declares none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feed_language: Option<String>,
+}
+
+/// What a feed says of a post, beyond its address and title.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostInfo {
+    /// The post's stable key in its feed (guid, else link, else a hash of title and date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The summary, plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+}
+
+/// Why a conversion gets a new revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RevisionReason {
+    /// The subscribed feed says the post changed (`PostChanged`).
+    PostChanged,
+    /// The same post was submitted again and its text differs.
+    Resubmitted,
+}
+
+/// The post changed: the conversion runs again as its next revision, keeping its id. The
+/// previous revision's audio stays served until the new one is complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConversionRevisionRequested {
+    /// The new revision: 2 for the first edit.
+    pub revision: u32,
+    /// The attempt that runs it (attempts count on across revisions).
+    pub attempt: u32,
+    pub reason: RevisionReason,
+    /// The post's new text as the feed carries it (HTML), stored as an object; when absent
+    /// the page is fetched again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_ref: Option<ObjectKey>,
+    /// The hash of the new text, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post: Option<PostInfo>,
     pub requested_by: String,
 }
 
@@ -77,6 +141,16 @@ pub struct ArticleFetched {
     /// The extracted text, stored as an object.
     pub text_ref: ObjectKey,
     pub source: ArticleSource,
+    /// A hash of the text as read (its blocks' text), to tell an edited post from an unchanged
+    /// one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+    /// The page's own summary (its description metadata), plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// When the page says it was published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The text was turned into narration and cut into chunks within the voice's limits.
@@ -88,20 +162,53 @@ pub struct SpeechPrepared {
     pub chunks: u32,
     /// Characters that will be spoken (and billed), markup excluded.
     pub characters: u64,
-    /// The chunks (SSML documents), stored as an object.
+    /// The speech (its units and how they are grouped into chunks), stored as an object.
     pub chunks_ref: ObjectKey,
+    /// Units of speech (sentences) in the narration; each is synthesized once and stored under
+    /// a key made of everything that decides its sound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units: Option<u32>,
+    /// Units whose audio was already stored (by an earlier revision, another conversion or a
+    /// failed run): they are not synthesized again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units_cached: Option<u32>,
+    /// The voice that speaks, once chosen (the request may say `auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<VoiceId>,
+    /// The language the text is read in (BCP 47).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Set when the voice's language differs from the text's: the voice was named in the
+    /// request and is used as asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language_note: Option<String>,
 }
 
-/// One chunk has audio.
+/// Every unit of one chunk has stored audio. Schema version 2: a chunk is a group of units of
+/// speech, each stored under its own key, with what was synthesized and what was reused;
+/// version 1 events (one MP3 per chunk) are upcast, their MP3 kept as `audio_ref`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChunkSynthesized {
     pub attempt: u32,
     /// Zero-based index of the chunk.
     pub index: u32,
-    pub audio_ref: ObjectKey,
+    /// Units in the chunk.
+    pub units: u32,
+    /// Units the voice spoke for this chunk.
+    pub units_synthesized: u32,
+    /// Units found already stored.
+    pub units_reused: u32,
+    /// Characters sent to the voice (billed).
+    pub characters_synthesized: u64,
+    /// Characters whose stored audio was reused (not billed).
+    pub characters_reused: u64,
+    /// Bytes of the chunk's audio.
     pub bytes: u64,
     pub duration_seconds: f64,
+    /// The chunk's own MP3, in chunks synthesized by Lector before units (schema version 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_ref: Option<ObjectKey>,
 }
 
 /// The audio format of a finished conversion.
@@ -129,6 +236,62 @@ pub struct ConversionCompleted {
     /// Counted from the MP3 frames, never estimated from the bitrate.
     pub duration_seconds: f64,
     pub format: AudioFormat,
+    /// The revision this audio is of (1 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
+    /// When each sentence starts and ends in the audio, and the chapters, stored as an object
+    /// (the transcripts and the read-along player are made from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings_ref: Option<ObjectKey>,
+    /// What this revision cost: units and characters synthesized, and reused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthesis: Option<SynthesisTotals>,
+    /// Chapters in the timings (one per heading).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chapters: Option<u32>,
+}
+
+/// What a revision's speech cost: units (sentences) and characters synthesized (billed) and
+/// reused from stored audio.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SynthesisTotals {
+    pub units: u32,
+    pub units_synthesized: u32,
+    pub units_reused: u32,
+    pub characters_synthesized: u64,
+    pub characters_reused: u64,
+}
+
+impl SynthesisTotals {
+    /// What the speech cost, in words: "narrated 212 sentences, 18,034 characters" for a
+    /// speech made whole, "re-narrated 4 of 212 sentences, 312 of 18,034 characters" when
+    /// stored audio was reused.
+    pub fn describe(&self) -> String {
+        let characters = self.characters_synthesized + self.characters_reused;
+        if self.units_reused == 0 {
+            format!("narrated {} sentences, {} characters", group(self.units.into()), group(characters))
+        } else {
+            format!(
+                "re-narrated {} of {} sentences, {} of {} characters",
+                group(self.units_synthesized.into()),
+                group(self.units.into()),
+                group(self.characters_synthesized),
+                group(characters)
+            )
+        }
+    }
+
+    /// The totals with `more` added.
+    pub fn plus(self, more: SynthesisTotals) -> SynthesisTotals {
+        SynthesisTotals {
+            units: self.units + more.units,
+            units_synthesized: self.units_synthesized + more.units_synthesized,
+            units_reused: self.units_reused + more.units_reused,
+            characters_synthesized: self.characters_synthesized + more.characters_synthesized,
+            characters_reused: self.characters_reused + more.characters_reused,
+        }
+    }
 }
 
 /// A step failed for good.
@@ -176,6 +339,19 @@ pub struct ConversionRetried {
     pub attempt: u32,
 }
 
+/// `18034` as `18,034`.
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Every event of a conversion's stream. Serialized with its type name beside its data:
 /// `{"type": "ChunkSynthesized", "data": {...}}`.
 // One request per stream makes the size difference irrelevant; boxing would only complicate
@@ -192,6 +368,7 @@ pub enum ConversionEvent {
     ConversionCompleted(ConversionCompleted),
     ConversionFailed(ConversionFailed),
     ConversionRetried(ConversionRetried),
+    ConversionRevisionRequested(ConversionRevisionRequested),
 }
 
 /// The current schema version of an event type, by name.
@@ -203,15 +380,16 @@ pub struct EventType {
 
 impl ConversionEvent {
     /// Every event type with its current schema version.
-    pub const TYPES: [EventType; 8] = [
+    pub const TYPES: [EventType; 9] = [
         EventType { name: "ConversionRequested", schema_version: 1 },
         EventType { name: "ConversionStarted", schema_version: 1 },
         EventType { name: "ArticleFetched", schema_version: 1 },
         EventType { name: "SpeechPrepared", schema_version: 1 },
-        EventType { name: "ChunkSynthesized", schema_version: 1 },
+        EventType { name: "ChunkSynthesized", schema_version: 2 },
         EventType { name: "ConversionCompleted", schema_version: 1 },
         EventType { name: "ConversionFailed", schema_version: 1 },
         EventType { name: "ConversionRetried", schema_version: 1 },
+        EventType { name: "ConversionRevisionRequested", schema_version: 1 },
     ];
 
     pub fn event_type(&self) -> &'static str {
@@ -224,6 +402,7 @@ impl ConversionEvent {
             ConversionEvent::ConversionCompleted(_) => "ConversionCompleted",
             ConversionEvent::ConversionFailed(_) => "ConversionFailed",
             ConversionEvent::ConversionRetried(_) => "ConversionRetried",
+            ConversionEvent::ConversionRevisionRequested(_) => "ConversionRevisionRequested",
         }
     }
 
@@ -254,9 +433,13 @@ impl ConversionEvent {
     }
 }
 
-/// The current schema version of the named event type.
+/// The current schema version of the named event type, of either aggregate.
 pub fn schema_version_of(event_type: &str) -> Option<u32> {
-    ConversionEvent::TYPES.iter().find(|t| t.name == event_type).map(|t| t.schema_version)
+    ConversionEvent::TYPES
+        .iter()
+        .chain(crate::feed::FeedEvent::TYPES.iter())
+        .find(|t| t.name == event_type)
+        .map(|t| t.schema_version)
 }
 
 /// Why a stored event could not be read as a [`ConversionEvent`].
@@ -274,10 +457,8 @@ pub enum DecodeError {
     Invalid { event_type: String, reason: String },
 }
 
-/// Bring `data` written at `schema_version` up to the current version of `event_type`.
-///
-/// Every event type is at version 1, so there is nothing to convert yet; when a type gets a
-/// version 2, its conversion from 1 goes here, as a match arm, and stays forever.
+/// Bring `data` written at `schema_version` up to the current version of `event_type`. Each
+/// conversion from one version to the next is a match arm here, and stays forever.
 pub fn upcast(
     event_type: &str,
     schema_version: u32,
@@ -292,7 +473,33 @@ pub fn upcast(
             known: current,
         });
     }
+    let mut data = data;
+    let mut version = schema_version.max(1);
+    while version < current {
+        data = match (event_type, version) {
+            ("ChunkSynthesized", 1) => chunk_v1_to_v2(data),
+            _ => data,
+        };
+        version += 1;
+    }
     Ok(data)
+}
+
+/// A version 1 chunk was one MP3 synthesized whole: one unit, synthesized, its characters not
+/// recorded.
+fn chunk_v1_to_v2(mut data: serde_json::Value) -> serde_json::Value {
+    if let serde_json::Value::Object(map) = &mut data {
+        for (key, value) in [
+            ("units", 1),
+            ("units_synthesized", 1),
+            ("units_reused", 0),
+            ("characters_synthesized", 0),
+            ("characters_reused", 0),
+        ] {
+            map.entry(key).or_insert(serde_json::Value::from(value));
+        }
+    }
+    data
 }
 
 #[cfg(test)]
@@ -337,6 +544,38 @@ mod tests {
             ConversionEvent::from_parts("ConversionStarted", 1, serde_json::json!({"attempt": "x"})),
             Err(DecodeError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn version_1_chunks_are_upcast_to_units() {
+        let v1 = serde_json::json!({
+            "attempt": 1, "index": 2, "audio_ref": "work/x/chunks/h.mp3", "bytes": 10, "duration_seconds": 1.5
+        });
+        let event = ConversionEvent::from_parts("ChunkSynthesized", 1, v1).unwrap();
+        let ConversionEvent::ChunkSynthesized(chunk) = event else { panic!("{event:?}") };
+        assert_eq!((chunk.units, chunk.units_synthesized, chunk.units_reused), (1, 1, 0));
+        assert_eq!(chunk.audio_ref.unwrap().as_str(), "work/x/chunks/h.mp3");
+        assert_eq!(schema_version_of("ChunkSynthesized"), Some(2));
+    }
+
+    #[test]
+    fn synthesis_totals_say_what_a_revision_cost() {
+        let first = SynthesisTotals {
+            units: 212,
+            units_synthesized: 212,
+            units_reused: 0,
+            characters_synthesized: 18_034,
+            characters_reused: 0,
+        };
+        assert_eq!(first.describe(), "narrated 212 sentences, 18,034 characters");
+        let revision = SynthesisTotals {
+            units: 212,
+            units_synthesized: 4,
+            units_reused: 208,
+            characters_synthesized: 312,
+            characters_reused: 17_722,
+        };
+        assert_eq!(revision.describe(), "re-narrated 4 of 212 sentences, 312 of 18,034 characters");
     }
 
     #[test]

@@ -48,6 +48,13 @@ impl ConversionId {
         format!("{}-{attempt}", self.0)
     }
 
+    /// The name of the execution that runs `attempt` of `revision`: the attempt alone for the
+    /// first revision, `<id>-r<revision>-<attempt>` for later ones. Attempts count on across
+    /// revisions, so every name is unique to one run.
+    pub fn revision_execution_name(&self, revision: u32, attempt: u32) -> String {
+        if revision <= 1 { self.execution_name(attempt) } else { format!("{}-r{revision}-{attempt}", self.0) }
+    }
+
     /// The event stream that holds this conversion's history.
     pub fn stream(&self) -> StreamId {
         StreamId(format!("{}{}", StreamId::CONVERSION_PREFIX, self.0))
@@ -95,6 +102,7 @@ pub struct StreamId(String);
 
 impl StreamId {
     pub const CONVERSION_PREFIX: &'static str = "conversion-";
+    pub const FEED_PREFIX: &'static str = "feed-";
 
     /// Any stream name; the store does not interpret it.
     pub fn new(name: impl Into<String>) -> Self {
@@ -103,6 +111,11 @@ impl StreamId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The feed this stream belongs to, if it is a feed subscription's stream.
+    pub fn feed_id(&self) -> Option<FeedId> {
+        self.0.strip_prefix(Self::FEED_PREFIX).map(|id| FeedId(id.to_owned())).filter(FeedId::is_valid)
     }
 
     /// The conversion this stream belongs to, if it is a conversion stream.
@@ -135,6 +148,29 @@ impl FeedId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The event stream that holds this feed's subscription.
+    pub fn stream(&self) -> StreamId {
+        StreamId(format!("{}{}", StreamId::FEED_PREFIX, self.0))
+    }
+
+    /// Whether this is a feed id as [`FeedId::derive`] makes them (16 lowercase hex digits).
+    pub fn is_valid(&self) -> bool {
+        self.0.len() == 16 && self.0.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
+}
+
+impl std::str::FromStr for FeedId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let id = Self(s.to_owned());
+        if id.is_valid() {
+            Ok(id)
+        } else {
+            Err(format!("'{s}' is not a feed id: expected 16 lowercase hex digits"))
+        }
     }
 }
 

@@ -66,38 +66,71 @@ pub enum ProjectError {
     Decode(#[from] DecodeError),
 }
 
-/// Fold one event of the log into the index. Events at or below the stored version are
-/// ignored (a repeated delivery); when the index has missed events of the stream (a gap), the
-/// status is folded again from the stream itself, so the index never holds a status that skips
+/// A read model folded from the log, one status per stream of one aggregate: the list of
+/// conversions, the list of subscriptions. [`follow`], [`rebuild_model`] and [`compare`] work
+/// on any of them alike.
+#[async_trait]
+pub trait ReadModel: Send + Sync {
+    type Key: Ord + Clone + Send + Sync + std::fmt::Debug;
+    type Status: Clone + PartialEq + Send + Sync;
+
+    /// The key of the status a stream folds into, or `None` for another aggregate's stream.
+    fn key_of_stream(stream: &crate::id::StreamId) -> Option<Self::Key>;
+    fn key_of(status: &Self::Status) -> Self::Key;
+    /// The stream version a status was folded up to.
+    fn version_of(status: &Self::Status) -> u64;
+    /// One more event of the stream.
+    fn apply(
+        status: Option<Self::Status>,
+        event: &RecordedEvent,
+    ) -> Result<Option<Self::Status>, DecodeError>;
+
+    async fn get_status(&self, key: &Self::Key) -> Result<Option<Self::Status>, IndexError>;
+    /// Store `status` unless the model already holds the same or a later version of it.
+    async fn put_status(&self, status: &Self::Status) -> Result<(), IndexError>;
+    async fn clear_all(&self) -> Result<(), IndexError>;
+    /// Every status the model holds (all pages).
+    async fn every_status(&self) -> Result<Vec<Self::Status>, IndexError>;
+}
+
+/// Fold one event of the log into a read model. Events at or below the stored version are
+/// ignored (a repeated delivery); when the model has missed events of the stream (a gap), the
+/// status is folded again from the stream itself, so the model never holds a status that skips
 /// a fact.
-pub async fn project(
-    index: &dyn ConversionIndex,
+pub async fn follow<M: ReadModel + ?Sized>(
+    model: &M,
     store: &dyn EventStore,
     event: &RecordedEvent,
 ) -> Result<(), ProjectError> {
-    let Some(id) = event.stream_id.conversion_id() else { return Ok(()) };
-    let current = index.get(&id).await?;
-    let stored = current.as_ref().map_or(0, |s| s.version);
+    let Some(key) = M::key_of_stream(&event.stream_id) else { return Ok(()) };
+    let current = model.get_status(&key).await?;
+    let stored = current.as_ref().map_or(0, M::version_of);
     if event.version <= stored {
         return Ok(());
     }
     let next = if event.version == stored + 1 {
-        ConversionStatus::apply(current, event)?
+        M::apply(current, event)?
     } else {
         let events = store.read_stream(&event.stream_id, 0).await?;
-        let upto: Vec<_> = events.into_iter().take_while(|e| e.version <= event.version).collect();
-        ConversionStatus::fold(&upto)?
+        let mut status = None;
+        for e in events.iter().take_while(|e| e.version <= event.version) {
+            status = M::apply(status, e)?;
+        }
+        status
     };
     if let Some(status) = next {
-        index.put(&status).await?;
+        model.put_status(&status).await?;
     }
     Ok(())
 }
 
-/// Rebuild the index from the whole log: clear it, then fold every event in log order.
+/// Rebuild a read model from the whole log: clear it, then fold every event in log order.
 /// Returns the number of events read.
-pub async fn rebuild(index: &dyn ConversionIndex, store: &dyn EventStore) -> Result<u64, ProjectError> {
-    index.clear().await?;
+pub async fn rebuild_model<M: ReadModel + ?Sized>(
+    model: &M,
+    store: &dyn EventStore,
+) -> Result<u64, ProjectError> {
+    model.clear_all().await?;
     let mut after = 0;
     let mut read = 0;
     loop {
@@ -105,11 +138,120 @@ pub async fn rebuild(index: &dyn ConversionIndex, store: &dyn EventStore) -> Res
         let Some(last) = batch.last() else { break };
         after = last.position;
         for event in &batch {
-            project(index, store, event).await?;
+            follow(model, store, event).await?;
             read += 1;
         }
     }
     Ok(read)
+}
+
+/// How a stored read model differs from a fresh fold of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexDiff<K = ConversionId> {
+    /// In the log, not in the model.
+    pub missing: Vec<K>,
+    /// In the model, not in the log.
+    pub extra: Vec<K>,
+    /// In both, with another status.
+    pub different: Vec<K>,
+}
+
+impl<K> Default for IndexDiff<K> {
+    fn default() -> Self {
+        Self { missing: Vec::new(), extra: Vec::new(), different: Vec::new() }
+    }
+}
+
+impl<K> IndexDiff<K> {
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.extra.is_empty() && self.different.is_empty()
+    }
+}
+
+/// Fold the whole log into `fresh` (an empty model in memory) and compare `stored` with it.
+pub async fn compare<M, F>(
+    stored: &M,
+    fresh: &F,
+    store: &dyn EventStore,
+) -> Result<IndexDiff<M::Key>, ProjectError>
+where
+    M: ReadModel + ?Sized,
+    F: ReadModel<Key = M::Key, Status = M::Status> + ?Sized,
+{
+    rebuild_model(fresh, store).await?;
+    let by_key = |all: Vec<M::Status>| -> std::collections::BTreeMap<M::Key, M::Status> {
+        all.into_iter().map(|s| (M::key_of(&s), s)).collect()
+    };
+    let expected = by_key(fresh.every_status().await?);
+    let actual = by_key(stored.every_status().await?);
+    let mut diff = IndexDiff::default();
+    for (key, status) in &expected {
+        match actual.get(key) {
+            None => diff.missing.push(key.clone()),
+            Some(held) if held != status => diff.different.push(key.clone()),
+            Some(_) => {}
+        }
+    }
+    diff.extra = actual.keys().filter(|k| !expected.contains_key(*k)).cloned().collect();
+    Ok(diff)
+}
+
+/// The list of conversions as a [`ReadModel`].
+#[derive(Clone, Copy)]
+pub struct Conversions<'a>(pub &'a dyn ConversionIndex);
+
+impl std::fmt::Debug for Conversions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Conversions")
+    }
+}
+
+#[async_trait]
+impl ReadModel for Conversions<'_> {
+    type Key = ConversionId;
+    type Status = ConversionStatus;
+
+    fn key_of_stream(stream: &crate::id::StreamId) -> Option<ConversionId> {
+        stream.conversion_id()
+    }
+    fn key_of(status: &ConversionStatus) -> ConversionId {
+        status.conversion_id.clone()
+    }
+    fn version_of(status: &ConversionStatus) -> u64 {
+        status.version
+    }
+    fn apply(
+        status: Option<ConversionStatus>,
+        event: &RecordedEvent,
+    ) -> Result<Option<ConversionStatus>, DecodeError> {
+        ConversionStatus::apply(status, event)
+    }
+    async fn get_status(&self, key: &ConversionId) -> Result<Option<ConversionStatus>, IndexError> {
+        self.0.get(key).await
+    }
+    async fn put_status(&self, status: &ConversionStatus) -> Result<(), IndexError> {
+        self.0.put(status).await
+    }
+    async fn clear_all(&self) -> Result<(), IndexError> {
+        self.0.clear().await
+    }
+    async fn every_status(&self) -> Result<Vec<ConversionStatus>, IndexError> {
+        list_all(self.0).await
+    }
+}
+
+/// Fold one event of the log into the list of conversions (see [`follow`]).
+pub async fn project(
+    index: &dyn ConversionIndex,
+    store: &dyn EventStore,
+    event: &RecordedEvent,
+) -> Result<(), ProjectError> {
+    follow(&Conversions(index), store, event).await
+}
+
+/// Rebuild the list of conversions from the whole log. Returns the number of events read.
+pub async fn rebuild(index: &dyn ConversionIndex, store: &dyn EventStore) -> Result<u64, ProjectError> {
+    rebuild_model(&Conversions(index), store).await
 }
 
 /// Every conversion the index holds, newest first (all pages).
@@ -192,39 +334,8 @@ impl ConversionIndex for MemoryIndex {
     }
 }
 
-/// How a stored index differs from a fresh fold of the log.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct IndexDiff {
-    /// In the log, not in the index.
-    pub missing: Vec<ConversionId>,
-    /// In the index, not in the log.
-    pub extra: Vec<ConversionId>,
-    /// In both, with another status.
-    pub different: Vec<ConversionId>,
-}
-
-impl IndexDiff {
-    pub fn is_empty(&self) -> bool {
-        self.missing.is_empty() && self.extra.is_empty() && self.different.is_empty()
-    }
-}
-
-/// Fold the whole log into a fresh in-memory index and compare it with `index`.
+/// Fold the whole log into a fresh in-memory index and compare the list of conversions with it.
 pub async fn check(index: &dyn ConversionIndex, store: &dyn EventStore) -> Result<IndexDiff, ProjectError> {
     let fresh = MemoryIndex::new();
-    rebuild(&fresh, store).await?;
-    let expected: std::collections::BTreeMap<_, _> =
-        list_all(&fresh).await?.into_iter().map(|s| (s.conversion_id.clone(), s)).collect();
-    let actual: std::collections::BTreeMap<_, _> =
-        list_all(index).await?.into_iter().map(|s| (s.conversion_id.clone(), s)).collect();
-    let mut diff = IndexDiff::default();
-    for (id, status) in &expected {
-        match actual.get(id) {
-            None => diff.missing.push(id.clone()),
-            Some(stored) if stored != status => diff.different.push(id.clone()),
-            Some(_) => {}
-        }
-    }
-    diff.extra = actual.keys().filter(|id| !expected.contains_key(*id)).cloned().collect();
-    Ok(diff)
+    compare(&Conversions(index), &Conversions(&fresh), store).await
 }

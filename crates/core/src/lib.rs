@@ -5,6 +5,8 @@
 //!   envelope the log stores them in;
 //! - [`conversion`]: the aggregate; [`conversion::decide`] holds every rule,
 //!   [`conversion::evolve`] only applies;
+//! - [`feed`]: the second aggregate, a feed subscription, with its events, rules, status and
+//!   list; [`schedule`]: when a subscribed feed is polled next;
 //! - [`status`]: the status projection, a pure fold of a stream;
 //! - [`store`] and [`ports`]: the ports the adapters of `lector-local` and `lector-aws`
 //!   implement; [`service`] runs a command against the event store port;
@@ -14,11 +16,13 @@
 pub mod conversion;
 pub mod envelope;
 pub mod event;
+pub mod feed;
 pub mod id;
 pub mod index;
 pub mod object;
 pub mod ports;
 pub mod response;
+pub mod schedule;
 pub mod schema;
 pub mod service;
 pub mod status;

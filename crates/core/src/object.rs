@@ -45,20 +45,51 @@ impl ObjectKey {
         Self(format!("work/{id}/feed-content.html"))
     }
 
+    /// One version of the post's content as the feed carried it, by the hash of its text.
+    pub fn feed_content_version(id: &ConversionId, content_hash: &str) -> Self {
+        let hash: String = content_hash.chars().filter(char::is_ascii_alphanumeric).take(64).collect();
+        Self(format!("work/{id}/feed-content-{hash}.html"))
+    }
+
+    /// A subscribed feed's post as the feed carried it, by the hash of its text.
+    pub fn feed_post(feed: &crate::id::FeedId, content_hash: &str) -> Self {
+        let hash: String = content_hash.chars().filter(char::is_ascii_alphanumeric).take(80).collect();
+        Self(format!("feeds/{feed}/posts/{hash}.html"))
+    }
+
     /// The chunks of an attempt, as one JSON document.
     pub fn speech_chunks(id: &ConversionId, attempt: u32) -> Self {
         Self(format!("work/{id}/{attempt}/chunks.json"))
     }
 
-    /// The audio of one chunk. Keyed by the hash of what was synthesized, so synthesizing the
-    /// same chunk again overwrites the same object and never leaves a duplicate.
+    /// The audio of one chunk, as Lector stored it before speech was cut into units.
     pub fn chunk_audio(id: &ConversionId, content_hash: &str) -> Self {
         Self(format!("work/{id}/chunks/{content_hash}.mp3"))
     }
 
-    /// The finished audio of a conversion.
+    /// The stored audio of one unit of speech, by its key (a hex hash of everything that
+    /// decides its sound): shared by every conversion, revision and run that speaks the same
+    /// unit. `None` when the key is not a hash.
+    pub fn speech_unit(key: &str) -> Option<Self> {
+        let valid = key.len() >= 8 && key.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        valid.then(|| Self(format!("speech/{}/{key}.mp3", &key[..2])))
+    }
+
+    /// The finished audio of a conversion's first revision.
     pub fn audio(id: &ConversionId) -> Self {
         Self(format!("audio/{id}.mp3"))
+    }
+
+    /// The finished audio of `revision`: a new object (and address) per revision, so that
+    /// caches and podcast apps fetch it, while the previous revision's stays served until it is
+    /// complete.
+    pub fn revision_audio(id: &ConversionId, revision: u32) -> Self {
+        if revision <= 1 { Self::audio(id) } else { Self(format!("audio/{id}/r{revision}.mp3")) }
+    }
+
+    /// The sentence timings and chapters of `revision`'s audio.
+    pub fn timings(id: &ConversionId, revision: u32) -> Self {
+        Self(format!("audio/{id}/r{revision}.timeline.json"))
     }
 }
 

@@ -196,3 +196,11 @@ pub trait Workflows: Send + Sync {
 
     async fn describe(&self, execution_id: &str) -> Result<ExecutionInfo, WorkflowError>;
 }
+
+/// Polls of subscribed feeds on demand: the polling workflow
+/// (`statemachines/poll-feeds.asl.json`) started for some feeds, due or not.
+#[async_trait]
+pub trait FeedPolls: Send + Sync {
+    /// Start polling `feeds` now; returns the execution's id.
+    async fn poll_now(&self, feeds: &[crate::id::FeedId]) -> Result<String, WorkflowError>;
+}

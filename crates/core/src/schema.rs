@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::envelope::EventEnvelope;
 use crate::event::{
     ArticleFetched, ChunkSynthesized, ConversionCompleted, ConversionEvent, ConversionFailed,
-    ConversionRequested, ConversionRetried, ConversionStarted, SpeechPrepared,
+    ConversionRequested, ConversionRetried, ConversionRevisionRequested, ConversionStarted, SpeechPrepared,
 };
 use crate::id::{EventId, StreamId};
 
@@ -99,6 +99,10 @@ pub fn all() -> Vec<SchemaFile> {
         event_schema::<ConversionCompleted>("ConversionCompleted", version_of("ConversionCompleted")),
         event_schema::<ConversionFailed>("ConversionFailed", version_of("ConversionFailed")),
         event_schema::<ConversionRetried>("ConversionRetried", version_of("ConversionRetried")),
+        event_schema::<ConversionRevisionRequested>(
+            "ConversionRevisionRequested",
+            version_of("ConversionRevisionRequested"),
+        ),
     ];
     debug_assert_eq!(files.len(), ConversionEvent::TYPES.len());
     let mut envelope: Schema = generator().into_root_schema_for::<EventEnvelope>();

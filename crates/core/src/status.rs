@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::envelope::RecordedEvent;
-use crate::event::{ConversionEvent, DecodeError, RetryMethod};
+use crate::event::{ConversionEvent, DecodeError, PostInfo, RetryMethod, SynthesisTotals};
 use crate::id::{ConversionId, FeedId};
 use crate::object::ObjectKey;
 use crate::voice::{VoiceEngine, VoiceId};
@@ -93,14 +93,51 @@ pub struct ConversionStatus {
     /// The article's title once fetched, else the feed's title for the post.
     pub title: Option<String>,
     pub byline: Option<String>,
+    /// The voice asked for (`auto`: the one that speaks the article's language).
     pub voice: VoiceId,
     pub engine: VoiceEngine,
+    /// The voice that speaks the current revision, once chosen.
+    #[serde(default)]
+    pub voice_used: Option<VoiceId>,
+    /// The language the text is read in (BCP 47), once known.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Set when the voice asked for does not speak the text's language.
+    #[serde(default)]
+    pub language_note: Option<String>,
     pub words: Option<u32>,
     /// Characters spoken (billed), once the speech is prepared.
     pub characters: Option<u64>,
+    /// The revision being made or last made: 1 for the first conversion, one more per edit.
+    #[serde(default = "first_revision")]
+    pub revision: u32,
+    /// The audio listeners get: the latest completed revision's, kept while a newer revision
+    /// is made.
     pub audio_ref: Option<ObjectKey>,
     pub audio_bytes: Option<u64>,
     pub duration_seconds: Option<f64>,
+    /// The revision `audio_ref` is of.
+    #[serde(default)]
+    pub audio_revision: Option<u32>,
+    /// The sentence timings and chapters of that audio.
+    #[serde(default)]
+    pub timings_ref: Option<ObjectKey>,
+    /// What the current revision's speech cost so far, and once complete, in all: units
+    /// (sentences) and characters synthesized, and reused from stored audio.
+    #[serde(default)]
+    pub synthesis: Option<SynthesisTotals>,
+    /// What the feed says of the post (publication date, summary), for its podcast episode.
+    #[serde(default)]
+    pub post: Option<PostInfo>,
+    /// When the post was published: the feed's date, else the page's.
+    #[serde(default)]
+    pub published_at: Option<DateTime<Utc>>,
+    /// The post's summary, plain text: the feed's, else the page's description.
+    #[serde(default)]
+    pub summary: Option<String>,
+    /// Chapters of the served audio (one per heading).
+    #[serde(default)]
+    pub chapters: Option<u32>,
     /// The last failure, while the conversion is failed.
     pub error: Option<FailureInfo>,
     pub attempt: u32,
@@ -114,7 +151,16 @@ pub struct ConversionStatus {
     pub version: u64,
 }
 
+fn first_revision() -> u32 {
+    1
+}
+
 impl ConversionStatus {
+    /// Whether there is audio to play, of this revision or an earlier one.
+    pub fn has_audio(&self) -> bool {
+        self.audio_ref.is_some()
+    }
+
     /// Fold a conversion's stream. `None` for an empty stream or one that does not start with
     /// a request.
     pub fn fold(events: &[RecordedEvent]) -> Result<Option<Self>, DecodeError> {
@@ -153,11 +199,22 @@ fn apply(
             byline: None,
             voice: r.voice.clone(),
             engine: r.engine,
+            voice_used: None,
+            language: None,
+            language_note: None,
             words: None,
             characters: None,
+            revision: 1,
             audio_ref: None,
             audio_bytes: None,
             duration_seconds: None,
+            audio_revision: None,
+            timings_ref: None,
+            synthesis: None,
+            published_at: r.post.as_ref().and_then(|p| p.published_at),
+            summary: r.post.as_ref().and_then(|p| p.summary.clone()),
+            chapters: None,
+            post: r.post.clone(),
             error: None,
             attempt: 1,
             redrives: 0,
@@ -184,15 +241,41 @@ fn apply(
             s.title = Some(e.title.clone());
             s.byline = e.byline.clone();
             s.words = Some(e.words);
+            s.language = e.language.clone();
+            if s.published_at.is_none() {
+                s.published_at = e.published_at;
+            }
+            if s.summary.is_none() {
+                s.summary = e.summary.clone();
+            }
             s.stage = stage_unless_failed(&s, Stage::PreparingSpeech);
         }
         ConversionEvent::SpeechPrepared(e) => {
             s.characters = Some(e.characters);
             s.progress = Progress { chunks_done: 0, chunks_total: e.chunks };
-            s.stage = stage_unless_failed(&s, Stage::Synthesizing);
+            if e.voice.is_some() {
+                s.voice_used = e.voice.clone();
+            }
+            if e.language.is_some() {
+                s.language = e.language.clone();
+            }
+            s.language_note = e.language_note.clone();
+            // Units already stored are reused before any chunk runs.
+            s.synthesis = e.units.map(|units| {
+                let cached = e.units_cached.unwrap_or(0);
+                SynthesisTotals { units, units_reused: cached, ..SynthesisTotals::default() }
+            });
+            s.stage =
+                stage_unless_failed(&s, if e.chunks == 0 { Stage::Stitching } else { Stage::Synthesizing });
         }
-        ConversionEvent::ChunkSynthesized(_) => {
+        ConversionEvent::ChunkSynthesized(e) => {
             s.progress.chunks_done = (s.progress.chunks_done + 1).min(s.progress.chunks_total);
+            if let Some(totals) = &mut s.synthesis {
+                totals.units_synthesized += e.units_synthesized;
+                totals.units_reused += e.units_reused;
+                totals.characters_synthesized += e.characters_synthesized;
+                totals.characters_reused += e.characters_reused;
+            }
             if s.progress.chunks_done == s.progress.chunks_total {
                 s.stage = stage_unless_failed(&s, Stage::Stitching);
             }
@@ -203,8 +286,32 @@ fn apply(
             s.audio_ref = Some(e.audio_ref.clone());
             s.audio_bytes = Some(e.bytes);
             s.duration_seconds = Some(e.duration_seconds);
+            s.audio_revision = Some(e.revision.unwrap_or(1));
+            s.timings_ref = e.timings_ref.clone();
+            s.chapters = e.chapters;
+            if e.synthesis.is_some() {
+                s.synthesis = e.synthesis;
+            }
             s.completed_at = Some(at);
             s.error = None;
+        }
+        ConversionEvent::ConversionRevisionRequested(e) => {
+            s.revision = e.revision;
+            s.attempt = e.attempt;
+            s.state = ConversionState::Requested;
+            s.stage = Stage::Queued;
+            s.progress = Progress::default();
+            s.execution_id = None;
+            s.error = None;
+            s.synthesis = None;
+            if let Some(title) = &e.title {
+                s.title = Some(title.clone());
+            }
+            if let Some(post) = &e.post {
+                s.published_at = post.published_at.or(s.published_at);
+                s.summary = post.summary.clone().or(s.summary.take());
+                s.post = Some(post.clone());
+            }
         }
         ConversionEvent::ConversionFailed(e) => {
             s.state = ConversionState::Failed;
@@ -230,6 +337,7 @@ fn apply(
                     s.stage = Stage::Queued;
                     s.progress = Progress::default();
                     s.execution_id = None;
+                    s.synthesis = None;
                 }
             }
         }

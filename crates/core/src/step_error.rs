@@ -140,6 +140,17 @@ impl From<ExecuteError> for StepError {
     }
 }
 
+impl From<crate::feed::service::FeedExecuteError> for StepError {
+    fn from(e: crate::feed::service::FeedExecuteError) -> Self {
+        match e {
+            crate::feed::service::FeedExecuteError::Rejected(e) => {
+                Self::new(ErrorKind::InvalidInput, e.to_string())
+            }
+            crate::feed::service::FeedExecuteError::Log(e) => e.into(),
+        }
+    }
+}
+
 impl From<ObjectError> for StepError {
     fn from(e: ObjectError) -> Self {
         let kind = match &e {

@@ -12,8 +12,21 @@ use serde::{Deserialize, Serialize};
 pub struct VoiceId(String);
 
 impl VoiceId {
+    /// The voice a request names when it leaves the choice to Lector: the voice of its engine
+    /// that speaks the article's language.
+    pub const AUTO: &'static str = "auto";
+
     pub fn new(name: impl Into<String>) -> Self {
         Self(name.into())
+    }
+
+    /// [`VoiceId::AUTO`].
+    pub fn auto() -> Self {
+        Self(Self::AUTO.to_owned())
+    }
+
+    pub fn is_auto(&self) -> bool {
+        self.0.eq_ignore_ascii_case(Self::AUTO)
     }
 
     pub fn as_str(&self) -> &str {
@@ -28,7 +41,8 @@ impl fmt::Display for VoiceId {
 }
 
 /// The speech engine. Polly's four engines differ in quality, price and limits; `espeak` is the
-/// local voice of the embedded default.
+/// local voice of the embedded default; `piper` is the local neural voice (Piper's VITS voices
+/// run with ONNX Runtime), offered where it is installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum VoiceEngine {
@@ -37,16 +51,27 @@ pub enum VoiceEngine {
     LongForm,
     Generative,
     Espeak,
+    Piper,
 }
 
 impl VoiceEngine {
-    pub const ALL: [VoiceEngine; 5] = [
+    pub const ALL: [VoiceEngine; 6] = [
         VoiceEngine::Standard,
         VoiceEngine::Neural,
         VoiceEngine::LongForm,
         VoiceEngine::Generative,
         VoiceEngine::Espeak,
+        VoiceEngine::Piper,
     ];
+
+    /// Amazon Polly's engines.
+    pub const POLLY: [VoiceEngine; 4] =
+        [VoiceEngine::Standard, VoiceEngine::Neural, VoiceEngine::LongForm, VoiceEngine::Generative];
+
+    /// Whether the engine runs on this machine (no service is called, nothing is billed).
+    pub fn is_local(self) -> bool {
+        matches!(self, VoiceEngine::Espeak | VoiceEngine::Piper)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -55,18 +80,19 @@ impl VoiceEngine {
             VoiceEngine::LongForm => "long-form",
             VoiceEngine::Generative => "generative",
             VoiceEngine::Espeak => "espeak",
+            VoiceEngine::Piper => "piper",
         }
     }
 
     /// Price in US dollars per million characters synthesized (Amazon Polly's list prices;
-    /// the local voice costs nothing). Used for the estimates shown before converting.
+    /// the local voices cost nothing). Used for the estimates shown before converting.
     pub fn usd_per_million_chars(self) -> f64 {
         match self {
             VoiceEngine::Standard => 4.0,
             VoiceEngine::Neural => 16.0,
             VoiceEngine::LongForm => 100.0,
             VoiceEngine::Generative => 30.0,
-            VoiceEngine::Espeak => 0.0,
+            VoiceEngine::Espeak | VoiceEngine::Piper => 0.0,
         }
     }
 
@@ -78,9 +104,12 @@ impl VoiceEngine {
             VoiceEngine::Standard | VoiceEngine::Neural | VoiceEngine::LongForm | VoiceEngine::Generative => {
                 SpeechLimits { max_billed_chars: 3_000, max_total_chars: 6_000 }
             }
-            // espeak-ng has no hard limit; chunks of this size keep each synthesis short and
-            // give the progress bar something to count.
-            VoiceEngine::Espeak => SpeechLimits { max_billed_chars: 3_000, max_total_chars: 6_000 },
+            // The local voices have no hard limit (Piper speaks a sentence at a time whatever it is
+            // given); chunks of this size keep each synthesis short and give the progress bar
+            // something to count.
+            VoiceEngine::Espeak | VoiceEngine::Piper => {
+                SpeechLimits { max_billed_chars: 3_000, max_total_chars: 6_000 }
+            }
         }
     }
 }
@@ -93,7 +122,7 @@ impl fmt::Display for VoiceEngine {
 
 /// Why a string is not a voice engine.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown voice engine '{0}': expected one of standard, neural, long-form, generative, espeak")]
+#[error("unknown voice engine '{0}': expected one of standard, neural, long-form, generative, espeak, piper")]
 pub struct UnknownEngine(pub String);
 
 impl FromStr for VoiceEngine {
@@ -125,4 +154,46 @@ pub struct VoiceInfo {
     pub language: String,
     pub gender: Option<String>,
     pub engines: Vec<VoiceEngine>,
+    /// What a user should know of the voice's licence before publishing its audio, when there
+    /// is something to know (a voice trained on data that restricts commercial use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licence: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engines_round_trip_through_their_names() {
+        for engine in VoiceEngine::ALL {
+            assert_eq!(engine.as_str().parse::<VoiceEngine>(), Ok(engine));
+            assert_eq!(serde_json::to_value(engine).unwrap(), engine.as_str());
+        }
+        assert_eq!("Piper".parse::<VoiceEngine>(), Ok(VoiceEngine::Piper));
+        let err = "kokoro".parse::<VoiceEngine>().unwrap_err();
+        assert!(err.to_string().contains("piper"), "{err}");
+        assert!(VoiceEngine::Piper.is_local() && VoiceEngine::Espeak.is_local());
+        assert!(VoiceEngine::POLLY.iter().all(|e| !e.is_local()));
+        assert_eq!(VoiceEngine::Piper.usd_per_million_chars(), 0.0);
+    }
+
+    #[test]
+    fn a_licence_note_is_left_out_when_there_is_none() {
+        let voice = VoiceInfo {
+            id: VoiceId::new("en-us"),
+            name: "English".into(),
+            language: "en-US".into(),
+            gender: None,
+            engines: vec![VoiceEngine::Espeak],
+            licence: None,
+        };
+        let json = serde_json::to_value(&voice).unwrap();
+        assert!(json.get("licence").is_none(), "{json}");
+        // Older answers, without the field, still read.
+        let back: VoiceInfo = serde_json::from_value(json).unwrap();
+        assert_eq!(back, voice);
+        let noted = VoiceInfo { licence: Some("non-commercial".into()), ..voice };
+        assert_eq!(serde_json::to_value(&noted).unwrap()["licence"], "non-commercial");
+    }
 }

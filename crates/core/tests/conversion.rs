@@ -1,6 +1,6 @@
 //! The Conversion aggregate's rules, given events, when a command, then events or an error.
 
-use lector_core::conversion::{Command, Conversion, DomainError, decide};
+use lector_core::conversion::{Command, Conversion, DomainError, Phase, decide};
 use lector_core::event::*;
 use lector_core::{ConversionId, ObjectKey, VoiceEngine, VoiceId};
 use url::Url;
@@ -25,6 +25,9 @@ fn requested() -> ConversionEvent {
         voice: VoiceId::new("en-us"),
         engine: VoiceEngine::Espeak,
         requested_by: "test".into(),
+        post: None,
+        content_hash: None,
+        feed_language: None,
     })
 }
 
@@ -42,20 +45,38 @@ fn article(attempt: u32) -> ArticleFetched {
         characters: 700,
         text_ref: ObjectKey::article_text(&id(), attempt),
         source: ArticleSource::Page,
+        content_hash: None,
+        summary: None,
+        published_at: None,
     }
 }
 
 fn speech(attempt: u32, chunks: u32) -> SpeechPrepared {
-    SpeechPrepared { attempt, chunks, characters: 700, chunks_ref: ObjectKey::speech_chunks(&id(), attempt) }
+    SpeechPrepared {
+        attempt,
+        chunks,
+        characters: 700,
+        chunks_ref: ObjectKey::speech_chunks(&id(), attempt),
+        units: None,
+        units_cached: None,
+        voice: None,
+        language: None,
+        language_note: None,
+    }
 }
 
 fn chunk(attempt: u32, index: u32) -> ChunkSynthesized {
     ChunkSynthesized {
         attempt,
         index,
-        audio_ref: ObjectKey::chunk_audio(&id(), &format!("h{index}")),
+        audio_ref: None,
         bytes: 1000,
         duration_seconds: 2.0,
+        units: 1,
+        units_synthesized: 1,
+        units_reused: 0,
+        characters_synthesized: 0,
+        characters_reused: 0,
     }
 }
 
@@ -66,6 +87,10 @@ fn completed(attempt: u32) -> ConversionCompleted {
         bytes: 3000,
         duration_seconds: 6.0,
         format: AudioFormat::Mp3,
+        revision: None,
+        timings_ref: None,
+        synthesis: None,
+        chapters: None,
     }
 }
 
@@ -307,4 +332,86 @@ fn a_failure_is_recorded_once_per_attempt() {
     assert_eq!(then_types(&state, Command::Fail(failed(1))), ["ConversionFailed"]);
     let state = given(&[requested(), started(1), ConversionEvent::ConversionFailed(failed(1))]);
     assert!(decide(&state, Command::Fail(failed(1))).unwrap().is_empty());
+}
+
+fn revision(hash: Option<&str>) -> Command {
+    Command::Revise(lector_core::conversion::Revision {
+        reason: RevisionReason::PostChanged,
+        content_ref: None,
+        content_hash: hash.map(str::to_owned),
+        title: Some("A post, edited".into()),
+        post: None,
+        requested_by: "feed".into(),
+    })
+}
+
+fn completed_first_revision() -> Vec<ConversionEvent> {
+    let mut events = processing_with_speech(1);
+    let mut fetched = article(1);
+    fetched.content_hash = Some("h1".into());
+    events[2] = ConversionEvent::ArticleFetched(fetched);
+    events.push(ConversionEvent::ChunkSynthesized(chunk(1, 0)));
+    events.push(ConversionEvent::ConversionCompleted(completed(1)));
+    events
+}
+
+#[test]
+fn an_edited_post_gets_the_next_revision_keeping_the_served_audio() {
+    let mut events = completed_first_revision();
+    let decided = decide(&given(&events), revision(Some("h2"))).unwrap();
+    let ConversionEvent::ConversionRevisionRequested(r) = &decided[0].event else { panic!("{decided:?}") };
+    assert_eq!((r.revision, r.attempt), (2, 2));
+    events.push(decided[0].event.clone());
+    let state = given(&events);
+    assert_eq!(state.phase, Phase::Requested);
+    assert!(state.completed.is_none() && state.article.is_none() && state.chunks.is_empty());
+    assert_eq!(
+        state.served.as_ref().map(|c| c.attempt),
+        Some(1),
+        "the first revision's audio is still served"
+    );
+    assert_eq!(state.execution_name().unwrap(), id().revision_execution_name(2, 2));
+    assert!(state.execution_name().unwrap().ends_with("-r2-2"));
+    // The new revision runs as attempt 2; a late step of attempt 1 is refused.
+    assert_eq!(
+        decide(&state, Command::Start(ConversionStarted { execution_id: "old".into(), attempt: 1 }))
+            .unwrap_err(),
+        DomainError::WrongAttempt { given: 1, current: 2 }
+    );
+    assert_eq!(
+        then_types(&state, Command::Start(ConversionStarted { execution_id: "new".into(), attempt: 2 })),
+        ["ConversionStarted"]
+    );
+}
+
+#[test]
+fn the_same_text_again_is_no_revision() {
+    let events = completed_first_revision();
+    assert!(decide(&given(&events), revision(Some("h1"))).unwrap().is_empty());
+    // Delivered twice, the same change makes one revision.
+    let mut events = completed_first_revision();
+    events.push(decide(&given(&events), revision(Some("h2"))).unwrap().remove(0).event);
+    assert!(decide(&given(&events), revision(Some("h2"))).unwrap().is_empty());
+}
+
+#[test]
+fn an_edit_during_a_run_supersedes_it_and_never_interleaves() {
+    let mut events = processing_with_speech(2);
+    events.push(ConversionEvent::ChunkSynthesized(chunk(1, 0)));
+    let decided = decide(&given(&events), revision(Some("h9"))).unwrap();
+    events.push(decided[0].event.clone());
+    let state = given(&events);
+    assert_eq!((state.revision, state.attempt, state.phase), (2, 2, Phase::Requested));
+    // The running attempt's remaining chunk and its completion are refused: they belong to
+    // the superseded attempt.
+    assert_eq!(
+        decide(&state, Command::RecordChunk(chunk(1, 1))).unwrap_err(),
+        DomainError::WrongAttempt { given: 1, current: 2 }
+    );
+    assert!(decide(&state, Command::Complete(completed(1))).is_err());
+}
+
+#[test]
+fn a_revision_of_nothing_requested_is_refused() {
+    assert_eq!(decide(&given(&[]), revision(Some("x"))).unwrap_err(), DomainError::NotRequested);
 }

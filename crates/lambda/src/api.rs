@@ -21,9 +21,10 @@ use lector_aws::index::DynamoConversionIndex;
 use lector_aws::sdk::SdkConfig;
 use lector_aws::settings::RuntimeSettings;
 use lector_aws::{DynamoEventStore, PollyVoice, S3ObjectStore};
+use lector_core::feed::index::FeedIndex;
 use lector_core::index::ConversionIndex;
 use lector_core::object::ObjectMeta;
-use lector_core::ports::{Clock, ObjectError, ObjectStore, Voice};
+use lector_core::ports::{Clock, FeedPolls, ObjectError, ObjectStore, Voice};
 use lector_core::{
     AppendOutcome, EventStore, ExpectedVersion, NewEvent, ObjectKey, RecordedEvent, StoreError, StreamId,
     VoiceEngine,
@@ -57,6 +58,8 @@ pub struct ApiPorts {
     pub voice: Arc<dyn Voice>,
     pub index: Arc<dyn ConversionIndex>,
     pub clock: Arc<dyn Clock>,
+    pub feeds: Arc<dyn FeedIndex>,
+    pub polls: Arc<dyn FeedPolls>,
 }
 
 impl std::fmt::Debug for ApiPorts {
@@ -117,12 +120,16 @@ impl ApiFunction {
         }
         let fetcher = self.fetchers.for_settings(&settings).await.map_err(ApiError::from_step)?;
         let api = Api::new(
-            self.ports.events.clone(),
-            self.ports.objects.clone(),
-            self.ports.voice.clone(),
-            fetcher,
-            self.ports.clock.clone(),
-            self.ports.index.clone(),
+            lector_api::ApiPorts {
+                events: self.ports.events.clone(),
+                objects: self.ports.objects.clone(),
+                voice: self.ports.voice.clone(),
+                fetcher,
+                clock: self.ports.clock.clone(),
+                index: self.ports.index.clone(),
+                feeds: self.ports.feeds.clone(),
+                polls: self.ports.polls.clone(),
+            },
             ApiSettings {
                 token: None,
                 public_url: self.public_url.clone(),
@@ -131,6 +138,8 @@ impl ApiFunction {
                 engines: self.engines.clone(),
                 preview_measure_limit: PREVIEW_MEASURE_LIMIT,
                 own_feeds: Vec::new(),
+                podcast_owner: None,
+                websub: None,
             },
         );
         let router = (self.routes)(api);
@@ -236,6 +245,8 @@ async fn serve<S: Stores>(name: &'static str, routes: fn(Api) -> Router) -> Resu
         voice: Arc::new(PollyVoice::new(aws_sdk_polly::Client::new(&sdk))),
         index: Arc::new(DynamoConversionIndex::new(dynamodb, config.index_table)),
         clock: Arc::new(SystemClock),
+        feeds: Arc::new(lector_core::feed::index::MemoryFeedIndex::default()),
+        polls: Arc::new(NoPolls),
     };
     let settings = Arc::new(crate::settings::from_ssm(aws_sdk_ssm::Client::new(&sdk), &config.settings_path));
     let metrics = Metrics::stdout(config.namespace, function_name(&env, name));
@@ -246,6 +257,17 @@ async fn serve<S: Stores>(name: &'static str, routes: fn(Api) -> Router) -> Resu
         Ok::<Response, Infallible>(function.handle(request).await)
     }))
     .await
+}
+
+/// Polls on demand where no polling workflow is wired: refused, named.
+#[derive(Debug, Clone, Copy)]
+pub struct NoPolls;
+
+#[async_trait]
+impl FeedPolls for NoPolls {
+    async fn poll_now(&self, _: &[lector_core::FeedId]) -> Result<String, lector_core::ports::WorkflowError> {
+        Err(lector_core::ports::WorkflowError::Failed("this function starts no polls".into()))
+    }
 }
 
 /// The event log of a function whose routes read and append no events: every call is refused

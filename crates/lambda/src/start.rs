@@ -1,5 +1,6 @@
-//! `start-conversion`: the target of the bus rule on `ConversionRequested`. An EventBridge
-//! target cannot name a Step Functions execution, and the name `<conversion id>-<attempt>` is
+//! `start-conversion`: the target of the bus rule on `ConversionRequested` and
+//! `ConversionRevisionRequested`. An EventBridge target cannot name a Step Functions execution,
+//! and the name `<conversion id>-<attempt>` (`-r<revision>-` for later revisions) is
 //! what makes a repeated delivery start nothing; so the rule invokes this function, which
 //! starts the execution through `lector_pipeline::steps::start_requested` (the local outbox's
 //! rule calls the same function).

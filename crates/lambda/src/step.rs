@@ -39,14 +39,20 @@ impl StepWiring for FetchArticle {
     const FETCHES: bool = true;
 }
 
-impl StepWiring for PrepareSpeech {}
+/// It chooses the voice (Polly's voices for the article's language) and keys each unit by it.
+impl StepWiring for PrepareSpeech {
+    const SPEAKS: bool = true;
+}
 
 /// Its voice is a [`MeteredVoice`]: characters and latency are recorded per request.
 impl StepWiring for SynthesizeChunk {
     const SPEAKS: bool = true;
 }
 
+/// It speaks again a unit whose stored audio is gone (the speech cache expired under it).
 impl StepWiring for StitchAudio {
+    const SPEAKS: bool = true;
+
     fn record(_input: &Value, outcome: &Result<Value, StepError>, metrics: &Metrics) {
         if outcome.is_ok() {
             metrics.conversion_completed();
@@ -164,6 +170,8 @@ pub async fn run_step<S: StepWiring>() -> Result<(), crate::Error> {
         // fetches; the others build no HTTP client of their own.
         fetcher: None,
         clock: Arc::new(SystemClock),
+        feeds: None,
+        websub: None,
     };
     let settings = settings_path.map(|path| {
         Arc::new(crate::settings::from_ssm(aws_sdk_ssm::Client::new(&sdk), &path)) as Arc<dyn Settings>
@@ -210,16 +218,12 @@ mod tests {
         let events = Arc::new(lector_testkit::memory::MemoryEventStore::new());
         let objects: Arc<dyn ObjectStore> = Arc::new(crate::api::NoObjects { function: "fetch-article" });
         let clock = Arc::new(crate::settings::SystemClock);
-        let submission = Submission {
-            post_url: "https://blog.example/posts/1".parse().unwrap(),
-            feed_url: None,
-            feed_title: None,
-            title: None,
-            content_html: None,
-            voice: VoiceId::new("Joanna"),
-            engine: VoiceEngine::Neural,
-            requested_by: "test".into(),
-        };
+        let submission = Submission::new(
+            "https://blog.example/posts/1".parse().unwrap(),
+            VoiceId::new("Joanna"),
+            VoiceEngine::Neural,
+            "test",
+        );
         let submitted = submit(&*events, &*objects, &*clock, submission).await.expect("submitted");
         let ports = StepPorts {
             events,
@@ -227,6 +231,8 @@ mod tests {
             voice: Arc::new(crate::voice::NoVoice { function: "prepare-speech" }),
             fetcher: None,
             clock,
+            feeds: None,
+            websub: None,
         };
         let input = FetchArticleInput {
             conversion_id: submitted.conversion_id,

@@ -61,6 +61,9 @@ async fn request(store: &dyn EventStore, n: u32, started: bool) -> ConversionId 
         voice,
         engine: VoiceEngine::Neural,
         requested_by: "test".into(),
+        post: None,
+        content_hash: None,
+        feed_language: None,
     };
     execute(store, &id, Command::Request(requested), &meta(&id)).await.expect("requested");
     if started {
@@ -258,6 +261,8 @@ async fn ports() -> ApiPorts {
         voice: Arc::new(PollyVoice::new(aws_sdk_polly::Client::new(&moto_config().await))),
         index: Arc::new(index),
         clock: Arc::new(SystemClock),
+        feeds: Arc::new(lector_core::feed::index::MemoryFeedIndex::default()),
+        polls: Arc::new(lector_lambda::api::NoPolls),
     }
 }
 

@@ -128,6 +128,9 @@ fn conversion_stream(id: &ConversionId) -> Vec<NewEvent> {
             voice: VoiceId::new("en-us"),
             engine: VoiceEngine::Espeak,
             requested_by: "bench".into(),
+            post: None,
+            content_hash: None,
+            feed_language: None,
         }),
         ConversionEvent::ConversionStarted(ConversionStarted { execution_id: "exec".into(), attempt: 1 }),
         ConversionEvent::ArticleFetched(ArticleFetched {
@@ -139,21 +142,34 @@ fn conversion_stream(id: &ConversionId) -> Vec<NewEvent> {
             characters: 18_000,
             text_ref: ObjectKey::article_text(id, 1),
             source: ArticleSource::Page,
+            content_hash: None,
+            summary: None,
+            published_at: None,
         }),
         ConversionEvent::SpeechPrepared(SpeechPrepared {
             attempt: 1,
             chunks: 16,
             characters: 18_000,
             chunks_ref: ObjectKey::speech_chunks(id, 1),
+            units: None,
+            units_cached: None,
+            voice: None,
+            language: None,
+            language_note: None,
         }),
     ];
     for index in 0..16 {
         events.push(ConversionEvent::ChunkSynthesized(ChunkSynthesized {
             attempt: 1,
             index,
-            audio_ref: ObjectKey::chunk_audio(id, &format!("h{index}")),
+            audio_ref: None,
             bytes: 40_000,
             duration_seconds: 20.0,
+            units: 1,
+            units_synthesized: 1,
+            units_reused: 0,
+            characters_synthesized: 0,
+            characters_reused: 0,
         }));
     }
     events

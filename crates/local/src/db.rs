@@ -52,6 +52,19 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX conversions_by_time ON conversions (created_at DESC, conversion_id DESC);
     CREATE INDEX conversions_by_feed ON conversions (feed_id, created_at DESC, conversion_id DESC);",
+    // 3: the list of subscriptions. `polled` is 1 for the states that are polled, so the due
+    // feeds are one range of `feeds_due`; times are stored as the list's are.
+    "CREATE TABLE feeds (
+        feed_id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        polled INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        next_poll_at TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        status TEXT NOT NULL
+    );
+    CREATE INDEX feeds_by_time ON feeds (created_at DESC, feed_id DESC);
+    CREATE INDEX feeds_due ON feeds (polled, next_poll_at, feed_id);",
 ];
 
 /// Why the database failed.

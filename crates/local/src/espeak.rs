@@ -210,6 +210,10 @@ impl Voice for EspeakVoice {
                 "espeak-ng has no voice '{base}' (see the voice list)"
             )));
         }
+        // espeak-ng makes a sound of nothing; the port refuses it, as every voice does.
+        if crate::ssml::parse(ssml).is_ok_and(|items| !crate::ssml::has_speech(&items)) {
+            return Err(VoiceError::Refused("the SSML has nothing to speak".into()));
+        }
         let (samples, rate) = self.speak(ssml, voice).await?;
         let bitrate = self.bitrate;
         let mp3 = tokio::task::spawn_blocking(move || encode_mono(&samples, rate, bitrate))
@@ -242,6 +246,7 @@ pub fn parse_voices(listing: &str) -> Vec<VoiceInfo> {
                 language: bcp47(language),
                 gender,
                 engines: vec![VoiceEngine::Espeak],
+                licence: None,
             })
         })
         .collect()

@@ -2,7 +2,8 @@
 //! scripts/bench-feeds.sh, which runs Python's feedparser on the same feeds beside it).
 //!
 //!   cargo bench -p lector-pipeline --bench pipeline                 everything below
-//!   cargo bench -p lector-pipeline --bench pipeline -- feeds FILE…  feed parsing MB/s
+//!   cargo bench -p lector-pipeline --bench pipeline -- feeds FILE…  feed parsing MB/s, and
+//!                                                                    feed-rs alone beside it
 //!   cargo bench -p lector-pipeline --bench pipeline -- articles     extraction per page
 //!   cargo bench -p lector-pipeline --bench pipeline -- speech       narration + chunking
 //!   cargo bench -p lector-pipeline --bench pipeline -- peak STEP    peak memory of one step
@@ -64,8 +65,8 @@ fn feeds(files: &[PathBuf]) {
             parse_feed(&bytes, Some(&base), None).map(|f| f.posts.len())
         });
         let mb_s = bytes.len() as f64 / 1e6 / per.as_secs_f64();
-        // feed-rs's bare parse of the same bytes (the reader Lector used before its own, now a
-        // dev-dependency): a baseline run in the same process.
+        // feed-rs's bare parse of the same bytes, run in the same process: what Lector's layers
+        // around it (the extra pass, the conversion, plain text, words and content hashes) add.
         let raw = time(Duration::from_secs(1), || {
             feed_rs::parser::parse(bytes.as_slice()).map(|f| f.entries.len())
         });

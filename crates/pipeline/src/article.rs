@@ -18,6 +18,12 @@ pub struct Article {
     pub document: Document,
     /// Words that will be read (code excluded).
     pub words: usize,
+    /// The page's own summary (its description metadata, else the first lines), plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// When the page says it was published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Article {
@@ -44,6 +50,8 @@ impl Article {
             language: language.map(str::to_string),
             document,
             words,
+            summary: None,
+            published: None,
         })
     }
 }
@@ -122,6 +130,8 @@ pub fn extract_article(html: &str, url: Option<&Url>) -> Result<Article, Article
         language: parsed.lang.map(|l| l.trim().to_string()).filter(|l| !l.is_empty()),
         document,
         words,
+        summary: parsed.excerpt.map(|e| collapse_ws(&e)).filter(|e| !e.is_empty()),
+        published: parsed.published_time.as_deref().and_then(crate::feed::parse_date),
     })
 }
 

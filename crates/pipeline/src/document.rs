@@ -155,6 +155,29 @@ impl Document {
         Self { blocks: walker.blocks }
     }
 
+    /// A hash of the text as read: the blocks' kinds and words, whitespace and markup aside. An
+    /// edited post gets another hash; the same post re-served, the same one.
+    pub fn content_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for block in &self.blocks {
+            let kind: &[u8] = match block {
+                Block::Heading { .. } => b"h",
+                Block::Paragraph { .. } => b"p",
+                Block::ListItem { .. } => b"l",
+                Block::Quote { .. } => b"q",
+                Block::Code { .. } => b"c",
+            };
+            h.update(kind);
+            for word in block.text().split_whitespace() {
+                h.update(word.as_bytes());
+                h.update(b" ");
+            }
+            h.update([0]);
+        }
+        hex::encode(&h.finalize()[..16])
+    }
+
     /// The plain-text form: blocks apart by a blank line; `#` headings, `- ` and `1. ` list
     /// items, `> ` quotes, fenced code. A paragraph that would read as one of those starts
     /// with a backslash. [`Document::from_text`] reads it back to the same blocks.

@@ -1,20 +1,29 @@
-//! Feeds: RSS 0.9x/1.0/2.0, Atom and JSON Feed read into posts, with links resolved against the
-//! feed's address, stable ids for items that have none, entities decoded, and broken feeds
-//! repaired where Python's feedparser recovers (bare `&`, HTML entities, junk after the root,
-//! a wrong declared encoding) and refused with a named error where it cannot.
+//! Feeds: RSS 0.9x/1.0/2.0, Atom and JSON Feed read with feed-rs into posts, with links
+//! resolved against the feed's address, a stable key and a content hash for every post (so a
+//! subscription knows a post again across polls, and knows when it was edited), what polling
+//! needs from the feed (its `ttl`, syndication period, hub and own address), and broken feeds
+//! repaired where Python's feedparser recovers (bare `&`, HTML entities, junk after the root, a
+//! wrong declared encoding, a file cut short) and refused with a named error where it cannot.
+//!
+//! feed-rs does the reading; around it are thin layers: [`repair`]'s text-to-text pre-passes,
+//! tried only when the strict read fails, [`extras`]' shallow pass for the few fields feed-rs
+//! does not read, and the conversion below, which turns its model into Lector's.
 
-use std::borrow::Cow;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use feed_rs::model::{self, Entry, FeedType};
+use lector_core::schedule::{FailureKind, Hints};
 use lector_core::{ErrorKind, StepError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::document::{Document, html_text};
+use crate::document::{Block, Document, html_text};
+use crate::fetch::{Conditional, Fetcher, Resource, ResponseMeta, Validators};
 
-mod json;
-mod xml;
+mod extras;
+mod repair;
 
 /// A feed and its posts, in the order the feed lists them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,22 +35,78 @@ pub struct Feed {
     pub link: Option<Url>,
     pub description: Option<String>,
     pub language: Option<String>,
+    /// RSS `<ttl>`: minutes the feed may be cached before it is fetched again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_minutes: Option<u32>,
+    /// The syndication module's `sy:updatePeriod` divided by `sy:updateFrequency`, in seconds:
+    /// how often the feed says it changes (`hourly` and `2` is 1800).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_period_secs: Option<u64>,
+    /// The WebSub hub the feed names (`atom:link rel="hub"`, in Atom or in RSS through the
+    /// Atom namespace; a JSON Feed's first `hubs` entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<Url>,
+    /// The feed's own canonical address (`atom:link rel="self"`; a JSON Feed's `feed_url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_url: Option<Url>,
+    /// The feed's picture: RSS `<image>`, else `itunes:image`, Atom `logo`, JSON `icon`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<FeedImage>,
+    /// The feed's author (Atom `author`, `itunes:author`, JSON `authors`), as plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// The feed's categories (RSS `category`, `itunes:category`, Atom `category`), each once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
+    /// `itunes:explicit`, when the feed says either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explicit: Option<bool>,
     pub posts: Vec<Post>,
     /// What had to be repaired for the feed to read (empty for a well-formed feed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repairs: Vec<String>,
 }
 
+impl Feed {
+    /// RSS `<ttl>` as a duration.
+    pub fn ttl(&self) -> Option<Duration> {
+        self.ttl_minutes.map(|m| Duration::from_secs(u64::from(m) * 60))
+    }
+
+    /// The syndication module's period as a duration.
+    pub fn update_period(&self) -> Option<Duration> {
+        self.update_period_secs.map(Duration::from_secs)
+    }
+}
+
+/// A feed's picture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedImage {
+    pub url: Url,
+    /// Pixels, when the feed says (RSS allows at most 144 × 400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+}
+
 /// One post of a feed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Post {
-    /// The feed's own id (guid, Atom id), else the post's address, else a hash of its title,
-    /// date and text: the same post gets the same id on every read.
+    /// The post's stable key: the feed's own id (RSS `guid`, Atom `id`, JSON `id`), else the
+    /// post's address, else a hash of its title and date. Never random and never the post's
+    /// position, so the same post has the same key on every poll, however the feed is ordered
+    /// or re-dated.
     pub id: String,
     pub title: Option<String>,
     /// The post's page, absolute.
     pub url: Option<Url>,
+    /// When it was published (its update time when it gives no other).
     pub published: Option<DateTime<Utc>>,
+    /// When it was last updated, when the feed says so and it differs from `published`: Atom
+    /// `updated`, RSS `atom:updated`, JSON `date_modified`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<DateTime<Utc>>,
     pub author: Option<String>,
     /// Words of the full text when the feed carries it, else of the summary.
     pub words: usize,
@@ -53,6 +118,16 @@ pub struct Post {
     /// The summary as plain text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// A hash of what would be narrated: the title and the full text when the feed carries
+    /// it, else the title and the summary. It is taken over the readable blocks, so it changes
+    /// when the words or their structure change and not when the markup is written anew
+    /// (whitespace, attributes, entities): an edited post gets a new hash, an unchanged one
+    /// keeps it.
+    pub content_hash: String,
+    /// The media the post carries (RSS `enclosure`, Atom `link rel="enclosure"`, JSON
+    /// `attachments`, Media RSS), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enclosure: Option<Enclosure>,
 }
 
 impl Post {
@@ -62,13 +137,25 @@ impl Post {
     }
 }
 
+/// A media file attached to a post.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enclosure {
+    pub url: Url,
+    /// The media type the feed declares (`audio/mpeg`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    /// Bytes, when the feed says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+}
+
 /// Why a feed cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FeedError {
     /// The document is not a feed at all (an HTML page, an image, empty).
     #[error("not a feed: {0}")]
     NotAFeed(String),
-    /// The feed is broken beyond what can be repaired safely (truncated, unbalanced).
+    /// The feed is broken beyond what can be repaired safely.
     #[error("malformed feed: {0}")]
     Malformed(String),
 }
@@ -76,6 +163,12 @@ pub enum FeedError {
 impl FeedError {
     pub fn kind(&self) -> ErrorKind {
         ErrorKind::InvalidInput
+    }
+
+    /// What this means for a subscription's schedule: either way, a document that is not a
+    /// readable feed (a site can serve an error page for a while).
+    pub fn failure_kind(&self) -> FailureKind {
+        FailureKind::NotAFeed
     }
 }
 
@@ -87,45 +180,165 @@ impl From<FeedError> for StepError {
 
 /// Fetches a feed with the guards of `fetcher` and reads it; links resolve against the
 /// address it was finally fetched from.
-pub async fn fetch_feed(fetcher: &crate::fetch::Fetcher, url: &str) -> Result<Feed, StepError> {
-    let got = fetcher.fetch(url, crate::fetch::Resource::Feed).await?;
+pub async fn fetch_feed(fetcher: &Fetcher, url: &str) -> Result<Feed, StepError> {
+    let got = fetcher.fetch(url, Resource::Feed).await?;
     Ok(parse_feed(&got.body, Some(&got.url), got.charset.as_deref())?)
+}
+
+/// What a conditional poll of a feed found.
+#[derive(Debug, Clone)]
+pub enum Polled {
+    /// 304: the feed has not changed since the validators; nothing was parsed.
+    NotModified(ResponseMeta),
+    /// The feed, read, with what the headers said.
+    Feed(Box<Feed>, ResponseMeta),
+}
+
+impl Polled {
+    pub fn meta(&self) -> &ResponseMeta {
+        match self {
+            Polled::NotModified(meta) | Polled::Feed(_, meta) => meta,
+        }
+    }
+}
+
+/// Polls a feed: a conditional GET with the validators of the last answer, and the body read
+/// only when there is one. Errors are [`crate::fetch::FetchError`] or [`FeedError`] as
+/// [`StepError`]s; use [`poll_feed_typed`] to keep them apart.
+pub async fn poll_feed(fetcher: &Fetcher, url: &str, validators: &Validators) -> Result<Polled, StepError> {
+    poll_feed_typed(fetcher, url, validators).await.map_err(|e| match e {
+        PollError::Fetch(e) => StepError::from(e),
+        PollError::Feed(e) => StepError::from(e),
+    })
+}
+
+/// Why a poll failed: the fetch or the feed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PollError {
+    #[error(transparent)]
+    Fetch(#[from] crate::fetch::FetchError),
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+}
+
+impl PollError {
+    pub fn failure_kind(&self) -> FailureKind {
+        match self {
+            PollError::Fetch(e) => e.failure_kind(),
+            PollError::Feed(e) => e.failure_kind(),
+        }
+    }
+}
+
+/// [`poll_feed`] with its errors kept typed, for a caller that schedules by them.
+pub async fn poll_feed_typed(
+    fetcher: &Fetcher,
+    url: &str,
+    validators: &Validators,
+) -> Result<Polled, PollError> {
+    match fetcher.fetch_conditional(url, Resource::Feed, validators).await? {
+        Conditional::NotModified(meta) => Ok(Polled::NotModified(meta)),
+        Conditional::Modified { fetched, meta } => {
+            let feed = parse_feed(&fetched.body, Some(&fetched.url), fetched.charset.as_deref())?;
+            Ok(Polled::Feed(Box::new(feed), meta))
+        }
+    }
+}
+
+/// The scheduling hints of a poll: the feed's `ttl` and syndication period (when a feed was
+/// read), and the answer's `max-age`, `Expires` (on the local clock) and `Retry-After`, for
+/// an answer received at `received`.
+pub fn poll_hints(feed: Option<&Feed>, meta: &ResponseMeta, received: DateTime<Utc>) -> Hints {
+    Hints {
+        ttl: feed.and_then(Feed::ttl),
+        syndication_period: feed.and_then(Feed::update_period),
+        max_age: meta.max_age,
+        expires: meta.expires_at(received),
+        retry_after: meta.retry_after.map(|r| r.at(received)),
+    }
+}
+
+/// Marks entries that came without an id, so they get a stable key instead of feed-rs's
+/// random one.
+const NO_ID: &str = "\u{0}lector:no-id";
+
+fn parser(base: Option<&Url>) -> feed_rs::parser::Parser {
+    feed_rs::parser::Builder::new()
+        .base_uri(base.map(Url::as_str))
+        .id_generator(|_, _, _| NO_ID.to_string())
+        .timestamp_parser(parse_date)
+        .build()
 }
 
 /// Reads a feed. `base` is the feed's own address (relative links resolve against it);
 /// `charset` is what the server declared, if anything.
 ///
 /// XML is read strictly first; when that fails, the repairs feedparser's lenient reading
-/// amounts to are made and the feed read once more, and what was repaired is listed in
-/// [`Feed::repairs`]. Entities a DOCTYPE declares are never expanded.
+/// amounts to are made and the feed read once more, then, for a file cut short, what it holds
+/// up to its last complete item; what was repaired is listed in [`Feed::repairs`]. Entities a
+/// DOCTYPE declares are never expanded.
 pub fn parse_feed(bytes: &[u8], base: Option<&Url>, charset: Option<&str>) -> Result<Feed, FeedError> {
     let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
     if start == bytes.len() {
         return Err(FeedError::NotAFeed("the document is empty".into()));
     }
-    let mut repairs = Vec::new();
     if bytes[start] == b'{' {
         let text = String::from_utf8_lossy(&bytes[start..]);
-        let parts = json::read(&text).map_err(FeedError::Malformed)?;
-        return Ok(feed_from_parts(parts, base, repairs));
+        let parsed = parser(base).parse(text.as_bytes()).map_err(|e| FeedError::Malformed(e.to_string()))?;
+        return Ok(convert(parsed, extras::scan_json(&text), base, Vec::new()));
     }
-    let text = decode_xml(bytes, charset, &mut repairs);
-    let first = match xml::read(&text, base) {
-        Ok(parts) => return Ok(feed_from_parts(parts, base, repairs)),
-        Err(e) => e.0,
+    let mut repairs = Vec::new();
+    let mut text = repair::decode_xml(bytes, charset, &mut repairs);
+    if let Some((fixed, what)) = repair::atom_03(&text) {
+        text = fixed;
+        repairs.push(what);
+    }
+    let read = |text: &str| -> Result<(model::Feed, extras::Extras), Failure> {
+        let extras = extras::scan_xml(text).map_err(|_| Failure::TooDeep)?;
+        let feed = parser(base).parse(text.as_bytes()).map_err(|e| Failure::Parse(e.to_string()))?;
+        Ok((feed, extras))
     };
-    let (fixed, fixes) = repair_xml(&text);
-    if fixes.is_empty() {
-        return Err(classify_failure(&text, first));
-    }
-    match xml::read(&fixed, base) {
-        Ok(parts) => {
-            tracing::debug!(?fixes, "feed repaired");
-            repairs.extend(fixes);
-            Ok(feed_from_parts(parts, base, repairs))
+    // feed-rs keeps characters XML forbids; they go through the repairs instead.
+    let first = if text.contains(repair::is_forbidden_control) {
+        "control characters XML does not allow".to_string()
+    } else {
+        match read(&text) {
+            Ok((feed, extras)) => return Ok(convert(feed, extras, base, repairs)),
+            Err(Failure::TooDeep) => return Err(too_deep()),
+            Err(Failure::Parse(e)) => e,
         }
-        Err(_) => Err(classify_failure(&text, first)),
+    };
+    let (fixed, fixes) = repair::repair_xml(&text);
+    if !fixes.is_empty() {
+        match read(&fixed) {
+            Ok((feed, extras)) => {
+                tracing::debug!(?fixes, "feed repaired");
+                repairs.extend(fixes);
+                return Ok(convert(feed, extras, base, repairs));
+            }
+            Err(Failure::TooDeep) => return Err(too_deep()),
+            Err(Failure::Parse(_)) => {}
+        }
     }
+    if let Some((closed, what)) = repair::close_truncated(&fixed)
+        && let Ok((feed, extras)) = read(&closed)
+    {
+        tracing::debug!(?fixes, what, "feed cut short, read up to its last complete item");
+        repairs.extend(fixes);
+        repairs.push(what);
+        return Ok(convert(feed, extras, base, repairs));
+    }
+    Err(classify_failure(&text, first))
+}
+
+/// Why a read of XML text failed.
+enum Failure {
+    TooDeep,
+    Parse(String),
+}
+
+fn too_deep() -> FeedError {
+    FeedError::Malformed(format!("elements nested deeper than {}", extras::MAX_DEPTH))
 }
 
 fn classify_failure(text: &str, error: String) -> FeedError {
@@ -143,305 +356,65 @@ fn classify_failure(text: &str, error: String) -> FeedError {
     }
 }
 
-/// A feed date. RFC 3339 and RFC 2822 (with the obsolete zone names, `PST`, `GMT`) are tried
-/// as they are, which is nearly every date, before the lenient forms: a missing or long
-/// weekday, `Z`/`UTC` for the zone, a missing time or zone. feed-rs's own lenient parser
-/// rewrites each date with a dozen regular expressions first, which was a third of the time
-/// spent on a podcast feed.
-pub fn parse_date(raw: &str) -> Option<DateTime<Utc>> {
-    use chrono::{NaiveDate, NaiveDateTime};
-    let s = raw.trim();
-    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
-        return Some(d.with_timezone(&Utc));
-    }
-    if let Ok(d) = DateTime::parse_from_rfc2822(s) {
-        return Some(d.with_timezone(&Utc));
-    }
-    // Drop a weekday ("Tue, ", "Tuesday, "), whatever its language.
-    let s = match s.split_once(", ") {
-        Some((day, rest)) if day.chars().all(char::is_alphabetic) => rest,
-        _ => s,
+fn convert(feed: model::Feed, extras: extras::Extras, base: Option<&Url>, repairs: Vec<String>) -> Feed {
+    let format = match feed.feed_type {
+        FeedType::Atom => "atom",
+        FeedType::JSON => "json",
+        FeedType::RSS0 => "rss0",
+        FeedType::RSS1 => "rss1",
+        FeedType::RSS2 => "rss2",
     };
-    let mut s = s.to_string();
-    for (from, to) in [(" Z", " +0000"), (" UTC", " +0000"), (" UT", " +0000"), (" GMT", " +0000")] {
-        if s.ends_with(from) {
-            s.truncate(s.len() - from.len());
-            s.push_str(to);
-        }
-    }
-    if let Ok(d) = DateTime::parse_from_rfc2822(&s) {
-        return Some(d.with_timezone(&Utc));
-    }
-    const ZONED: &[&str] = &[
-        "%d %b %Y %H:%M:%S %z",
-        "%d %B %Y %H:%M:%S %z",
-        "%d %b %Y %H:%M %z",
-        "%Y-%m-%dT%H:%M:%S%.f%z",
-        "%Y-%m-%dT%H:%M:%S%z",
-        "%Y-%m-%d %H:%M:%S%.f%z",
-        "%Y-%m-%d %H:%M:%S %z",
-    ];
-    for f in ZONED {
-        if let Ok(d) = DateTime::parse_from_str(&s, f) {
-            return Some(d.with_timezone(&Utc));
-        }
-    }
-    const NAIVE: &[&str] =
-        &["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%d %b %Y %H:%M:%S"];
-    for f in NAIVE {
-        if let Ok(d) = NaiveDateTime::parse_from_str(&s, f) {
-            return Some(d.and_utc());
-        }
-    }
-    NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc())
-}
-
-/// Decodes an XML feed to UTF-8 text, borrowing the bytes when they are UTF-8 already. The
-/// order is feedparser's: a byte-order mark, the declared encoding (HTTP, then the XML
-/// declaration), then UTF-8, then Windows-1252. A single-byte declaration on a body that is
-/// valid multi-byte UTF-8 is taken as wrong: such bytes are all but never real Latin-1 text.
-/// The XML declaration is left as it is: the reader takes its input as UTF-8 whatever it says.
-fn decode_xml<'b>(bytes: &'b [u8], charset: Option<&str>, repairs: &mut Vec<String>) -> Cow<'b, str> {
-    use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
-    if let Some((enc, bom)) = Encoding::for_bom(bytes) {
-        return enc.decode_without_bom_handling(&bytes[bom..]).0;
-    }
-    let declared = charset
-        .and_then(|c| Encoding::for_label(c.as_bytes()))
-        .or_else(|| xml_declared_encoding(bytes).and_then(|c| Encoding::for_label(c.as_bytes())));
-    let utf8 = std::str::from_utf8(bytes).ok();
-    match (declared, utf8) {
-        (Some(enc), Some(s)) if enc != UTF_8 && enc.is_single_byte() && !s.is_ascii() => {
-            repairs.push(format!("declared {} but is UTF-8", enc.name()));
-            Cow::Borrowed(s)
-        }
-        (Some(enc), _) if enc != UTF_8 => {
-            let (text, _, had_errors) = enc.decode(bytes);
-            if had_errors {
-                repairs.push(format!("invalid {} bytes replaced", enc.name()));
-            }
-            text
-        }
-        (_, Some(s)) => Cow::Borrowed(s),
-        (_, None) => {
-            repairs.push("not valid UTF-8: read as Windows-1252".into());
-            WINDOWS_1252.decode_without_bom_handling(bytes).0
-        }
-    }
-}
-
-fn xml_declared_encoding(bytes: &[u8]) -> Option<String> {
-    let head = &bytes[..bytes.len().min(512)];
-    let head = String::from_utf8_lossy(head);
-    let decl_end = head.find("?>")?;
-    let decl = &head[..decl_end];
-    let at = decl.find("encoding")? + "encoding".len();
-    let rest = decl[at..].trim_start().strip_prefix('=')?.trim_start();
-    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-    let value = &rest[1..];
-    Some(value[..value.find(quote)?].trim().to_string())
-}
-
-/// Repairs what feedparser's lenient reading forgives: bare `&`, HTML-only entities, control
-/// characters (inside CDATA sections too, where XML forbids them as well), and anything after
-/// the root element. CDATA sections and comments are otherwise left alone. Returns the text
-/// and what was done.
-fn repair_xml(text: &str) -> (String, Vec<String>) {
-    let mut out = String::with_capacity(text.len() + 64);
-    let mut bare_amps = 0usize;
-    let mut html_entities = 0usize;
-    let mut controls = 0usize;
-    let mut rest = text;
-    while !rest.is_empty() {
-        // Copy CDATA sections and comments verbatim.
-        if let Some(after) = rest.strip_prefix("<![CDATA[") {
-            let end = after.find("]]>").map_or(after.len(), |i| i + 3);
-            out.push_str("<![CDATA[");
-            for c in after[..end].chars() {
-                if is_forbidden_control(c) {
-                    controls += 1;
-                } else {
-                    out.push(c);
-                }
-            }
-            rest = &after[end..];
-            continue;
-        }
-        if let Some(after) = rest.strip_prefix("<!--") {
-            let end = after.find("-->").map_or(after.len(), |i| i + 3);
-            out.push_str("<!--");
-            out.push_str(&after[..end]);
-            rest = &after[end..];
-            continue;
-        }
-        let mut chars = rest.chars();
-        let Some(c) = chars.next() else { break };
-        if c == '&' {
-            match entity_at(rest) {
-                Entity::Xml(len) => {
-                    out.push_str(&rest[..len]);
-                    rest = &rest[len..];
-                }
-                Entity::Html(len, decoded) => {
-                    for ch in decoded.chars() {
-                        out.push_str(&format!("&#{};", u32::from(ch)));
-                    }
-                    html_entities += 1;
-                    rest = &rest[len..];
-                }
-                Entity::Bare => {
-                    out.push_str("&amp;");
-                    bare_amps += 1;
-                    rest = &rest[1..];
-                }
-            }
-            continue;
-        }
-        if is_forbidden_control(c) {
-            controls += 1;
-        } else {
-            out.push(c);
-        }
-        rest = chars.as_str();
-    }
-    let mut fixes = Vec::new();
-    if bare_amps > 0 {
-        fixes.push(format!("{bare_amps} bare '&' escaped"));
-    }
-    if html_entities > 0 {
-        fixes.push(format!("{html_entities} HTML entities turned into character references"));
-    }
-    if controls > 0 {
-        fixes.push(format!("{controls} control characters removed"));
-    }
-    if let Some(end) = root_end(&out)
-        && !out[end..].trim().is_empty()
-    {
-        out.truncate(end);
-        fixes.push("junk after the root element dropped".into());
-    }
-    (out, fixes)
-}
-
-/// Control characters a feed should not carry (C0 and C1 but tab, CR and LF).
-fn is_forbidden_control(c: char) -> bool {
-    c.is_control() && !matches!(c, '\n' | '\r' | '\t')
-}
-
-enum Entity {
-    /// A reference XML knows, `len` bytes long.
-    Xml(usize),
-    /// An HTML named entity XML does not know, and what it stands for.
-    Html(usize, String),
-    /// An `&` that starts no reference.
-    Bare,
-}
-
-fn entity_at(s: &str) -> Entity {
-    let body = &s[1..];
-    let end =
-        body.char_indices().take(40).find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '#')).map(|(i, _)| i);
-    let Some(end) = end.filter(|&i| body[i..].starts_with(';') && i > 0) else { return Entity::Bare };
-    let name = &body[..end];
-    let len = end + 2;
-    if let Some(num) = name.strip_prefix('#') {
-        let ok = match num.strip_prefix(['x', 'X']) {
-            Some(hex) => u32::from_str_radix(hex, 16).ok(),
-            None => num.parse::<u32>().ok(),
-        }
-        .and_then(char::from_u32)
-        .is_some_and(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'));
-        return if ok { Entity::Xml(len) } else { Entity::Bare };
-    }
-    if matches!(name, "amp" | "lt" | "gt" | "quot" | "apos") {
-        return Entity::Xml(len);
-    }
-    let reference = &s[..len];
-    let decoded = html_escape::decode_html_entities(reference);
-    if decoded != reference { Entity::Html(len, decoded.into_owned()) } else { Entity::Bare }
-}
-
-/// The byte just after the root element's end tag, if it can be found.
-fn root_end(text: &str) -> Option<usize> {
-    // The root is the first element that is not a declaration, instruction or comment.
-    let mut pos = 0;
-    let name = loop {
-        let lt = pos + text[pos..].find('<')?;
-        let after = &text[lt + 1..];
-        if after.starts_with('?') || after.starts_with('!') {
-            pos = lt + 1;
-            continue;
-        }
-        let len = after.find(|c: char| c.is_whitespace() || c == '>' || c == '/')?;
-        break &after[..len];
+    let json = feed.feed_type == FeedType::JSON;
+    let rel_link = |rel: &str| {
+        feed.links.iter().find(|l| l.rel.as_deref() == Some(rel)).and_then(|l| absolute(&l.href, base))
     };
-    let close = format!("</{name}>");
-    text.rfind(&close).map(|i| i + close.len())
-}
-
-/// What a feed reader found in a feed, before it becomes a [`Feed`]: the raw fields, borrowed
-/// from the document where possible. Public only so tests can build it from another reader.
-#[doc(hidden)]
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct FeedParts<'a> {
-    pub format: &'static str,
-    pub title: Option<Cow<'a, str>>,
-    pub links: Vec<LinkPart<'a>>,
-    pub description: Option<Cow<'a, str>>,
-    pub language: Option<String>,
-    pub entries: Vec<EntryParts<'a>>,
-}
-
-/// A link as written, with the `xml:base` in force where it was written, if any.
-#[doc(hidden)]
-#[derive(Debug, Clone, PartialEq)]
-pub struct LinkPart<'a> {
-    pub href: Cow<'a, str>,
-    /// `None` for RSS links; Atom links without `rel` are `alternate`.
-    pub rel: Option<Cow<'a, str>>,
-    pub base: Option<Url>,
-}
-
-/// One item or entry as found. Comment links are not links of the post.
-#[doc(hidden)]
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct EntryParts<'a> {
-    pub id: Option<Cow<'a, str>>,
-    pub title: Option<Cow<'a, str>>,
-    pub links: Vec<LinkPart<'a>>,
-    pub published: Option<DateTime<Utc>>,
-    pub updated: Option<DateTime<Utc>>,
-    /// Author names, in order.
-    pub authors: Vec<Cow<'a, str>>,
-    /// The post's HTML when the feed carries it.
-    pub content: Option<Cow<'a, str>>,
-    pub summary: Option<Cow<'a, str>>,
-}
-
-/// Turns what a reader found into a feed: text fields to plain text, links resolved, ids made
-/// stable, words counted and teasers told from full posts.
-#[doc(hidden)]
-pub fn feed_from_parts(parts: FeedParts<'_>, base: Option<&Url>, repairs: Vec<String>) -> Feed {
-    let link = pick_link(&parts.links, base);
-    let posts = parts.entries.iter().map(|e| post_from_parts(e, base)).collect();
+    let posts = feed.entries.iter().map(|e| convert_entry(e, json, base)).collect();
+    let mut categories: Vec<String> = Vec::new();
+    for c in &feed.categories {
+        let name = html_text(c.label.as_deref().unwrap_or(&c.term));
+        if !name.is_empty() && !categories.contains(&name) {
+            categories.push(name);
+        }
+    }
     Feed {
-        format: parts.format.to_string(),
-        title: parts.title.as_deref().map(html_text).filter(|t| !t.is_empty()),
-        link,
-        description: parts.description.as_deref().map(html_text).filter(|t| !t.is_empty()),
-        language: parts.language,
+        format: format.to_string(),
+        title: feed.title.as_ref().map(|t| html_text(&t.content)).filter(|t| !t.is_empty()),
+        link: pick_link(&feed.links, json, base),
+        description: feed.description.as_ref().map(|t| html_text(&t.content)).filter(|t| !t.is_empty()),
+        language: feed.language.clone(),
+        ttl_minutes: feed.ttl,
+        update_period_secs: extras.update_period.map(|d| d.as_secs()),
+        hub: rel_link("hub").or_else(|| extras.hub.as_deref().and_then(|h| absolute(h, base))),
+        self_url: rel_link("self").or_else(|| extras.self_url.as_deref().and_then(|h| absolute(h, base))),
+        image: feed
+            .logo
+            .as_ref()
+            .and_then(|i| Some(FeedImage { url: absolute(&i.uri, base)?, width: i.width, height: i.height })),
+        author: first_name(&feed.authors),
+        categories,
+        explicit: extras.explicit,
         posts,
         repairs,
     }
 }
 
+fn first_name(people: &[model::Person]) -> Option<String> {
+    people
+        .iter()
+        .filter_map(|p| p.name.as_deref().map(str::trim).filter(|n| !n.is_empty()))
+        .map(html_text)
+        .find(|n| !n.is_empty())
+}
+
 /// The post's or site's page: the first link with no `rel` or `alternate`, else the first
-/// that is not the feed itself, an enclosure, replies or a hub.
-fn pick_link(links: &[LinkPart<'_>], base: Option<&Url>) -> Option<Url> {
-    let preferred = links.iter().find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate")).or_else(|| {
-        links.iter().find(|l| !matches!(l.rel.as_deref(), Some("self" | "enclosure" | "replies" | "hub")))
+/// that is not the feed itself, an enclosure, replies or a hub. A comments page is never the
+/// post's (feed-rs lists it among the links), nor is a JSON Feed's attachment.
+fn pick_link(links: &[model::Link], json: bool, base: Option<&Url>) -> Option<Url> {
+    let candidates = || links.iter().filter(|l| l.target.is_none() && !(json && l.media_type.is_some()));
+    let preferred = candidates().find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate")).or_else(|| {
+        candidates().find(|l| !matches!(l.rel.as_deref(), Some("self" | "enclosure" | "replies" | "hub")))
     });
-    preferred.and_then(|l| absolute(&l.href, l.base.as_ref().or(base)))
+    preferred.and_then(|l| absolute(&l.href, base))
 }
 
 fn absolute(href: &str, base: Option<&Url>) -> Option<Url> {
@@ -511,13 +484,66 @@ fn words_in_collapsed(text: &str) -> usize {
     count + usize::from(is_word(&text[start..], alnum, non_ascii))
 }
 
-fn post_from_parts(e: &EntryParts<'_>, base: Option<&Url>) -> Post {
+/// A feed date. RFC 3339 and RFC 2822 (with the obsolete zone names, `PST`, `GMT`) are tried
+/// as they are, which is nearly every date, before the lenient forms: a missing or long
+/// weekday, `Z`/`UTC` for the zone, a missing time or zone. feed-rs's own lenient parser
+/// rewrites each date with a dozen regular expressions first, which was a third of the time
+/// spent on a podcast feed.
+pub fn parse_date(raw: &str) -> Option<DateTime<Utc>> {
+    use chrono::{NaiveDate, NaiveDateTime};
+    let s = raw.trim();
+    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+        return Some(d.with_timezone(&Utc));
+    }
+    if let Ok(d) = DateTime::parse_from_rfc2822(s) {
+        return Some(d.with_timezone(&Utc));
+    }
+    // Drop a weekday ("Tue, ", "Tuesday, "), whatever its language.
+    let s = match s.split_once(", ") {
+        Some((day, rest)) if day.chars().all(char::is_alphabetic) => rest,
+        _ => s,
+    };
+    let mut s = s.to_string();
+    for (from, to) in [(" Z", " +0000"), (" UTC", " +0000"), (" UT", " +0000"), (" GMT", " +0000")] {
+        if s.ends_with(from) {
+            s.truncate(s.len() - from.len());
+            s.push_str(to);
+        }
+    }
+    if let Ok(d) = DateTime::parse_from_rfc2822(&s) {
+        return Some(d.with_timezone(&Utc));
+    }
+    const ZONED: &[&str] = &[
+        "%d %b %Y %H:%M:%S %z",
+        "%d %B %Y %H:%M:%S %z",
+        "%d %b %Y %H:%M %z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%dT%H:%M:%S%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S %z",
+    ];
+    for f in ZONED {
+        if let Ok(d) = DateTime::parse_from_str(&s, f) {
+            return Some(d.with_timezone(&Utc));
+        }
+    }
+    const NAIVE: &[&str] =
+        &["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%d %b %Y %H:%M:%S"];
+    for f in NAIVE {
+        if let Ok(d) = NaiveDateTime::parse_from_str(&s, f) {
+            return Some(d.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc())
+}
+
+fn convert_entry(e: &Entry, json: bool, base: Option<&Url>) -> Post {
     // Text fields are read as HTML whatever their declared type, since fields escaped twice
     // (`&amp;#x24;`, `&lt;sup&gt;`) reach here as `&#x24;` and `<sup>`.
-    let title = e.title.as_deref().map(html_text).filter(|t| !t.is_empty());
-    let url = pick_link(&e.links, base);
-    let content_html = e.content.as_deref().filter(|b| !b.trim().is_empty());
-    let summary_text = e.summary.as_deref().map(html_text).filter(|s| !s.is_empty());
+    let title = e.title.as_ref().map(|t| html_text(&t.content)).filter(|t| !t.is_empty());
+    let url = pick_link(&e.links, json, base);
+    let content_html = e.content.as_ref().and_then(|c| c.body.as_deref()).filter(|b| !b.trim().is_empty());
+    let summary_text = e.summary.as_ref().map(|t| html_text(&t.content)).filter(|s| !s.is_empty());
     let content_text = content_html.map(html_text);
     let content_words = content_text.as_deref().map_or(0, words_in_collapsed);
     let full_text = match (&content_text, content_html) {
@@ -527,37 +553,101 @@ fn post_from_parts(e: &EntryParts<'_>, base: Option<&Url>) -> Post {
     let words =
         if content_words > 0 { content_words } else { summary_text.as_deref().map_or(0, words_in_collapsed) };
     let published = e.published.or(e.updated);
-    let id = match e.id.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
-        Some(id) => id.to_string(),
-        None => match &url {
+    // feed-rs copies an RSS item's `pubDate` into `updated` when it has no update time of its
+    // own: an update time equal to the publication time says nothing.
+    let updated = e.updated.filter(|u| e.published != Some(*u));
+    let id = match e.id.trim() {
+        id if !id.is_empty() && e.id != NO_ID => id.to_string(),
+        _ => match &url {
             Some(u) => u.to_string(),
             None => {
-                let mut h = Sha256::new();
-                for part in [
-                    title.as_deref().unwrap_or(""),
-                    &published.map(|d| d.to_rfc3339()).unwrap_or_default(),
-                    content_html.unwrap_or(""),
-                    summary_text.as_deref().unwrap_or(""),
-                ] {
-                    h.update(part.as_bytes());
-                    h.update([0]);
-                }
-                format!("sha256:{}", hex::encode(&h.finalize()[..16]))
+                let date = published.map(|d| d.to_rfc3339()).unwrap_or_default();
+                format!("sha256:{}", digest([title.as_deref().unwrap_or(""), date.as_str()]))
             }
         },
     };
-    let author = e.authors.iter().map(|n| n.trim()).find(|n| !n.is_empty()).map(html_text);
+    // What would be narrated: the whole post when the feed carries it, else the summary (or,
+    // with no summary, the teaser the feed gives).
+    let narrated: Vec<Block> = match (full_text, content_html) {
+        (true, Some(html)) => Document::from_html(html).blocks,
+        _ => summary_text
+            .clone()
+            .or(content_text)
+            .map(|text| vec![Block::Paragraph { text }])
+            .unwrap_or_default(),
+    };
     Post {
         id,
+        content_hash: content_hash(title.as_deref(), &narrated),
         title,
         url,
         published,
-        author,
+        updated,
+        author: first_name(&e.authors),
         words,
         full_text,
         content_html: if full_text { content_html.map(str::to_string) } else { None },
         summary: summary_text,
+        enclosure: enclosure(e, json, base),
     }
+}
+
+/// The first 16 bytes of the SHA-256 of `parts`, each ended by a NUL, in hex.
+fn digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+/// The hash of a title and the blocks that would be read: each block's kind and its text with
+/// whitespace collapsed. Code is never read aloud, so it does not count.
+fn content_hash(title: Option<&str>, blocks: &[Block]) -> String {
+    let mut parts: Vec<String> = vec![collapse(title.unwrap_or(""))];
+    for block in blocks.iter().filter(|b| b.is_prose()) {
+        let kind = match block {
+            Block::Heading { level, .. } => format!("h{level}"),
+            Block::Paragraph { .. } => "p".to_string(),
+            Block::ListItem { ordered: true, .. } => "ol".to_string(),
+            Block::ListItem { ordered: false, .. } => "ul".to_string(),
+            Block::Quote { .. } => "q".to_string(),
+            Block::Code { .. } => continue,
+        };
+        let text = collapse(block.text());
+        if !text.is_empty() {
+            parts.push(kind);
+            parts.push(text);
+        }
+    }
+    format!("sha256:{}", digest(parts.iter().map(String::as_str)))
+}
+
+fn collapse(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The post's media file: an enclosure link (Atom) or attachment (JSON Feed), else the first
+/// Media RSS or RSS `enclosure` content that is audio or video, else the first of any kind.
+fn enclosure(e: &Entry, json: bool, base: Option<&Url>) -> Option<Enclosure> {
+    let linked =
+        e.links.iter().find(|l| l.rel.as_deref() == Some("enclosure") || (json && l.media_type.is_some()));
+    if let Some(l) = linked
+        && let Some(url) = absolute(&l.href, base)
+    {
+        return Some(Enclosure { url, mime_type: l.media_type.clone(), length: l.length });
+    }
+    let contents = || e.media.iter().flat_map(|m| &m.content).filter(|c| c.url.is_some());
+    let playable = |c: &&model::MediaContent| {
+        c.content_type.as_ref().is_some_and(|t| matches!(t.ty().as_str(), "audio" | "video"))
+    };
+    let c = contents().find(playable).or_else(|| contents().next())?;
+    Some(Enclosure {
+        url: c.url.clone()?,
+        mime_type: c.content_type.as_ref().map(ToString::to_string),
+        length: c.size,
+    })
 }
 
 #[cfg(test)]
@@ -724,7 +814,7 @@ mod tests {
         }
         // Nesting a little under the limit still reads.
         let fine = rss(&format!("<item><title>A</title><description>{}</description></item>", {
-            let n = xml::MAX_DEPTH - 10;
+            let n = extras::MAX_DEPTH - 10;
             format!("{}x{}", "<b>".repeat(n), "</b>".repeat(n))
         }));
         let feed = on_small_stack(move || parse_feed(fine.as_bytes(), None, None)).unwrap();
@@ -820,5 +910,295 @@ mod tests {
         assert_eq!(feed.posts[0].url.as_ref().unwrap().as_str(), "https://j.test/p/1");
         assert!(feed.posts[0].full_text);
         assert_eq!(feed.posts[0].words, 3);
+    }
+
+    /// A post as a feed might carry it, with a guid or not.
+    fn item(guid: Option<&str>, link: Option<&str>, title: &str, date: &str, body: &str) -> String {
+        format!(
+            "<item>{}{}<title>{title}</title><pubDate>{date}</pubDate>\
+             <content:encoded><![CDATA[{body}]]></content:encoded></item>",
+            guid.map(|g| format!("<guid isPermaLink=\"false\">{g}</guid>")).unwrap_or_default(),
+            link.map(|l| format!("<link>{l}</link>")).unwrap_or_default(),
+        )
+    }
+
+    fn rss_with_content(items: &[String]) -> String {
+        format!(
+            "<rss version=\"2.0\" xmlns:content=\"http://purl.org/rss/1.0/modules/content/\"><channel>\
+             <title>T</title>{}</channel></rss>",
+            items.concat()
+        )
+    }
+
+    const BODY: &str = "<h2>Why</h2><p>The first paragraph says a thing.</p><p>The second one, another.</p>";
+
+    fn keys(feed: &Feed) -> Vec<(String, String)> {
+        let mut keys: Vec<_> = feed.posts.iter().map(|p| (p.id.clone(), p.content_hash.clone())).collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn keys_survive_reordering_and_re_dating() {
+        let a = item(Some("urn:a"), Some("/a"), "A", "Tue, 01 Oct 2019 10:00:00 GMT", BODY);
+        let b = item(None, Some("/b"), "B", "Tue, 01 Oct 2019 11:00:00 GMT", BODY);
+        let c = item(None, None, "C", "Tue, 01 Oct 2019 12:00:00 GMT", BODY);
+        let first =
+            parse_feed(rss_with_content(&[a.clone(), b.clone(), c.clone()]).as_bytes(), Some(&base()), None)
+                .unwrap();
+        assert_eq!(first.posts[0].id, "urn:a");
+        assert_eq!(first.posts[1].id, "https://blog.test/b");
+        assert!(first.posts[2].id.starts_with("sha256:"), "{}", first.posts[2].id);
+        // The same posts in another order: the same keys and hashes.
+        let reordered =
+            parse_feed(rss_with_content(&[c.clone(), a, b]).as_bytes(), Some(&base()), None).unwrap();
+        assert_eq!(keys(&reordered), keys(&first));
+        assert_eq!(
+            reordered.posts[0].id, first.posts[2].id,
+            "a post without guid or link is not keyed by its place"
+        );
+        // Re-dated posts with a guid or a link keep their keys, and their hashes.
+        let redated = parse_feed(
+            rss_with_content(&[
+                item(Some("urn:a"), Some("/a"), "A", "Wed, 02 Oct 2019 10:00:00 GMT", BODY),
+                item(None, Some("/b"), "B", "Thu, 03 Oct 2019 11:00:00 GMT", BODY),
+            ])
+            .as_bytes(),
+            Some(&base()),
+            None,
+        )
+        .unwrap();
+        let kept: Vec<_> = keys(&first).into_iter().filter(|(id, _)| !id.starts_with("sha256:")).collect();
+        assert_eq!(keys(&redated), kept);
+        assert!(redated.posts.iter().all(|p| p.updated.is_none()), "a new pubDate is no update");
+    }
+
+    #[test]
+    fn an_edited_body_or_title_changes_the_hash_and_rewriting_the_markup_does_not() {
+        let hash = |title: &str, body: &str| {
+            let xml =
+                rss_with_content(&[item(Some("urn:a"), None, title, "Tue, 01 Oct 2019 10:00:00 GMT", body)]);
+            let feed = parse_feed(xml.as_bytes(), Some(&base()), None).unwrap();
+            assert!(feed.posts[0].full_text);
+            feed.posts[0].content_hash.clone()
+        };
+        let original = hash("A", BODY);
+        assert!(original.starts_with("sha256:"));
+        // Whitespace, attributes, entities, and tags that change nothing read aloud.
+        for same in [
+            "\n  <h2>Why</h2>\n\n<p>The first   paragraph\n says a thing.</p>\n\t<p>The second one, another.</p>\n",
+            "<h2 class=\"title\" id=\"why\">Why</h2><p style=\"color: red\">The first paragraph says a thing.</p><p data-x=\"1\">The second one, another.</p>",
+            "<h2>Why</h2><p>The first paragraph says a&#32;thing.</p><p>The second one,&#x20;another.</p>",
+            "<h2>Why</h2><p>The <em>first</em> paragraph says a <a href=\"https://x.test/?utm=rss\">thing</a>.</p><p>The second one, another.</p>",
+            "<h2>Why</h2><p>The first paragraph says a thing.</p><pre>let code = 1;</pre><p>The second one, another.</p>",
+        ] {
+            assert_eq!(hash("A", same), original, "{same}");
+        }
+        assert_eq!(hash("  A ", BODY), original);
+        // Edits to what is read do change it.
+        for edited in [
+            "<h2>Why</h2><p>The first paragraph says another thing.</p><p>The second one, another.</p>",
+            "<h2>Why</h2><p>The first paragraph says a thing.</p>",
+            "<h2>Why</h2><p>The first paragraph says a thing. The second one, another.</p>",
+            "<h3>Why</h3><p>The first paragraph says a thing.</p><p>The second one, another.</p>",
+        ] {
+            assert_ne!(hash("A", edited), original, "{edited}");
+        }
+        assert_ne!(hash("A, revised", BODY), original);
+    }
+
+    #[test]
+    fn without_full_content_the_hash_is_of_title_and_summary() {
+        let post = |summary: &str| {
+            let xml = rss(&format!(
+                "<item><guid>g</guid><title>T</title><description>{summary}</description></item>"
+            ));
+            parse_feed(xml.as_bytes(), None, None).unwrap().posts.remove(0)
+        };
+        let one = post("A short summary.");
+        assert!(!one.full_text);
+        assert_eq!(post("  A short\n summary. ").content_hash, one.content_hash);
+        assert_eq!(post("&lt;p class=\"x\"&gt;A short summary.&lt;/p&gt;").content_hash, one.content_hash);
+        assert_ne!(post("A longer summary.").content_hash, one.content_hash);
+    }
+
+    #[test]
+    fn updated_dates_come_from_atom_updated_or_json_date_modified() {
+        let atom = r#"<feed xmlns="http://www.w3.org/2005/Atom"><title>A</title>
+            <entry><id>e1</id><title>One</title><published>2024-01-01T00:00:00Z</published><updated>2024-02-01T00:00:00Z</updated></entry>
+            <entry><id>e2</id><title>Two</title><published>2024-01-01T00:00:00Z</published><updated>2024-01-01T00:00:00Z</updated></entry>
+            <entry><id>e3</id><title>Three</title><updated>2024-03-01T00:00:00Z</updated></entry></feed>"#;
+        let feed = parse_feed(atom.as_bytes(), None, None).unwrap();
+        let date = |s: &str| Some(DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc));
+        assert_eq!(feed.posts[0].updated, date("2024-02-01T00:00:00Z"));
+        assert_eq!(feed.posts[0].published, date("2024-01-01T00:00:00Z"));
+        assert_eq!(feed.posts[1].updated, None, "updated when published is no update");
+        assert_eq!(feed.posts[2].published, date("2024-03-01T00:00:00Z"));
+        let rss = rss(
+            "<item xmlns:a=\"http://www.w3.org/2005/Atom\"><guid>g</guid><pubDate>Mon, 01 Jan 2024 00:00:00 GMT</pubDate>\
+                       <a:updated>2024-01-05T00:00:00Z</a:updated></item>",
+        );
+        assert_eq!(
+            parse_feed(rss.as_bytes(), None, None).unwrap().posts[0].updated,
+            date("2024-01-05T00:00:00Z")
+        );
+        let json = r#"{"version":"https://jsonfeed.org/version/1.1","title":"J","items":[
+            {"id":"1","date_published":"2024-01-01T00:00:00Z","date_modified":"2024-01-09T00:00:00Z"}]}"#;
+        assert_eq!(
+            parse_feed(json.as_bytes(), None, None).unwrap().posts[0].updated,
+            date("2024-01-09T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn what_polling_needs_is_read_from_an_rss_channel() {
+        let xml = r#"<?xml version="1.0"?>
+<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom" xmlns:sy="http://purl.org/rss/1.0/modules/syndication/"
+     xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd">
+<channel><title>Cast</title><link>https://cast.test/</link><ttl>90</ttl>
+  <atom:link rel="hub" href="https://hub.test/"/><atom:link rel="self" href="/feed.xml"/>
+  <sy:updatePeriod>hourly</sy:updatePeriod><sy:updateFrequency>2</sy:updateFrequency>
+  <itunes:image href="https://cast.test/big.jpg"/><itunes:explicit>yes</itunes:explicit>
+  <itunes:author>Ann Host</itunes:author>
+  <category>Tech</category><itunes:category text="Technology"/><category>Tech</category>
+  <item><guid>ep1</guid><title>Episode 1</title>
+    <enclosure url="/ep1.mp3" length="1234" type="audio/mpeg"/></item>
+  <item><guid>ep2</guid><title>Episode 2</title></item>
+</channel></rss>"#;
+        let feed = parse_feed(xml.as_bytes(), Some(&base()), None).unwrap();
+        assert_eq!(feed.ttl_minutes, Some(90));
+        assert_eq!(feed.ttl(), Some(Duration::from_secs(90 * 60)));
+        assert_eq!(feed.update_period(), Some(Duration::from_secs(30 * 60)));
+        assert_eq!(feed.hub.as_ref().map(Url::as_str), Some("https://hub.test/"));
+        assert_eq!(feed.self_url.as_ref().map(Url::as_str), Some("https://blog.test/feed.xml"));
+        assert_eq!(
+            feed.image,
+            Some(FeedImage {
+                url: Url::parse("https://cast.test/big.jpg").unwrap(),
+                width: None,
+                height: None
+            })
+        );
+        assert_eq!(feed.explicit, Some(true));
+        assert_eq!(feed.author.as_deref(), Some("Ann Host"));
+        assert_eq!(feed.categories, vec!["Tech".to_string(), "Technology".to_string()]);
+        assert_eq!(feed.link.as_ref().map(Url::as_str), Some("https://cast.test/"));
+        assert_eq!(
+            feed.posts[0].enclosure,
+            Some(Enclosure {
+                url: Url::parse("https://blog.test/ep1.mp3").unwrap(),
+                mime_type: Some("audio/mpeg".into()),
+                length: Some(1234),
+            })
+        );
+        assert_eq!(feed.posts[1].enclosure, None);
+        // And they survive a round trip through JSON.
+        let json = serde_json::to_string(&feed).unwrap();
+        assert_eq!(serde_json::from_str::<Feed>(&json).unwrap(), feed);
+        // A plain feed says none of it, and its JSON does not mention it.
+        let plain = parse_feed(rss("<item><guid>g</guid></item>").as_bytes(), None, None).unwrap();
+        assert_eq!(
+            (
+                plain.ttl_minutes,
+                plain.update_period_secs,
+                &plain.hub,
+                &plain.self_url,
+                &plain.image,
+                plain.explicit
+            ),
+            (None, None, &None, &None, &None, None)
+        );
+        assert!(!serde_json::to_string(&plain).unwrap().contains("ttl_minutes"));
+    }
+
+    #[test]
+    fn an_rss_image_gives_its_size_and_atom_and_json_name_hub_self_and_enclosure() {
+        let xml = rss("<image><url>/logo.png</url><title>T</title><link>https://blog.test/</link>\
+                       <width>88</width><height>31</height></image>");
+        let image = parse_feed(xml.as_bytes(), Some(&base()), None).unwrap().image.unwrap();
+        assert_eq!(
+            (image.url.as_str(), image.width, image.height),
+            ("https://blog.test/logo.png", Some(88), Some(31))
+        );
+
+        let atom = r#"<feed xmlns="http://www.w3.org/2005/Atom"><title>A</title><logo>/l.png</logo>
+            <link rel="hub" href="https://hub.test/a"/><link rel="self" href="https://blog.test/atom"/>
+            <author><name>Ann</name></author><category term="rust" label="Rust"/>
+            <entry><id>e</id><title>E</title><link href="/e"/>
+              <link rel="enclosure" href="/e.mp3" type="audio/mpeg" length="99"/></entry></feed>"#;
+        let feed = parse_feed(atom.as_bytes(), Some(&base()), None).unwrap();
+        assert_eq!(feed.hub.as_ref().map(Url::as_str), Some("https://hub.test/a"));
+        assert_eq!(feed.self_url.as_ref().map(Url::as_str), Some("https://blog.test/atom"));
+        assert_eq!(feed.image.map(|i| i.url.to_string()).as_deref(), Some("https://blog.test/l.png"));
+        assert_eq!(
+            (feed.author.as_deref(), feed.categories.as_slice()),
+            (Some("Ann"), &["Rust".to_string()][..])
+        );
+        assert_eq!(feed.posts[0].url.as_ref().map(Url::as_str), Some("https://blog.test/e"));
+        let enclosure = feed.posts[0].enclosure.clone().unwrap();
+        assert_eq!((enclosure.url.as_str(), enclosure.length), ("https://blog.test/e.mp3", Some(99)));
+
+        let json = r#"{"version":"https://jsonfeed.org/version/1.1","title":"J","feed_url":"https://j.test/feed.json",
+          "hubs":[{"type":"WebSub","url":"https://hub.test/j"}],
+          "items":[{"id":"1","url":"https://j.test/1","attachments":[{"url":"https://j.test/1.m4a","mime_type":"audio/x-m4a","size_in_bytes":7}]}]}"#;
+        let feed = parse_feed(json.as_bytes(), None, None).unwrap();
+        assert_eq!(feed.self_url.as_ref().map(Url::as_str), Some("https://j.test/feed.json"));
+        assert_eq!(feed.hub.as_ref().map(Url::as_str), Some("https://hub.test/j"));
+        assert_eq!(feed.posts[0].url.as_ref().map(Url::as_str), Some("https://j.test/1"));
+        let enclosure = feed.posts[0].enclosure.clone().unwrap();
+        assert_eq!(
+            (enclosure.url.as_str(), enclosure.mime_type.as_deref(), enclosure.length),
+            ("https://j.test/1.m4a", Some("audio/x-m4a"), Some(7))
+        );
+    }
+
+    #[test]
+    fn a_cut_feed_keeps_its_complete_items() {
+        let whole = rss(&[
+            item(Some("a"), None, "A", "Tue, 01 Oct 2019 10:00:00 GMT", BODY),
+            item(Some("b"), None, "B", "Tue, 01 Oct 2019 11:00:00 GMT", BODY),
+        ]
+        .concat());
+        let cut = &whole[..whole.find("<guid isPermaLink=\"false\">b").unwrap() + 10];
+        let feed = parse_feed(cut.as_bytes(), None, None).unwrap();
+        assert_eq!(feed.posts.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["a"]);
+        assert_eq!(feed.repairs, ["cut short: the 1 complete items kept"]);
+    }
+
+    #[test]
+    fn poll_hints_gather_the_feed_and_the_answer() {
+        use crate::fetch::RetryAfter;
+        let feed = Feed {
+            ttl_minutes: Some(60),
+            update_period_secs: Some(7200),
+            ..parse_feed(rss("").as_bytes(), None, None).unwrap()
+        };
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let meta = ResponseMeta {
+            status: 200,
+            url: base(),
+            redirects: 0,
+            etag: None,
+            last_modified: None,
+            max_age: Some(Duration::from_secs(300)),
+            expires: Some(at("2026-01-01T00:30:00Z")),
+            date: Some(at("2026-01-01T00:00:00Z")),
+            retry_after: Some(RetryAfter::Seconds(60)),
+            hub: None,
+            self_url: None,
+        };
+        let now = at("2026-01-01T10:00:00Z");
+        let hints = poll_hints(Some(&feed), &meta, now);
+        assert_eq!(hints.ttl, Some(Duration::from_secs(3600)));
+        assert_eq!(hints.syndication_period, Some(Duration::from_secs(7200)));
+        assert_eq!(hints.max_age, Some(Duration::from_secs(300)));
+        assert_eq!(hints.expires, Some(at("2026-01-01T10:30:00Z")));
+        assert_eq!(hints.retry_after, Some(at("2026-01-01T10:01:00Z")));
+        let (next, reason) = lector_core::schedule::next_poll(now, None, &hints);
+        assert_eq!(
+            (next, reason),
+            (at("2026-01-01T12:00:00Z"), lector_core::schedule::PollReason::SyndicationPeriod)
+        );
+        assert_eq!(poll_hints(None, &meta, now).ttl, None);
     }
 }

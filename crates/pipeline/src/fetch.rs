@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use lector_core::schedule::FailureKind;
 use lector_core::{ErrorKind, StepError};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use url::{Host, Url};
 
 /// The environment variable that lists hosts and networks allowed despite being private.
@@ -28,13 +30,15 @@ pub enum Resource {
     Feed,
     /// A web page: at most 5 MB.
     Page,
+    /// A picture (a feed's artwork): at most 10 MB.
+    Image,
 }
 
 impl Resource {
     /// The largest body accepted, counted after decompression.
     pub fn max_bytes(self) -> u64 {
         match self {
-            Resource::Feed => 10 * 1024 * 1024,
+            Resource::Feed | Resource::Image => 10 * 1024 * 1024,
             Resource::Page => 5 * 1024 * 1024,
         }
     }
@@ -45,6 +49,7 @@ impl Resource {
             // anything textual, XML or JSON is given to the parser, which decides.
             Resource::Feed => mime.starts_with("text/") || mime.contains("xml") || mime.contains("json"),
             Resource::Page => matches!(mime, "text/html" | "application/xhtml+xml" | "text/plain"),
+            Resource::Image => mime.starts_with("image/"),
         }
     }
 
@@ -52,6 +57,7 @@ impl Resource {
         match self {
             Resource::Feed => "an RSS, Atom or JSON feed (XML, JSON or text)",
             Resource::Page => "an HTML page",
+            Resource::Image => "an image",
         }
     }
 }
@@ -307,8 +313,9 @@ pub enum FetchError {
     NotFound { url: String, status: u16 },
     #[error("'{url}': refused with HTTP {status}")]
     Refused { url: String, status: u16 },
-    #[error("'{url}': server unavailable (HTTP {status})")]
-    Unavailable { url: String, status: u16 },
+    /// HTTP 5xx, 408 or 429; `retry_after` is the server's `Retry-After`, when it sent one.
+    #[error("'{url}': server unavailable (HTTP {status}){}", retry_note(.retry_after))]
+    Unavailable { url: String, status: u16, retry_after: Option<RetryAfter> },
     #[error("'{url}': content type {content_type} is not {expected}")]
     UnsupportedContentType { url: String, content_type: String, expected: String },
     #[error("'{url}': body larger than the limit of {limit} bytes")]
@@ -495,7 +502,6 @@ impl Fetcher {
 
     /// Fetches `url` once, following redirects, within the policy's deadline. Transient
     /// failures are returned, not retried.
-    #[tracing::instrument(skip(self), fields(url = %url))]
     pub async fn fetch(&self, url: &str, what: Resource) -> Result<Fetched, FetchError> {
         let deadline = Instant::now() + self.policy.deadline;
         self.fetch_by(url, what, deadline, None).await
@@ -510,8 +516,25 @@ impl Fetcher {
         deadline: Instant,
         last: Option<&FetchError>,
     ) -> Result<Fetched, FetchError> {
+        match self.within(deadline, url, last, self.get(url, what, None)).await? {
+            Conditional::Modified { fetched, .. } => Ok(fetched),
+            // Only an answer to validators is "not modified"; this one was sent none.
+            Conditional::NotModified(meta) => {
+                Err(FetchError::Refused { url: meta.url.to_string(), status: meta.status })
+            }
+        }
+    }
+
+    /// `work`, cut off with [`FetchError::DeadlineExceeded`] when `deadline` passes.
+    async fn within<T>(
+        &self,
+        deadline: Instant,
+        url: &str,
+        last: Option<&FetchError>,
+        work: impl std::future::Future<Output = Result<T, FetchError>>,
+    ) -> Result<T, FetchError> {
         let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, self.fetch_following(url, what)).await {
+        match tokio::time::timeout(left, work).await {
             Ok(result) => result,
             Err(_) => Err(self.deadline_exceeded(url, last)),
         }
@@ -525,8 +548,42 @@ impl Fetcher {
         }
     }
 
-    /// The request and its redirects, with no bound of its own but the per-request timeouts.
-    async fn fetch_following(&self, url: &str, what: Resource) -> Result<Fetched, FetchError> {
+    /// Fetches `url` once as [`Fetcher::fetch`] does, with the same guards, sending the
+    /// validators of the last answer (`If-None-Match`, `If-Modified-Since`). A 304 is
+    /// [`Conditional::NotModified`] and its body is never read. Either way the answer's
+    /// caching and polling headers come back in a [`ResponseMeta`]; a 429 or 503 carries its
+    /// `Retry-After` in [`FetchError::Unavailable`].
+    /// Sends a form (`application/x-www-form-urlencoded`) to `url` with the same guards as a
+    /// fetch, following no redirect, and returns the HTTP status; the body is not read. For a
+    /// WebSub hub's subscription request.
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<u16, FetchError> {
+        let target = Url::parse(url.trim())
+            .map_err(|e| FetchError::InvalidUrl { url: url.to_string(), reason: e.to_string() })?;
+        self.check_url(&target)?;
+        let response =
+            self.client.post(target.clone()).form(form).send().await.map_err(|e| classify(&target, &e))?;
+        Ok(response.status().as_u16())
+    }
+
+    pub async fn fetch_conditional(
+        &self,
+        url: &str,
+        what: Resource,
+        validators: &Validators,
+    ) -> Result<Conditional, FetchError> {
+        let deadline = Instant::now() + self.policy.deadline;
+        self.within(deadline, url, None, self.get(url, what, Some(validators).filter(|v| !v.is_empty())))
+            .await
+    }
+
+    /// One guarded GET with its redirects; `validators`, when given, make it conditional.
+    #[tracing::instrument(skip(self, validators), fields(url = %url))]
+    async fn get(
+        &self,
+        url: &str,
+        what: Resource,
+        validators: Option<&Validators>,
+    ) -> Result<Conditional, FetchError> {
         let mut current = Url::parse(url.trim())
             .map_err(|e| FetchError::InvalidUrl { url: url.to_string(), reason: e.to_string() })?;
         let mut seen = HashSet::new();
@@ -538,6 +595,7 @@ impl Fetcher {
                 .client
                 .get(current.clone())
                 .header(reqwest::header::ACCEPT, accept_header(what))
+                .headers(validators.map(Validators::headers).unwrap_or_default())
                 .send()
                 .await
                 .map_err(|e| classify(&current, &e))?;
@@ -569,11 +627,15 @@ impl Fetcher {
                 continue;
             }
             let code = status.as_u16();
+            if code == 304 && validators.is_some() {
+                return Ok(Conditional::NotModified(ResponseMeta::read(&current, redirects, &response)));
+            }
             if code == 404 || code == 410 {
                 return Err(FetchError::NotFound { url: current.to_string(), status: code });
             }
             if status.is_server_error() || code == 429 || code == 408 {
-                return Err(FetchError::Unavailable { url: current.to_string(), status: code });
+                let retry_after = header_str(response.headers(), RETRY_AFTER).and_then(RetryAfter::parse);
+                return Err(FetchError::Unavailable { url: current.to_string(), status: code, retry_after });
             }
             if !status.is_success() {
                 return Err(FetchError::Refused { url: current.to_string(), status: code });
@@ -598,6 +660,7 @@ impl Fetcher {
             if declared.is_some_and(|n| n > limit) {
                 return Err(FetchError::TooLarge { url: current.to_string(), limit });
             }
+            let meta = ResponseMeta::read(&current, redirects, &response);
             let mut body = BytesMut::new();
             let mut stream = response.bytes_stream();
             while let Some(part) = stream.next().await {
@@ -607,7 +670,8 @@ impl Fetcher {
                 }
                 body.extend_from_slice(&part);
             }
-            return Ok(Fetched { url: current, content_type, charset, body: body.freeze(), redirects });
+            let fetched = Fetched { url: current, content_type, charset, body: body.freeze(), redirects };
+            return Ok(Conditional::Modified { fetched, meta });
         }
     }
 
@@ -663,6 +727,7 @@ fn accept_header(what: Resource) -> &'static str {
              text/xml;q=0.9, application/json;q=0.8, */*;q=0.1"
         }
         Resource::Page => "text/html, application/xhtml+xml;q=0.9, text/plain;q=0.5",
+        Resource::Image => "image/png, image/jpeg;q=0.9, image/*;q=0.5",
     }
 }
 
@@ -749,6 +814,302 @@ fn sniff_meta_charset(body: &[u8]) -> Option<String> {
     Some(rest[..end].to_string()).filter(|s| !s.is_empty())
 }
 
+/// The validators of the last answer, sent back so that an unchanged feed costs a 304 and no
+/// parse.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Validators {
+    /// `ETag`, as the server sent it (quotes and `W/` included), for `If-None-Match`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// `Last-Modified`, as the server sent it, for `If-Modified-Since`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+
+    /// The validators to send next time: a new body's own (none where it has none), or after a
+    /// 304, which need not repeat them, ours updated by what it does repeat.
+    pub fn updated_by(&self, meta: &ResponseMeta) -> Validators {
+        if meta.status != 304 {
+            return Validators { etag: meta.etag.clone(), last_modified: meta.last_modified.clone() };
+        }
+        Validators {
+            etag: meta.etag.clone().or_else(|| self.etag.clone()),
+            last_modified: meta.last_modified.clone().or_else(|| self.last_modified.clone()),
+        }
+    }
+
+    fn headers(&self) -> reqwest::header::HeaderMap {
+        use reqwest::header::{HeaderMap, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH};
+        let mut headers = HeaderMap::new();
+        // A value that cannot be a header (it came from a header, so this is rare) is left out.
+        if let Some(v) = self.etag.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(IF_NONE_MATCH, v);
+        }
+        if let Some(v) = self.last_modified.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(IF_MODIFIED_SINCE, v);
+        }
+        headers
+    }
+}
+
+/// A `Retry-After` header: a number of seconds, or an HTTP date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    Seconds(u64),
+    At(DateTime<Utc>),
+}
+
+impl RetryAfter {
+    /// Reads either form; anything else is `None`.
+    pub fn parse(value: &str) -> Option<Self> {
+        let value = value.trim();
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+            // More digits than a u64 holds is "a very long time".
+            return Some(RetryAfter::Seconds(value.parse().unwrap_or(u64::MAX)));
+        }
+        parse_http_date(value).map(RetryAfter::At)
+    }
+
+    /// The time it names, for an answer received at `received`.
+    pub fn at(self, received: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            RetryAfter::Seconds(s) => i64::try_from(s)
+                .ok()
+                .and_then(chrono::TimeDelta::try_seconds)
+                .and_then(|d| received.checked_add_signed(d))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            RetryAfter::At(at) => at,
+        }
+    }
+}
+
+impl fmt::Display for RetryAfter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RetryAfter::Seconds(s) => write!(f, "{s} s"),
+            RetryAfter::At(at) => write!(f, "{}", at.to_rfc3339()),
+        }
+    }
+}
+
+fn retry_note(retry_after: &Option<RetryAfter>) -> String {
+    retry_after.map(|r| format!(", retry after {r}")).unwrap_or_default()
+}
+
+/// What the headers of an answer say about caching and polling the address again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseMeta {
+    /// The HTTP status: 304, or the 2xx of a body.
+    pub status: u16,
+    /// The address that answered, after redirects.
+    pub url: Url,
+    /// Redirects followed.
+    pub redirects: usize,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// `Cache-Control: max-age` (none when `no-cache` or `no-store` say not to reuse it).
+    pub max_age: Option<Duration>,
+    /// `Expires`, as the server's clock has it (see [`ResponseMeta::expires_at`]).
+    pub expires: Option<DateTime<Utc>>,
+    /// `Date`: the server's clock when it answered.
+    pub date: Option<DateTime<Utc>>,
+    pub retry_after: Option<RetryAfter>,
+    /// `Link: <...>; rel="hub"`: the WebSub hub, absolute.
+    pub hub: Option<Url>,
+    /// `Link: <...>; rel="self"`: the feed's canonical address, absolute.
+    pub self_url: Option<Url>,
+}
+
+impl ResponseMeta {
+    /// The meta of a feed a WebSub hub pushed: a body, and nothing said about caching.
+    pub fn pushed(url: Url) -> Self {
+        Self {
+            status: 200,
+            url,
+            redirects: 0,
+            etag: None,
+            last_modified: None,
+            max_age: None,
+            expires: None,
+            date: None,
+            retry_after: None,
+            hub: None,
+            self_url: None,
+        }
+    }
+
+    fn read(url: &Url, redirects: usize, response: &reqwest::Response) -> Self {
+        use reqwest::header::{CACHE_CONTROL, DATE, ETAG, EXPIRES, LAST_MODIFIED, LINK};
+        let headers = response.headers();
+        let text = |name| header_str(headers, name).map(str::to_string);
+        let links: Vec<(Url, String)> = headers
+            .get_all(LINK)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| parse_link_header(v, url))
+            .collect();
+        let rel = |want: &str| {
+            links.iter().find(|(_, rels)| rels.split_whitespace().any(|r| r.eq_ignore_ascii_case(want)))
+        };
+        ResponseMeta {
+            status: response.status().as_u16(),
+            url: url.clone(),
+            redirects,
+            etag: text(ETAG),
+            last_modified: text(LAST_MODIFIED),
+            max_age: header_str(headers, CACHE_CONTROL).and_then(max_age),
+            expires: header_str(headers, EXPIRES).and_then(parse_http_date),
+            date: header_str(headers, DATE).and_then(parse_http_date),
+            retry_after: header_str(headers, RETRY_AFTER).and_then(RetryAfter::parse),
+            hub: rel("hub").map(|(u, _)| u.clone()),
+            self_url: rel("self").map(|(u, _)| u.clone()),
+        }
+    }
+
+    /// `Expires` on the local clock: `received + (Expires - Date)` when the server sent its
+    /// `Date`, so a server whose clock is off does not shift the next poll; else `Expires`.
+    pub fn expires_at(&self, received: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let expires = self.expires?;
+        Some(match self.date {
+            Some(date) => received.checked_add_signed(expires - date).unwrap_or(expires),
+            None => expires,
+        })
+    }
+}
+
+/// The answer to a conditional GET.
+#[derive(Debug, Clone)]
+pub enum Conditional {
+    /// 304: what the validators named has not changed; no body was read.
+    NotModified(ResponseMeta),
+    /// A body, with what the headers said.
+    Modified { fetched: Fetched, meta: ResponseMeta },
+}
+
+impl Conditional {
+    pub fn meta(&self) -> &ResponseMeta {
+        match self {
+            Conditional::NotModified(meta) | Conditional::Modified { meta, .. } => meta,
+        }
+    }
+}
+
+fn header_str(headers: &reqwest::header::HeaderMap, name: reqwest::header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// An HTTP date in any of the three forms RFC 9110 accepts: IMF-fixdate
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime
+/// (`Sun Nov  6 08:49:37 1994`).
+pub fn parse_http_date(value: &str) -> Option<DateTime<Utc>> {
+    use chrono::NaiveDateTime;
+    let value = value.trim();
+    if let Ok(d) = DateTime::parse_from_rfc2822(value) {
+        return Some(d.with_timezone(&Utc));
+    }
+    if let Some((_, rest)) = value.split_once(", ")
+        && let Some(rest) = rest.strip_suffix(" GMT")
+        && let Ok(d) = NaiveDateTime::parse_from_str(rest, "%d-%b-%y %H:%M:%S")
+    {
+        return Some(d.and_utc());
+    }
+    let single_spaced = value.split_whitespace().collect::<Vec<_>>().join(" ");
+    NaiveDateTime::parse_from_str(&single_spaced, "%a %b %e %H:%M:%S %Y").ok().map(|d| d.and_utc())
+}
+
+/// `max-age` of a `Cache-Control` value, unless `no-cache` or `no-store` forbid reusing the
+/// answer.
+fn max_age(value: &str) -> Option<Duration> {
+    let mut age = None;
+    for directive in value.split(',').map(str::trim) {
+        let (name, arg) = directive.split_once('=').unwrap_or((directive, ""));
+        let name = name.trim().to_ascii_lowercase();
+        match name.as_str() {
+            "no-cache" | "no-store" => return None,
+            "max-age" => age = arg.trim().trim_matches('"').parse::<u64>().ok().map(Duration::from_secs),
+            _ => {}
+        }
+    }
+    age
+}
+
+/// The links of a `Link` header (RFC 8288) with their `rel`, resolved against `base`:
+/// `<https://hub.test/>; rel="hub", <feed.xml>; rel=self`. Malformed parts are skipped.
+fn parse_link_header(value: &str, base: &Url) -> Vec<(Url, String)> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c == ',' || c.is_whitespace());
+        let Some(after) = rest.strip_prefix('<') else { break };
+        let Some(end) = after.find('>') else { break };
+        let target = after[..end].trim();
+        rest = &after[end + 1..];
+        // Parameters run to the next comma outside quotes.
+        let mut rel = None;
+        let mut in_quotes = false;
+        let stop = rest
+            .char_indices()
+            .find(|&(_, c)| {
+                if c == '"' {
+                    in_quotes = !in_quotes;
+                }
+                c == ',' && !in_quotes
+            })
+            .map_or(rest.len(), |(i, _)| i);
+        for param in rest[..stop].split(';').map(str::trim) {
+            if let Some((name, v)) = param.split_once('=')
+                && name.trim().eq_ignore_ascii_case("rel")
+            {
+                rel = Some(v.trim().trim_matches('"').to_string());
+            }
+        }
+        rest = &rest[stop..];
+        if let (Some(rel), Ok(url)) = (rel, base.join(target)) {
+            out.push((url, rel));
+        }
+    }
+    out
+}
+
+impl FetchError {
+    /// What this failure means for a subscription's schedule: server trouble is retried,
+    /// 404/410 (and a host that is not found) may pause it after a while, a body that is no
+    /// feed after a few polls, and a refusal at once.
+    pub fn failure_kind(&self) -> FailureKind {
+        match self {
+            FetchError::Unavailable { .. }
+            | FetchError::Timeout { .. }
+            | FetchError::DeadlineExceeded { .. }
+            | FetchError::Connection { .. }
+            | FetchError::Client(_) => FailureKind::Transient,
+            FetchError::NotFound { .. } | FetchError::HostNotFound { .. } => FailureKind::Gone,
+            FetchError::UnsupportedContentType { .. } | FetchError::Decode { .. } => FailureKind::NotAFeed,
+            FetchError::InvalidUrl { .. }
+            | FetchError::SchemeNotAllowed { .. }
+            | FetchError::AddressNotAllowed { .. }
+            | FetchError::TooManyRedirects { .. }
+            | FetchError::RedirectLoop { .. }
+            | FetchError::BadRedirect { .. }
+            | FetchError::Refused { .. }
+            | FetchError::TooLarge { .. }
+            | FetchError::InvalidAllowList { .. } => FailureKind::Refused,
+        }
+    }
+
+    /// The server's `Retry-After`, when it sent one with a 429 or 5xx.
+    pub fn retry_after(&self) -> Option<RetryAfter> {
+        match self {
+            FetchError::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -797,7 +1158,10 @@ mod tests {
     #[test]
     fn refusals_are_permanent_and_server_failures_transient() {
         let url = "http://x/".to_string();
-        assert_eq!(FetchError::Unavailable { url: url.clone(), status: 503 }.kind(), ErrorKind::Transient);
+        assert_eq!(
+            FetchError::Unavailable { url: url.clone(), status: 503, retry_after: None }.kind(),
+            ErrorKind::Transient
+        );
         assert_eq!(FetchError::Timeout { url: url.clone() }.kind(), ErrorKind::Transient);
         assert_eq!(FetchError::NotFound { url: url.clone(), status: 404 }.kind(), ErrorKind::NotFound);
         assert_eq!(FetchError::TooLarge { url: url.clone(), limit: 1 }.kind(), ErrorKind::TooLarge);
@@ -809,5 +1173,142 @@ mod tests {
         let latin1 = b"<meta charset=\"iso-8859-1\"><p>caf\xe9</p>";
         assert!(decode_html(latin1, None).contains("café"));
         assert!(decode_html("<p>café</p>".as_bytes(), Some("utf-8")).contains("café"));
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn http_dates_read_in_all_three_forms() {
+        let want = utc("1994-11-06T08:49:37Z");
+        for raw in
+            ["Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"]
+        {
+            assert_eq!(parse_http_date(raw), Some(want), "{raw}");
+        }
+        assert_eq!(parse_http_date("0"), None);
+        assert_eq!(parse_http_date("yesterday"), None);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_or_a_date() {
+        let now = utc("2026-01-01T00:00:00Z");
+        assert_eq!(RetryAfter::parse(" 120 "), Some(RetryAfter::Seconds(120)));
+        assert_eq!(RetryAfter::parse("120").map(|r| r.at(now)), Some(utc("2026-01-01T00:02:00Z")));
+        let at = RetryAfter::parse("Thu, 01 Jan 2026 01:00:00 GMT");
+        assert_eq!(at.map(|r| r.at(now)), Some(utc("2026-01-01T01:00:00Z")));
+        assert_eq!(
+            RetryAfter::parse("99999999999999999999999").map(|r| r.at(now)),
+            Some(DateTime::<Utc>::MAX_UTC)
+        );
+        for bad in ["", "-5", "soon", "1.5"] {
+            assert_eq!(RetryAfter::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn cache_control_max_age_unless_no_cache_or_no_store() {
+        assert_eq!(max_age("public, max-age=600"), Some(Duration::from_secs(600)));
+        assert_eq!(max_age("Max-Age=\"60\", must-revalidate"), Some(Duration::from_secs(60)));
+        assert_eq!(max_age("no-cache, max-age=600"), None);
+        assert_eq!(max_age("max-age=600, no-store"), None);
+        assert_eq!(max_age("private"), None);
+        assert_eq!(max_age("max-age=soon"), None);
+    }
+
+    #[test]
+    fn link_headers_give_hub_and_self_resolved() {
+        let base = Url::parse("https://blog.test/feeds/main.xml").unwrap();
+        let links = parse_link_header(
+            "<https://hub.test/?a=1,2>; rel=\"hub\", </feeds/main.xml>; title=\"x, y\"; rel=self,\
+             <https://blog.test/alt>; rel=\"alternate nofollow\", garbage, <no-rel>",
+            &base,
+        );
+        let got: Vec<(String, String)> = links.into_iter().map(|(u, r)| (u.to_string(), r)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("https://hub.test/?a=1,2".to_string(), "hub".to_string()),
+                ("https://blog.test/feeds/main.xml".to_string(), "self".to_string()),
+                ("https://blog.test/alt".to_string(), "alternate nofollow".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn expires_is_corrected_for_the_servers_clock() {
+        let url = Url::parse("https://blog.test/feed").unwrap();
+        let meta = ResponseMeta {
+            status: 200,
+            url,
+            redirects: 0,
+            etag: None,
+            last_modified: None,
+            max_age: None,
+            // The server's clock is an hour behind; its answer is fresh for ten minutes.
+            expires: Some(utc("2026-01-01T11:10:00Z")),
+            date: Some(utc("2026-01-01T11:00:00Z")),
+            retry_after: None,
+            hub: None,
+            self_url: None,
+        };
+        assert_eq!(meta.expires_at(utc("2026-01-01T12:00:00Z")), Some(utc("2026-01-01T12:10:00Z")));
+        let no_date = ResponseMeta { date: None, ..meta };
+        assert_eq!(no_date.expires_at(utc("2026-01-01T12:00:00Z")), Some(utc("2026-01-01T11:10:00Z")));
+    }
+
+    #[test]
+    fn validators_follow_a_new_body_and_survive_a_terse_304() {
+        let old = Validators {
+            etag: Some("\"a\"".into()),
+            last_modified: Some("Mon, 01 Jan 2024 00:00:00 GMT".into()),
+        };
+        let meta = |status, etag: Option<&str>| ResponseMeta {
+            status,
+            url: Url::parse("https://blog.test/feed").unwrap(),
+            redirects: 0,
+            etag: etag.map(str::to_string),
+            last_modified: None,
+            max_age: None,
+            expires: None,
+            date: None,
+            retry_after: None,
+            hub: None,
+            self_url: None,
+        };
+        // A 304 that repeats only its ETag keeps the date.
+        let after_304 = old.updated_by(&meta(304, Some("\"b\"")));
+        assert_eq!(
+            (after_304.etag.as_deref(), after_304.last_modified),
+            (Some("\"b\""), old.last_modified.clone())
+        );
+        // A new body without validators leaves none: the old ones named another version.
+        assert!(old.updated_by(&meta(200, None)).is_empty());
+        assert_eq!(old.updated_by(&meta(200, Some("\"c\""))).etag.as_deref(), Some("\"c\""));
+    }
+
+    #[test]
+    fn failures_map_to_what_a_schedule_does_with_them() {
+        let url = "http://x/".to_string();
+        let retry = Some(RetryAfter::Seconds(30));
+        let busy = FetchError::Unavailable { url: url.clone(), status: 429, retry_after: retry };
+        assert_eq!((busy.failure_kind(), busy.retry_after()), (FailureKind::Transient, retry));
+        assert!(busy.to_string().contains("retry after 30 s"), "{busy}");
+        assert_eq!(FetchError::NotFound { url: url.clone(), status: 410 }.failure_kind(), FailureKind::Gone);
+        assert_eq!(
+            FetchError::UnsupportedContentType {
+                url: url.clone(),
+                content_type: "image/png".into(),
+                expected: String::new()
+            }
+            .failure_kind(),
+            FailureKind::NotAFeed
+        );
+        assert_eq!(
+            FetchError::RedirectLoop { url: url.clone(), location: url.clone() }.failure_kind(),
+            FailureKind::Refused
+        );
+        assert_eq!(FetchError::TooLarge { url, limit: 1 }.failure_kind(), FailureKind::Refused);
     }
 }

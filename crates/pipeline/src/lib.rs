@@ -13,20 +13,26 @@
 //! use `?` and the workflow retries only what is transient.
 
 pub mod article;
+pub mod cover;
 pub mod document;
 pub mod feed;
 pub mod fetch;
 pub mod narrate;
+pub mod podcast;
+pub mod poll;
 pub mod replay;
 pub mod speech;
 pub mod steps;
 pub mod stitch;
 pub mod submit;
+pub mod timeline;
+pub mod voices;
+pub mod websub;
 
 pub use article::{Article, ArticleError, extract_article, fetch_article};
 pub use document::{Block, Document};
 pub use feed::{Feed, FeedError, Post, fetch_feed, parse_feed};
 pub use fetch::{AllowList, Backoff, FetchError, FetchPolicy, Fetched, Fetcher, Resource};
 pub use narrate::{Narration, Part, Pause, narrate};
-pub use speech::{Chunk, Speech, SpeechError};
+pub use speech::{Chunk, Speech, SpeechError, Unit};
 pub use stitch::{Mp3Info, StitchError, Stitched, inspect, stitch};

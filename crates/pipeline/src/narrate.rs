@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::document::{Block, Document, collapse_ws};
+use crate::timeline::{BlockKind, TimelineBlock};
 
 /// A silence between parts, longer for stronger breaks in the structure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -38,6 +39,13 @@ pub enum Part {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Narration {
     pub parts: Vec<Part>,
+    /// The blocks read, in order (code and empty blocks are not read, so not here).
+    #[serde(default)]
+    pub blocks: Vec<TimelineBlock>,
+    /// For each sentence of `parts`, in order, the index in `blocks` of the block it is read
+    /// from.
+    #[serde(default)]
+    pub sentence_blocks: Vec<u32>,
 }
 
 impl Narration {
@@ -76,24 +84,32 @@ pub fn narrate(doc: &Document, language: Option<&str>) -> Narration {
         .unwrap_or_else(|| "en".to_string());
     let mut out = Narration::default();
     for block in &doc.blocks {
-        let (before, after) = match block {
+        let (before, after, kind, level) = match block {
             Block::Code { .. } => continue,
-            Block::Heading { .. } => (Some(Pause::Heading), Pause::Heading),
-            Block::ListItem { .. } => (None, Pause::ListItem),
-            Block::Paragraph { .. } | Block::Quote { .. } => (None, Pause::Paragraph),
+            Block::Heading { level, .. } => {
+                (Some(Pause::Heading), Pause::Heading, BlockKind::Heading, Some(*level))
+            }
+            Block::ListItem { .. } => (None, Pause::ListItem, BlockKind::ListItem, None),
+            Block::Paragraph { .. } => (None, Pause::Paragraph, BlockKind::Paragraph, None),
+            Block::Quote { .. } => (None, Pause::Paragraph, BlockKind::Quote, None),
         };
         let text = speakable(block.text());
-        if text.is_empty() {
+        let sentences: Vec<&str> = sentencex::segment(&lang, &text)
+            .into_iter()
+            .map(str::trim)
+            .filter(|s| s.chars().any(char::is_alphanumeric))
+            .collect();
+        if sentences.is_empty() {
             continue;
         }
         if let Some(p) = before {
             out.pause(p);
         }
-        for sentence in sentencex::segment(&lang, &text) {
-            let sentence = sentence.trim();
-            if sentence.chars().any(char::is_alphanumeric) {
-                out.parts.push(Part::Sentence(sentence.to_string()));
-            }
+        let index = out.blocks.len() as u32;
+        out.blocks.push(TimelineBlock { kind, level });
+        for sentence in sentences {
+            out.parts.push(Part::Sentence(sentence.to_string()));
+            out.sentence_blocks.push(index);
         }
         out.pause(after);
     }

@@ -7,6 +7,7 @@
 //! recorded instead of doing the work again, so a retried Lambda, a redriven execution or a
 //! Map iteration that runs twice appends nothing twice and synthesizes nothing twice.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,8 +15,9 @@ use bytes::Bytes;
 use lector_core::conversion::{Command, Conversion, Phase};
 use lector_core::event::{
     ArticleFetched, ArticleSource, AudioFormat, ChunkSynthesized, ConversionCompleted, ConversionFailed,
-    ConversionStarted, RetryMethod, SpeechPrepared,
+    ConversionStarted, RetryMethod, SpeechPrepared, SynthesisTotals,
 };
+use lector_core::feed::index::FeedIndex;
 use lector_core::ports::{Clock, ObjectStore, Voice, VoiceSpec, Workflows};
 use lector_core::service::{execute, load};
 use lector_core::{ConversionId, ErrorKind, EventMeta, EventStore, ObjectKey, RecordedEvent, StepError};
@@ -25,8 +27,11 @@ use serde_json::Value;
 
 use crate::article::{Article, extract_article};
 use crate::fetch::{Fetcher, Resource, decode_html};
-use crate::speech::{Speech, prepare};
+use crate::speech::{Speech, Unit, prepare, unit_key};
 use crate::stitch::{inspect, stitch};
+use crate::timeline::{Segment, Timeline};
+use crate::voices::choose_voice;
+use futures::StreamExt;
 
 /// The adapters a step works with.
 #[derive(Clone)]
@@ -39,6 +44,13 @@ pub struct StepPorts {
     /// needs it then fails as [`ErrorKind::Internal`], named.
     pub fetcher: Option<Arc<Fetcher>>,
     pub clock: Arc<dyn Clock>,
+    /// The list of subscriptions, for the step that lists the feeds due for a poll; `None`
+    /// where no step reads it, and a step that needs it then fails as
+    /// [`ErrorKind::Internal`], named.
+    pub feeds: Option<Arc<dyn FeedIndex>>,
+    /// Where WebSub hubs push feeds to, when this deployment can be reached by them; `None`
+    /// polls only.
+    pub websub: Option<Arc<crate::websub::WebSubConfig>>,
 }
 
 impl std::fmt::Debug for StepPorts {
@@ -48,7 +60,16 @@ impl std::fmt::Debug for StepPorts {
 }
 
 impl StepPorts {
-    fn fetcher(&self, state: &str) -> Result<&Fetcher, StepError> {
+    pub(crate) fn feeds(&self, state: &str) -> Result<&dyn FeedIndex, StepError> {
+        self.feeds.as_deref().ok_or_else(|| {
+            StepError::new(
+                ErrorKind::Internal,
+                format!("{state} needs the list of subscriptions, and its ports have none"),
+            )
+        })
+    }
+
+    pub(crate) fn fetcher(&self, state: &str) -> Result<&Fetcher, StepError> {
         self.fetcher.as_deref().ok_or_else(|| {
             StepError::new(
                 ErrorKind::Internal,
@@ -135,15 +156,6 @@ fn request_of(state: &Conversion) -> Result<&lector_core::event::ConversionReque
         .ok_or_else(|| StepError::new(ErrorKind::NotFound, "the conversion was never requested"))
 }
 
-fn voice_spec(state: &Conversion) -> Result<VoiceSpec, StepError> {
-    let request = request_of(state)?;
-    Ok(VoiceSpec {
-        voice: request.voice.clone(),
-        engine: request.engine,
-        language: state.article.as_ref().and_then(|a| a.language.clone()),
-    })
-}
-
 // ---------------------------------------------------------------------------------------------
 
 /// The input of [`FetchArticle`].
@@ -209,11 +221,12 @@ impl Step for FetchArticle {
             return Ok(article.into());
         }
         let request = request_of(&started.state)?.clone();
-        let (article, source) = match &request.content_ref {
+        let title = started.state.feed_title_of_post().map(str::to_owned);
+        let (mut article, source) = match started.state.content_ref() {
             Some(key) => {
                 let html = ports.objects.get(key).await?;
                 let html = String::from_utf8_lossy(&html);
-                (Article::from_feed_content(&html, request.title.as_deref(), None)?, ArticleSource::Feed)
+                (Article::from_feed_content(&html, title.as_deref(), None)?, ArticleSource::Feed)
             }
             None => {
                 let fetched =
@@ -221,11 +234,14 @@ impl Step for FetchArticle {
                 let html = decode_html(&fetched.body, fetched.charset.as_deref());
                 let mut article = extract_article(&html, Some(&fetched.url))?;
                 if article.title.trim().is_empty() {
-                    article.title = request.title.clone().unwrap_or_else(|| fetched.url.to_string());
+                    article.title = title.clone().unwrap_or_else(|| fetched.url.to_string());
                 }
                 (article, ArticleSource::Page)
             }
         };
+        if article.language.is_none() {
+            article.language = request.feed_language.clone().or_else(|| detect_language(&article.document));
+        }
         let text_ref = ObjectKey::article_text(id, input.attempt);
         put_json(ports, &text_ref, &article).await?;
         let fetched = ArticleFetched {
@@ -237,6 +253,9 @@ impl Step for FetchArticle {
             characters: article.document.characters() as u64,
             text_ref,
             source,
+            content_hash: Some(article.document.content_hash()),
+            summary: article.summary.clone(),
+            published_at: article.published,
         };
         let done = execute(
             &*ports.events,
@@ -256,7 +275,8 @@ impl Step for FetchArticle {
 
 // ---------------------------------------------------------------------------------------------
 
-/// What [`PrepareSpeech`] made: the chunk count and the indices the Map iterates over.
+/// What [`PrepareSpeech`] made: the chunk count and the indices the Map iterates over (only
+/// the chunks with units to synthesize; none when every unit is already stored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrepareSpeechOutput {
     pub chunks: u32,
@@ -270,8 +290,13 @@ impl From<&SpeechPrepared> for PrepareSpeechOutput {
     }
 }
 
-/// Turn the article into narration cut into SSML chunks within the voice's limits; store the
-/// chunks and append `SpeechPrepared`.
+/// How many stored objects a step looks up or reads at once.
+const OBJECT_CONCURRENCY: usize = 16;
+
+/// Turn the article into narration cut into units (sentences), choose the voice (the
+/// request's, or the one that speaks the article's language), key each unit by everything
+/// that decides its sound, look which are already stored, and group the others into chunks;
+/// store the speech and append `SpeechPrepared`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PrepareSpeech;
 
@@ -295,8 +320,21 @@ impl Step for PrepareSpeech {
             .as_ref()
             .ok_or_else(|| StepError::new(ErrorKind::Internal, "PrepareSpeech ran before FetchArticle"))?;
         let article: Article = get_json(ports, &article_event.text_ref).await?;
-        let engine = request_of(&state)?.engine;
-        let speech = prepare(&article.document, article.language.as_deref(), ports.voice.limits(engine))?;
+        let request = request_of(&state)?;
+        let language = article.language.clone().or_else(|| request.feed_language.clone());
+        let voices = ports.voice.voices().await?;
+        let chosen = choose_voice(&voices, request.engine, &request.voice, language.as_deref())?;
+        let limits = ports.voice.limits(chosen.engine);
+        let mut speech = prepare(&article.document, language.as_deref(), limits)?;
+        let spec =
+            VoiceSpec { voice: chosen.voice.clone(), engine: chosen.engine, language: language.clone() };
+        let fingerprint = ports.voice.fingerprint(&spec).await?;
+        speech.assign_keys(|unit| unit_key(&spec, &fingerprint, "", &unit.ssml));
+        (speech.voice, speech.engine, speech.language) =
+            (Some(spec.voice.clone()), Some(spec.engine), language.clone());
+        let stored = stored_units(ports, &speech).await?;
+        speech.plan_chunks(limits, |key| stored.contains(key));
+        let units_cached = speech.units.iter().filter(|u| stored.contains(&u.key)).count() as u32;
         let chunks_ref = ObjectKey::speech_chunks(id, input.attempt);
         ports.objects.put(&chunks_ref, Bytes::from(speech.to_json()), "application/json").await?;
         let prepared = SpeechPrepared {
@@ -304,6 +342,11 @@ impl Step for PrepareSpeech {
             chunks: speech.chunks.len() as u32,
             characters: speech.billed_chars(),
             chunks_ref,
+            units: Some(speech.units.len() as u32),
+            units_cached: Some(units_cached),
+            voice: Some(spec.voice),
+            language,
+            language_note: chosen.note,
         };
         let done =
             execute(&*ports.events, id, Command::PrepareSpeech(prepared), &ports.meta(id, None)).await?;
@@ -314,6 +357,82 @@ impl Step for PrepareSpeech {
             .ok_or_else(|| StepError::new(ErrorKind::Internal, "speech not recorded"))?;
         Ok(recorded.into())
     }
+}
+
+/// The keys of the speech's units whose audio is already stored.
+async fn stored_units(ports: &StepPorts, speech: &Speech) -> Result<HashSet<String>, StepError> {
+    let keys: Vec<String> =
+        speech.units.iter().map(|u| u.key.clone()).collect::<HashSet<_>>().into_iter().collect();
+    let found: Vec<Result<Option<String>, StepError>> = futures::stream::iter(keys)
+        .map(|key| async move {
+            let object = ObjectKey::speech_unit(&key).ok_or_else(|| {
+                StepError::new(ErrorKind::Internal, format!("unit key '{key}' is not a hash"))
+            })?;
+            Ok(ports.objects.head(&object).await?.filter(|m| m.size > 0).map(|_| key))
+        })
+        .buffer_unordered(OBJECT_CONCURRENCY)
+        .collect()
+        .await;
+    found.into_iter().filter_map(Result::transpose).collect()
+}
+
+/// The language of a text that declares none, when it can be told with confidence.
+fn detect_language(document: &crate::document::Document) -> Option<String> {
+    let text: String =
+        document.blocks.iter().filter(|b| b.is_prose()).map(|b| b.text()).collect::<Vec<_>>().join(" ");
+    let sample: String = text.chars().take(4_000).collect();
+    let info = whatlang::detect(&sample)?;
+    if !info.is_reliable() {
+        return None;
+    }
+    Some(iso_639_1(info.lang())?.to_owned())
+}
+
+/// The two-letter code of the languages whatlang tells apart that voices speak.
+fn iso_639_1(lang: whatlang::Lang) -> Option<&'static str> {
+    use whatlang::Lang::*;
+    Some(match lang {
+        Eng => "en",
+        Fra => "fr",
+        Deu => "de",
+        Spa => "es",
+        Ita => "it",
+        Por => "pt",
+        Nld => "nl",
+        Swe => "sv",
+        Dan => "da",
+        Nob => "nb",
+        Fin => "fi",
+        Pol => "pl",
+        Ces => "cs",
+        Slk => "sk",
+        Hun => "hu",
+        Ron => "ro",
+        Tur => "tr",
+        Rus => "ru",
+        Ukr => "uk",
+        Ell => "el",
+        Bul => "bg",
+        Hrv => "hr",
+        Srp => "sr",
+        Slv => "sl",
+        Lit => "lt",
+        Lav => "lv",
+        Est => "et",
+        Cat => "ca",
+        Ara => "ar",
+        Heb => "he",
+        Hin => "hi",
+        Cmn => "zh",
+        Jpn => "ja",
+        Kor => "ko",
+        Vie => "vi",
+        Ind => "id",
+        Tha => "th",
+        Epo => "eo",
+        Afr => "af",
+        _ => return None,
+    })
 }
 
 fn check_attempt(state: &Conversion, attempt: u32) -> Result<(), StepError> {
@@ -329,6 +448,36 @@ fn check_attempt(state: &Conversion, attempt: u32) -> Result<(), StepError> {
     }
 }
 
+/// The speech of the current attempt, as `PrepareSpeech` stored it.
+async fn speech_of(ports: &StepPorts, state: &Conversion, step: &str) -> Result<Speech, StepError> {
+    let prepared = state
+        .speech
+        .as_ref()
+        .ok_or_else(|| StepError::new(ErrorKind::Internal, format!("{step} ran before PrepareSpeech")))?;
+    Ok(Speech::from_json(&ports.objects.get(&prepared.chunks_ref).await?)?)
+}
+
+/// One unit's audio, and whether the voice had to speak it.
+struct UnitAudio {
+    bytes: Bytes,
+    synthesized: bool,
+}
+
+/// The stored audio of `unit`, or, when there is none, the voice's, stored under its key.
+async fn unit_audio(ports: &StepPorts, unit: &Unit, spec: &VoiceSpec) -> Result<UnitAudio, StepError> {
+    let key = unit.audio_key()?;
+    match ports.objects.get(&key).await {
+        Ok(bytes) if !bytes.is_empty() => return Ok(UnitAudio { bytes, synthesized: false }),
+        Ok(_) | Err(lector_core::ports::ObjectError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let bytes = ports.voice.synthesize(&unit.ssml, spec).await?;
+    // Checked before it is stored: audio that does not decode is never kept under a key.
+    inspect(&bytes)?;
+    ports.objects.put(&key, bytes.clone(), "audio/mpeg").await?;
+    Ok(UnitAudio { bytes, synthesized: true })
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// The input of [`SynthesizeChunk`]: one Map item.
@@ -339,18 +488,32 @@ pub struct SynthesizeChunkInput {
     pub index: u32,
 }
 
-/// One chunk's audio.
+/// What one chunk did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SynthesizeChunkOutput {
     pub index: u32,
-    pub audio_ref: ObjectKey,
+    pub units: u32,
+    pub units_synthesized: u32,
     pub duration_seconds: f64,
-    /// Whether the voice was called (false when the audio was already there).
+    /// Whether the voice was called (false when every unit's audio was already there).
     pub synthesized: bool,
 }
 
-/// Synthesize one chunk unless its audio is already recorded or stored; store it and append
-/// `ChunkSynthesized`.
+impl From<&ChunkSynthesized> for SynthesizeChunkOutput {
+    fn from(c: &ChunkSynthesized) -> Self {
+        Self {
+            index: c.index,
+            units: c.units,
+            units_synthesized: c.units_synthesized,
+            duration_seconds: c.duration_seconds,
+            synthesized: c.units_synthesized > 0,
+        }
+    }
+}
+
+/// Make sure every unit of one chunk has stored audio: a unit already stored (by an earlier
+/// run, revision or conversion) is reused, the others are synthesized and stored under their
+/// key; append `ChunkSynthesized` with what was synthesized and what was reused.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SynthesizeChunk;
 
@@ -371,51 +534,54 @@ impl Step for SynthesizeChunk {
         let (_, state) = load(&*ports.events, id).await?;
         check_attempt(&state, input.attempt)?;
         if let Some(chunk) = state.chunks.get(&input.index) {
-            return Ok(SynthesizeChunkOutput {
-                index: chunk.index,
-                audio_ref: chunk.audio_ref.clone(),
-                duration_seconds: chunk.duration_seconds,
-                synthesized: false,
-            });
+            let mut out = SynthesizeChunkOutput::from(chunk);
+            out.synthesized = false;
+            return Ok(out);
         }
-        let prepared = state
-            .speech
-            .as_ref()
-            .ok_or_else(|| StepError::new(ErrorKind::Internal, "SynthesizeChunk ran before PrepareSpeech"))?;
-        let speech = Speech::from_json(&ports.objects.get(&prepared.chunks_ref).await?)?;
+        let speech = speech_of(ports, &state, Self::STATE).await?;
         let chunk = speech.chunks.get(input.index as usize).ok_or_else(|| {
             StepError::new(
                 ErrorKind::InvalidInput,
                 format!("chunk {} of {}", input.index, speech.chunks.len()),
             )
         })?;
-        let spec = voice_spec(&state)?;
-        // Keyed by what is spoken: audio made before (by a run that failed before recording it)
-        // is used as it is, and a second synthesis would overwrite the same object.
-        let audio_ref = ObjectKey::chunk_audio(id, &chunk.content_hash(&spec));
-        let (audio, synthesized) = match ports.objects.head(&audio_ref).await? {
-            Some(meta) if meta.size > 0 => (ports.objects.get(&audio_ref).await?, false),
-            _ => {
-                let audio = ports.voice.synthesize(&chunk.ssml, &spec).await?;
-                ports.objects.put(&audio_ref, audio.clone(), "audio/mpeg").await?;
-                (audio, true)
-            }
-        };
-        let info = inspect(&audio)?;
-        let record = ChunkSynthesized {
+        let spec = speech.voice_spec().ok_or_else(|| {
+            StepError::new(
+                ErrorKind::Internal,
+                "the speech was prepared by an earlier version of Lector: restart the conversion",
+            )
+        })?;
+        let mut record = ChunkSynthesized {
             attempt: input.attempt,
             index: input.index,
-            audio_ref: audio_ref.clone(),
-            bytes: audio.len() as u64,
-            duration_seconds: info.duration_seconds,
+            units: chunk.units.len() as u32,
+            units_synthesized: 0,
+            units_reused: 0,
+            characters_synthesized: 0,
+            characters_reused: 0,
+            bytes: 0,
+            duration_seconds: 0.0,
+            audio_ref: None,
         };
+        for &index in &chunk.units {
+            let unit = speech.units.get(index as usize).ok_or_else(|| {
+                StepError::new(ErrorKind::Internal, format!("chunk {} names unit {index}", chunk.index))
+            })?;
+            let audio = unit_audio(ports, unit, &spec).await?;
+            let chars = unit.billed_chars as u64;
+            if audio.synthesized {
+                record.units_synthesized += 1;
+                record.characters_synthesized += chars;
+            } else {
+                record.units_reused += 1;
+                record.characters_reused += chars;
+            }
+            record.bytes += audio.bytes.len() as u64;
+            record.duration_seconds += inspect(&audio.bytes)?.duration_seconds;
+        }
+        let out = SynthesizeChunkOutput::from(&record);
         execute(&*ports.events, id, Command::RecordChunk(record), &ports.meta(id, None)).await?;
-        Ok(SynthesizeChunkOutput {
-            index: input.index,
-            audio_ref,
-            duration_seconds: info.duration_seconds,
-            synthesized,
-        })
+        Ok(out)
     }
 }
 
@@ -435,7 +601,9 @@ impl From<&ConversionCompleted> for StitchAudioOutput {
     }
 }
 
-/// Join the chunks' frames into one MP3, store it and append `ConversionCompleted`.
+/// Join the units' frames, in order, into one MP3 and time every sentence from the frames;
+/// store the audio (a new object per revision) and its timeline, and append
+/// `ConversionCompleted` with what the revision synthesized and reused.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StitchAudio;
 
@@ -455,24 +623,38 @@ impl Step for StitchAudio {
             return Ok(done.into());
         }
         let missing = state.missing_chunks();
-        if !missing.is_empty() || state.chunks.is_empty() {
+        if !missing.is_empty() || state.speech.is_none() {
             return Err(StepError::new(ErrorKind::Internal, format!("chunks {missing:?} have no audio yet")));
         }
-        let mut parts = Vec::with_capacity(state.chunks.len());
-        for chunk in state.chunks.values() {
-            parts.push(ports.objects.get(&chunk.audio_ref).await?);
-        }
-        let joined = stitch(&parts)?;
-        drop(parts);
-        let audio_ref = ObjectKey::audio(id);
+        let speech = speech_of(ports, &state, Self::STATE).await?;
+        let (joined, timeline, fallback) = if speech.is_legacy() {
+            (join_legacy_chunks(ports, &state).await?, None::<Timeline>, SynthesisTotals::default())
+        } else {
+            let (joined, timeline, fallback) = join_units(ports, &speech, &state).await?;
+            (joined, Some(timeline), fallback)
+        };
+        let revision = state.revision.max(1);
+        let audio_ref = ObjectKey::revision_audio(id, revision);
         let bytes = joined.bytes.len() as u64;
         ports.objects.put(&audio_ref, Bytes::from(joined.bytes), AudioFormat::Mp3.content_type()).await?;
+        let timings_ref = match &timeline {
+            Some(timeline) => {
+                let key = ObjectKey::timings(id, revision);
+                ports.objects.put(&key, Bytes::from(timeline.to_json()), "application/json").await?;
+                Some(key)
+            }
+            None => None,
+        };
         let completed = ConversionCompleted {
             attempt: input.attempt,
             audio_ref,
             bytes,
             duration_seconds: joined.info.duration_seconds,
             format: AudioFormat::Mp3,
+            revision: Some(revision),
+            chapters: timeline.as_ref().map(|t| t.chapters.len() as u32),
+            timings_ref,
+            synthesis: Some(totals(&speech, &state, fallback)),
         };
         let done = execute(&*ports.events, id, Command::Complete(completed), &ports.meta(id, None)).await?;
         let recorded = done
@@ -482,6 +664,106 @@ impl Step for StitchAudio {
             .ok_or_else(|| StepError::new(ErrorKind::Internal, "not completed"))?;
         Ok(recorded.into())
     }
+}
+
+/// What the revision synthesized and reused: the chunks' synthesis, plus any unit stitching
+/// had to make again (its stored audio had expired), against every unit of the speech.
+fn totals(speech: &Speech, state: &Conversion, fallback: SynthesisTotals) -> SynthesisTotals {
+    let units = speech.units.len() as u32;
+    let characters = speech.billed_chars();
+    let synthesized = state.chunks.values().fold(fallback, |t, c| {
+        t.plus(SynthesisTotals {
+            units_synthesized: c.units_synthesized,
+            characters_synthesized: c.characters_synthesized,
+            ..SynthesisTotals::default()
+        })
+    });
+    SynthesisTotals {
+        units,
+        units_synthesized: synthesized.units_synthesized.min(units),
+        units_reused: units.saturating_sub(synthesized.units_synthesized),
+        characters_synthesized: synthesized.characters_synthesized.min(characters),
+        characters_reused: characters.saturating_sub(synthesized.characters_synthesized),
+    }
+}
+
+/// The units' audio, in order, joined; the timeline of their sentences; and what had to be
+/// synthesized again because its stored audio was gone.
+async fn join_units(
+    ports: &StepPorts,
+    speech: &Speech,
+    state: &Conversion,
+) -> Result<(crate::stitch::Stitched, Timeline, SynthesisTotals), StepError> {
+    let spec = speech
+        .voice_spec()
+        .ok_or_else(|| StepError::new(ErrorKind::Internal, "the speech names no voice"))?;
+    let spec = &spec;
+    // A key spoken twice is read (or, if gone, made) once.
+    let mut first_of: HashMap<&str, usize> = HashMap::new();
+    let distinct: Vec<&Unit> =
+        speech.units.iter().filter(|u| first_of.insert(u.key.as_str(), first_of.len()).is_none()).collect();
+    // Boxed: the futures borrow the ports and units, and async_trait needs the step's future to
+    // be Send for every lifetime, which an unboxed stream of borrowing closures cannot show.
+    let reads: Vec<futures::future::BoxFuture<'_, Result<UnitAudio, StepError>>> =
+        distinct.into_iter().map(|unit| Box::pin(unit_audio(ports, unit, spec)) as _).collect();
+    let fetched: Vec<Result<UnitAudio, StepError>> =
+        futures::stream::iter(reads).buffered(OBJECT_CONCURRENCY).collect().await;
+    let fetched: Vec<UnitAudio> = fetched.into_iter().collect::<Result<_, _>>()?;
+    let mut fallback = SynthesisTotals::default();
+    for (unit, audio) in speech.units.iter().zip(&fetched) {
+        if audio.synthesized {
+            tracing::warn!(conversion_id = %state.id().map(ConversionId::as_str).unwrap_or(""), unit = unit.index, "stored unit audio was gone: synthesized again");
+            fallback.units_synthesized += 1;
+            fallback.characters_synthesized += unit.billed_chars as u64;
+        }
+    }
+    let parts: Vec<&Bytes> = speech.units.iter().map(|u| &fetched[first_of[u.key.as_str()]].bytes).collect();
+    let joined = stitch(&parts)?;
+    let mut samples = 0u64;
+    let rate = f64::from(joined.info.sample_rate);
+    let mut segments = Vec::with_capacity(speech.units.len());
+    for (unit, part) in speech.units.iter().zip(&parts) {
+        let info = inspect(part)?;
+        let start = samples as f64 / rate;
+        samples += info.samples;
+        segments.push(Segment {
+            start,
+            end: samples as f64 / rate,
+            text: unit.text.clone(),
+            block: unit.block,
+        });
+    }
+    if samples != joined.info.samples {
+        return Err(StepError::new(
+            ErrorKind::Internal,
+            format!("the units hold {samples} samples but the joined audio {}", joined.info.samples),
+        ));
+    }
+    let mut timeline = Timeline {
+        duration_seconds: joined.info.duration_seconds,
+        language: speech.language.clone(),
+        chapters: Vec::new(),
+        segments,
+        blocks: speech.blocks.clone(),
+    };
+    timeline.chapters = timeline.chapters_from_headings(state.article.as_ref().map(|a| a.title.as_str()));
+    timeline.validate().map_err(|e| StepError::new(ErrorKind::Internal, format!("the timeline: {e}")))?;
+    Ok((joined, timeline, fallback))
+}
+
+/// The chunks' own MP3s joined, for a speech prepared before units existed.
+async fn join_legacy_chunks(
+    ports: &StepPorts,
+    state: &Conversion,
+) -> Result<crate::stitch::Stitched, StepError> {
+    let mut parts = Vec::with_capacity(state.chunks.len());
+    for chunk in state.chunks.values() {
+        let key = chunk.audio_ref.as_ref().ok_or_else(|| {
+            StepError::new(ErrorKind::Internal, format!("chunk {} has no audio of its own", chunk.index))
+        })?;
+        parts.push(ports.objects.get(key).await?);
+    }
+    Ok(stitch(&parts)?)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -576,21 +858,30 @@ fn caught(state: &Value) -> Result<(String, String, String), StepError> {
 
 // ---------------------------------------------------------------------------------------------
 
-/// Start the workflow for a requested conversion: the rule that connects `ConversionRequested`
-/// on the bus to the state machine. The execution is named after the conversion and attempt, so
-/// a repeated delivery starts nothing new.
+/// The event types that start a workflow execution: a request, and a revision.
+pub const STARTING_EVENTS: [&str; 2] = ["ConversionRequested", "ConversionRevisionRequested"];
+
+/// Start the workflow for a requested conversion or revision: the rule that connects
+/// `ConversionRequested` and `ConversionRevisionRequested` on the bus to the state machine.
+/// The execution is named after the conversion, revision and attempt, so a repeated delivery
+/// starts nothing new.
 pub async fn start_requested(
     workflows: &dyn Workflows,
     event: &RecordedEvent,
 ) -> Result<Option<String>, StepError> {
-    if event.event_type != "ConversionRequested" {
+    if !STARTING_EVENTS.contains(&event.event_type.as_str()) {
         return Ok(None);
     }
     let id = event.stream_id.conversion_id().ok_or_else(|| {
         StepError::new(ErrorKind::InvalidInput, format!("{} is not a conversion stream", event.stream_id))
     })?;
-    let name = id.execution_name(1);
-    match workflows.start(&name, &ConversionRef::workflow_input(&id, 1)).await {
+    let (revision, attempt) = match event.decode() {
+        Ok(lector_core::ConversionEvent::ConversionRevisionRequested(r)) => (r.revision, r.attempt),
+        Ok(_) => (1, 1),
+        Err(e) => return Err(StepError::new(ErrorKind::InvalidInput, e.to_string())),
+    };
+    let name = id.revision_execution_name(revision, attempt);
+    match workflows.start(&name, &ConversionRef::workflow_input(&id, attempt)).await {
         Ok(execution) => Ok(Some(execution)),
         Err(e) if e.is_transient() => Err(StepError::new(ErrorKind::Transient, e.to_string())),
         Err(lector_core::ports::WorkflowError::AlreadyExists(_)) => Ok(None),

@@ -1,10 +1,15 @@
 //! Guarded fetching against a real loopback HTTP server: every refusal named, transient
-//! failures retried, limits enforced while streaming.
+//! failures retried, limits enforced while streaming; conditional GETs with their validators,
+//! 304s and `Retry-After`.
 
 use std::time::{Duration, Instant};
 
 use lector_core::ErrorKind;
-use lector_pipeline::fetch::{AllowList, Backoff, FetchError, FetchPolicy, Fetcher, Resource};
+use lector_core::schedule::FailureKind;
+use lector_pipeline::feed::{FeedError, PollError, Polled, poll_feed, poll_feed_typed};
+use lector_pipeline::fetch::{
+    AllowList, Backoff, Conditional, FetchError, FetchPolicy, Fetcher, Resource, RetryAfter, Validators,
+};
 use lector_testkit::http::{Reply, TestServer};
 
 fn loopback_fetcher() -> Fetcher {
@@ -232,4 +237,156 @@ async fn corpus_feeds_and_pages_are_fetched_and_read_in_one_call() {
     assert_eq!(err.kind, ErrorKind::NotFound);
     let err = lector_pipeline::fetch_feed(&f, &server.url("/c/feeds/unrecognized.rss")).await.unwrap_err();
     assert_eq!((err.kind, err.name()), (ErrorKind::InvalidInput, "Lector.InvalidInput"));
+}
+
+const FEED: &str = "<rss version=\"2.0\"><channel><title>T</title><ttl>30</ttl>\
+    <item><guid>1</guid><title>One</title></item></channel></rss>";
+
+/// A feed that answers 304 to its own ETag or Last-Modified, and the feed with its caching
+/// and WebSub headers otherwise.
+fn conditional_feed(server: &TestServer, path: &str) {
+    server.dynamic(path, |req| {
+        let etag_matches = req.headers.get("if-none-match").is_some_and(|v| v == "W/\"v1\"");
+        let date_matches =
+            req.headers.get("if-modified-since").is_some_and(|v| v == "Tue, 01 Oct 2019 10:00:00 GMT");
+        let reply = if etag_matches || date_matches { Reply::status(304) } else { Reply::rss(FEED) };
+        reply
+            .header("etag", "W/\"v1\"")
+            .header("last-modified", "Tue, 01 Oct 2019 10:00:00 GMT")
+            .header("cache-control", "public, max-age=600")
+            .header("expires", "Tue, 01 Oct 2019 10:20:00 GMT")
+            .header("date", "Tue, 01 Oct 2019 10:05:00 GMT")
+            .header("link", "<https://hub.test/>; rel=\"hub\", </feed.xml>; rel=\"self\"")
+    });
+}
+
+#[tokio::test]
+async fn a_conditional_get_sends_the_last_validators_and_a_304_is_not_modified() {
+    let server = TestServer::start();
+    conditional_feed(&server, "/feed.xml");
+    let f = loopback_fetcher();
+    let url = server.url("/feed.xml");
+    let first = f.fetch_conditional(&url, Resource::Feed, &Validators::default()).await.unwrap();
+    let Conditional::Modified { fetched, meta } = &first else {
+        panic!("a first fetch is a body: {first:?}")
+    };
+    assert_eq!(fetched.body.as_ref(), FEED.as_bytes());
+    assert_eq!(meta.status, 200);
+    assert_eq!(meta.etag.as_deref(), Some("W/\"v1\""));
+    assert_eq!(meta.last_modified.as_deref(), Some("Tue, 01 Oct 2019 10:00:00 GMT"));
+    assert_eq!(meta.max_age, Some(Duration::from_secs(600)));
+    assert_eq!(meta.expires.map(|d| d.to_rfc3339()).as_deref(), Some("2019-10-01T10:20:00+00:00"));
+    assert_eq!(meta.date.map(|d| d.to_rfc3339()).as_deref(), Some("2019-10-01T10:05:00+00:00"));
+    assert_eq!(meta.hub.as_ref().map(|u| u.as_str()), Some("https://hub.test/"));
+    assert_eq!(meta.self_url.as_ref().map(|u| u.to_string()), Some(server.url("/feed.xml")));
+
+    let validators = Validators::default().updated_by(meta);
+    let second = f.fetch_conditional(&url, Resource::Feed, &validators).await.unwrap();
+    let Conditional::NotModified(meta) = &second else { panic!("an unchanged feed is a 304: {second:?}") };
+    assert_eq!((meta.status, meta.etag.as_deref()), (304, Some("W/\"v1\"")));
+    assert_eq!(second.meta().max_age, Some(Duration::from_secs(600)));
+    // With only a date to go by, the date is sent and matches.
+    let by_date = Validators { etag: None, last_modified: validators.last_modified.clone() };
+    assert!(matches!(
+        f.fetch_conditional(&url, Resource::Feed, &by_date).await.unwrap(),
+        Conditional::NotModified(_)
+    ));
+
+    let sent: Vec<_> = server.requests().into_iter().filter(|r| r.path == "/feed.xml").collect();
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[0].headers.get("if-none-match"), None);
+    assert_eq!(sent[0].headers.get("if-modified-since"), None);
+    assert_eq!(sent[1].headers.get("if-none-match").map(String::as_str), Some("W/\"v1\""));
+    assert_eq!(
+        sent[1].headers.get("if-modified-since").map(String::as_str),
+        Some("Tue, 01 Oct 2019 10:00:00 GMT")
+    );
+    assert_eq!(sent[2].headers.get("if-none-match"), None);
+}
+
+#[tokio::test]
+async fn a_poll_parses_a_changed_feed_and_not_an_unchanged_one() {
+    let server = TestServer::start();
+    conditional_feed(&server, "/feed.xml");
+    // A 304 whose body would not parse shows that nothing is parsed.
+    server.route("/broken-304", Reply::status(304).header("etag", "\"x\"").body("<html>not a feed"));
+    let f = loopback_fetcher();
+    let polled = poll_feed(&f, &server.url("/feed.xml"), &Validators::default()).await.unwrap();
+    let Polled::Feed(feed, meta) = &polled else { panic!("{polled:?}") };
+    assert_eq!((feed.posts.len(), feed.ttl_minutes), (1, Some(30)));
+    let validators = Validators::default().updated_by(meta);
+    assert!(matches!(
+        poll_feed(&f, &server.url("/feed.xml"), &validators).await.unwrap(),
+        Polled::NotModified(_)
+    ));
+    let etag = Validators { etag: Some("\"x\"".into()), last_modified: None };
+    assert!(matches!(
+        poll_feed(&f, &server.url("/broken-304"), &etag).await.unwrap(),
+        Polled::NotModified(_)
+    ));
+    // A plain fetch sent no validators, so a 304 is not an answer to it.
+    let err = f.fetch(&server.url("/broken-304"), Resource::Feed).await.unwrap_err();
+    assert!(matches!(err, FetchError::Refused { status: 304, .. }), "{err}");
+    // A page instead of a feed is named, and tells the schedule what it is.
+    server.route("/html", Reply::html("<!DOCTYPE html><html><body>moved</body></html>"));
+    let err = poll_feed_typed(&f, &server.url("/html"), &Validators::default()).await.unwrap_err();
+    assert!(matches!(err, PollError::Feed(FeedError::NotAFeed(_))), "{err}");
+    assert_eq!(err.failure_kind(), FailureKind::NotAFeed);
+}
+
+#[tokio::test]
+async fn retry_after_is_read_in_seconds_and_as_a_date_on_429_and_503() {
+    let server = TestServer::start();
+    server.route("/busy", Reply::status(429).header("retry-after", "120"));
+    server.route("/down", Reply::status(503).header("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT"));
+    server.route("/plain-down", Reply::status(503));
+    let f = loopback_fetcher();
+    let none = Validators::default();
+    let err = f.fetch_conditional(&server.url("/busy"), Resource::Feed, &none).await.unwrap_err();
+    assert_eq!(
+        err,
+        FetchError::Unavailable {
+            url: server.url("/busy"),
+            status: 429,
+            retry_after: Some(RetryAfter::Seconds(120))
+        }
+    );
+    assert!(err.is_transient());
+    let err = f.fetch(&server.url("/down"), Resource::Feed).await.unwrap_err();
+    let at = err.retry_after().map(|r| r.at(chrono::Utc::now()).to_rfc3339());
+    assert_eq!(at.as_deref(), Some("2015-10-21T07:28:00+00:00"));
+    assert_eq!(err.failure_kind(), FailureKind::Transient);
+    let err = f.fetch(&server.url("/plain-down"), Resource::Feed).await.unwrap_err();
+    assert!(matches!(err, FetchError::Unavailable { status: 503, retry_after: None, .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_conditional_get_keeps_every_guard() {
+    let server = TestServer::start();
+    conditional_feed(&server, "/feed.xml");
+    server.route("/moved", Reply::redirect(301, "/feed.xml"));
+    server.route("/to-metadata", Reply::redirect(302, "http://169.254.169.254/latest/meta-data/"));
+    server.route("/huge", Reply::huge("application/rss+xml", 20 * 1024 * 1024));
+    server.route("/loop", Reply::redirect(302, "/loop"));
+    let f = loopback_fetcher();
+    let validators = Validators { etag: Some("W/\"v1\"".into()), last_modified: None };
+    // Redirects are followed with the validators, and the meta names where the answer came from.
+    let got = f.fetch_conditional(&server.url("/moved"), Resource::Feed, &validators).await.unwrap();
+    let meta = got.meta();
+    assert!(matches!(got, Conditional::NotModified(_)));
+    assert_eq!((meta.url.to_string(), meta.redirects), (server.url("/feed.xml"), 1));
+    let err =
+        f.fetch_conditional(&server.url("/to-metadata"), Resource::Feed, &validators).await.unwrap_err();
+    assert!(matches!(err, FetchError::AddressNotAllowed { .. }), "{err}");
+    assert_eq!(err.failure_kind(), FailureKind::Refused);
+    let err = f.fetch_conditional(&server.url("/huge"), Resource::Feed, &validators).await.unwrap_err();
+    assert_eq!(err, FetchError::TooLarge { url: server.url("/huge"), limit: 10 * 1024 * 1024 });
+    let err = f.fetch_conditional(&server.url("/loop"), Resource::Feed, &validators).await.unwrap_err();
+    assert!(matches!(err, FetchError::RedirectLoop { .. }), "{err}");
+    let err = f.fetch_conditional(&server.url("/gone"), Resource::Feed, &validators).await.unwrap_err();
+    assert_eq!(err.failure_kind(), FailureKind::Gone);
+    let strict = Fetcher::new(FetchPolicy::default()).unwrap();
+    let err =
+        strict.fetch_conditional(&server.url("/feed.xml"), Resource::Feed, &validators).await.unwrap_err();
+    assert!(matches!(err, FetchError::AddressNotAllowed { .. }), "{err}");
 }

@@ -1,10 +1,11 @@
-//! Narration and chunking end to end on text: SSML that no text can inject into (checked by
-//! parsing it), chunks within the voice's limits, never cut mid-sentence, and the same chunks
-//! for the same text.
+//! Narration and units end to end on text: SSML that no text can inject into (checked by
+//! parsing it), units within the voice's limits, one per sentence, the same units for the same
+//! text, and chunks that group them within the limits.
 
 use lector_core::voice::{SpeechLimits, VoiceEngine};
 use lector_pipeline::document::{Block, Document};
 use lector_pipeline::speech::{Speech, prepare};
+use lector_pipeline::timeline::BlockKind;
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
@@ -61,10 +62,11 @@ fn text_cannot_inject_markup() {
     let doc = Document::new(hostile.iter().map(|t| Block::Paragraph { text: t.to_string() }).collect());
     let speech = prepare(&doc, Some("en"), POLLY).unwrap();
     let mut spoken = String::new();
-    for chunk in &speech.chunks {
-        let (root, inner, text) = parse(&chunk.ssml);
+    for unit in &speech.units {
+        let (root, inner, text) = parse(&unit.ssml);
         assert_eq!(root, "speak");
-        assert!(inner.iter().all(|n| n == "break"), "markup got in: {inner:?} from {}", chunk.ssml);
+        assert!(inner.iter().all(|n| n == "break"), "markup got in: {inner:?} from {}", unit.ssml);
+        assert_eq!(text, unit.text, "the unit speaks its text");
         spoken.push_str(&text);
     }
     // Sentence splitting may put a space where a sentence ends; the characters are all there.
@@ -73,7 +75,7 @@ fn text_cannot_inject_markup() {
         assert!(squeeze(&spoken).contains(&squeeze(t)), "{t:?} was not spoken as written: {spoken}");
     }
     // Only the pauses narration put in are breaks: one between each two paragraphs.
-    let breaks: usize = speech.chunks.iter().map(|c| parse(&c.ssml).1.len()).sum();
+    let breaks: usize = speech.units.iter().map(|u| parse(&u.ssml).1.len()).sum();
     assert_eq!(breaks, hostile.len() - 1);
 }
 
@@ -107,30 +109,42 @@ fn long_post(words: usize) -> Document {
 }
 
 #[test]
-fn a_long_post_is_cut_between_sentences_within_limits_the_same_way_every_time() {
+fn a_long_post_is_cut_into_sentences_within_limits_the_same_way_every_time() {
     let doc = long_post(10_000);
-    let speech = prepare(&doc, Some("en-US"), VoiceEngine::Neural.limits()).unwrap();
-    let again =
-        prepare(&Document::from_text(&doc.to_text()), Some("en-US"), VoiceEngine::Neural.limits()).unwrap();
-    assert_eq!(speech, again, "the same text gave other chunks");
-    assert!(speech.chunks.len() >= 15, "{} chunks", speech.chunks.len());
-    for (i, c) in speech.chunks.iter().enumerate() {
-        assert_eq!(c.index as usize, i);
-        assert!(c.billed_chars <= 3_000 && c.total_chars() <= 6_000);
-        let (_, _, text) = parse(&c.ssml);
-        assert_eq!(text.chars().count(), c.billed_chars);
-        // Every chunk ends at a sentence's end (or a heading, which has no full stop).
+    let limits = VoiceEngine::Neural.limits();
+    let speech = prepare(&doc, Some("en-US"), limits).unwrap();
+    let again = prepare(&Document::from_text(&doc.to_text()), Some("en-US"), limits).unwrap();
+    assert_eq!(speech, again, "the same text gave other units");
+    assert!(speech.units.len() >= 500, "{} units", speech.units.len());
+    for (i, u) in speech.units.iter().enumerate() {
+        assert_eq!(u.index as usize, i);
+        assert!(u.billed_chars <= 3_000 && u.total_chars() <= 6_000);
+        let (_, _, text) = parse(&u.ssml);
+        assert_eq!(text.chars().count(), u.billed_chars);
+        // Every unit is one sentence (or a heading, which has no full stop).
         let last = text.trim_end();
-        assert!(
-            last.ends_with('.') || last.rsplit(' ').nth(1) == Some("Section"),
-            "chunk {i} ends mid-sentence: …{}",
-            &last[last.len().saturating_sub(40)..]
-        );
+        assert!(last.ends_with('.') || last.starts_with("Section"), "unit {i} is not a sentence: {text}");
         assert!(!text.contains("https://") && !text.contains("[1]") && !text.contains("println"));
-        assert!(text.contains("Dr. Smith") || text.contains("3.14") || text.contains("quick brown"));
+        assert!(matches!(
+            speech.blocks[u.block as usize].kind,
+            BlockKind::Heading | BlockKind::Paragraph | BlockKind::ListItem
+        ));
     }
-    // Chunks are packed: all but the last are at least half full.
-    assert!(speech.chunks[..speech.chunks.len() - 1].iter().all(|c| c.billed_chars > 1_500));
-    let json = speech.to_json();
-    assert_eq!(Speech::from_json(&json).unwrap(), speech);
+    // Chunks of the missing units (here: all, each with a key of its own) stay within the
+    // limits and are packed: all but the last at least half full.
+    let mut keyed = speech.clone();
+    keyed.assign_keys(|u| format!("{:032x}", u.index));
+    keyed.plan_chunks(limits, |_| false);
+    assert!(keyed.chunks.len() >= 15, "{} chunks", keyed.chunks.len());
+    for c in &keyed.chunks {
+        assert!(c.billed_chars <= 3_000);
+        assert!(c.units.len() <= lector_pipeline::speech::MAX_UNITS_PER_CHUNK);
+    }
+    assert!(
+        keyed.chunks[..keyed.chunks.len() - 1]
+            .iter()
+            .all(|c| c.billed_chars > 1_500 || c.units.len() == lector_pipeline::speech::MAX_UNITS_PER_CHUNK)
+    );
+    let json = keyed.to_json();
+    assert_eq!(Speech::from_json(&json).unwrap(), keyed);
 }

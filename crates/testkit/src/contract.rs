@@ -512,11 +512,22 @@ pub mod index {
             byline: None,
             voice,
             engine: VoiceEngine::Espeak,
+            voice_used: None,
+            language: None,
+            language_note: None,
             words: None,
             characters: None,
+            revision: 1,
             audio_ref: None,
             audio_bytes: None,
             duration_seconds: None,
+            audio_revision: None,
+            timings_ref: None,
+            synthesis: None,
+            post: None,
+            published_at: None,
+            summary: None,
+            chapters: None,
             error: None,
             attempt: 1,
             redrives: 0,
@@ -812,4 +823,187 @@ pub async fn check_interleaving(
         return Err("read_all does not hold the stream's events in version order".into());
     }
     Ok(())
+}
+
+/// The contract of every [`lector_core::feed::index::FeedIndex`], as `#[tokio::test]`s:
+/// `feed_index_contract!(make)` where `make` is an async fn giving a fresh, empty index.
+#[macro_export]
+macro_rules! feed_index_contract {
+    ($make:path) => {
+        $crate::feed_index_contract!(@cases $make;
+            subscriptions_are_stored_and_read_back,
+            an_older_subscription_version_never_replaces_a_newer_one,
+            subscriptions_page_newest_first_without_gaps_or_repeats,
+            subscriptions_filter_by_state,
+            due_feeds_are_the_polled_ones_due_by_now_soonest_first,
+            a_foreign_feed_cursor_is_refused,
+            clear_empties_the_feed_index,
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let index = $make().await;
+                $crate::contract::feed_index::$case(index).await;
+            }
+        )*
+    };
+}
+
+/// The cases of [`feed_index_contract!`].
+pub mod feed_index {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    use chrono::{DateTime, Utc};
+    use lector_core::feed::event::FeedDetails;
+    use lector_core::feed::index::{FeedIndex, FeedQuery};
+    use lector_core::feed::status::NextPollReason;
+    use lector_core::feed::{FeedState, FeedStatus};
+    use lector_core::index::IndexError;
+    use lector_core::{FeedId, VoiceEngine, VoiceId};
+    use url::Url;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_764_000_000 + seconds, 0).unwrap()
+    }
+
+    /// Subscription `n`, created `created` seconds after a fixed instant, due `due` seconds
+    /// after it.
+    pub fn feed(n: u32, created: i64, due: i64, state: FeedState, version: u64) -> FeedStatus {
+        let url = Url::parse(&format!("https://blog{n}.example/feed.xml")).unwrap();
+        FeedStatus {
+            feed_id: FeedId::derive(&url),
+            url,
+            title: Some(format!("Blog {n}")),
+            state,
+            paused_reason: None,
+            paused_automatically: false,
+            voice: VoiceId::auto(),
+            engine: VoiceEngine::Espeak,
+            auto_convert: true,
+            regenerate_on_edit: true,
+            backfill: 0,
+            interval_minutes: 15,
+            owner: None,
+            podcast_guid: None,
+            details: FeedDetails::default(),
+            last_poll_at: None,
+            last_status: None,
+            last_poll_source: None,
+            next_poll_at: at(due),
+            next_poll_reason: NextPollReason::FirstPoll,
+            consecutive_failures: 0,
+            last_error: None,
+            posts_seen: 0,
+            conversions_requested: 0,
+            hub: None,
+            hub_expires_at: None,
+            subscribed_by: "contract".into(),
+            created_at: at(created),
+            updated_at: at(created),
+            version,
+        }
+    }
+
+    async fn all(index: &dyn FeedIndex, mut query: FeedQuery) -> Vec<FeedStatus> {
+        let mut out = Vec::new();
+        loop {
+            let page = index.list(&query).await.unwrap();
+            assert!(page.feeds.len() <= query.limit);
+            out.extend(page.feeds);
+            match page.next_cursor {
+                Some(c) => query.cursor = Some(c),
+                None => return out,
+            }
+        }
+    }
+
+    pub async fn subscriptions_are_stored_and_read_back(index: Arc<dyn FeedIndex>) {
+        let s = feed(1, 0, 0, FeedState::Active, 1);
+        index.put(&s).await.unwrap();
+        assert_eq!(index.get(&s.feed_id).await.unwrap(), Some(s));
+        let other = FeedId::derive(&Url::parse("https://nobody.example/").unwrap());
+        assert_eq!(index.get(&other).await.unwrap(), None);
+    }
+
+    pub async fn an_older_subscription_version_never_replaces_a_newer_one(index: Arc<dyn FeedIndex>) {
+        let newer = feed(2, 0, 0, FeedState::Failing, 7);
+        index.put(&newer).await.unwrap();
+        index.put(&feed(2, 0, 0, FeedState::Active, 3)).await.unwrap();
+        assert_eq!(index.get(&newer.feed_id).await.unwrap().unwrap().state, FeedState::Failing);
+        index.put(&feed(2, 0, 0, FeedState::Paused, 8)).await.unwrap();
+        assert_eq!(index.get(&newer.feed_id).await.unwrap().unwrap().version, 8);
+    }
+
+    pub async fn subscriptions_page_newest_first_without_gaps_or_repeats(index: Arc<dyn FeedIndex>) {
+        for n in 0..23 {
+            index.put(&feed(n, i64::from(n / 3), 0, FeedState::Active, 1)).await.unwrap();
+        }
+        let listed = all(&*index, FeedQuery { limit: 10, ..FeedQuery::default() }).await;
+        assert_eq!(listed.len(), 23);
+        assert_eq!(listed.iter().map(|s| s.feed_id.clone()).collect::<HashSet<_>>().len(), 23);
+        assert!(
+            listed.windows(2).all(|w| (w[0].created_at, &w[0].feed_id) > (w[1].created_at, &w[1].feed_id)),
+            "newest first, ties broken by id"
+        );
+    }
+
+    pub async fn subscriptions_filter_by_state(index: Arc<dyn FeedIndex>) {
+        for n in 0..9 {
+            let state = [FeedState::Active, FeedState::Failing, FeedState::Paused][n as usize % 3];
+            index.put(&feed(n, i64::from(n), 0, state, 1)).await.unwrap();
+        }
+        let paused =
+            all(&*index, FeedQuery { state: Some(FeedState::Paused), limit: 2, ..FeedQuery::default() })
+                .await;
+        assert_eq!(paused.len(), 3);
+        assert!(paused.iter().all(|s| s.state == FeedState::Paused));
+    }
+
+    pub async fn due_feeds_are_the_polled_ones_due_by_now_soonest_first(index: Arc<dyn FeedIndex>) {
+        index.put(&feed(1, 0, 50, FeedState::Active, 1)).await.unwrap();
+        index.put(&feed(2, 0, 10, FeedState::Failing, 1)).await.unwrap();
+        index.put(&feed(3, 0, 5, FeedState::Paused, 1)).await.unwrap();
+        index.put(&feed(4, 0, 5, FeedState::Unsubscribed, 1)).await.unwrap();
+        index.put(&feed(5, 0, 500, FeedState::Active, 1)).await.unwrap();
+        index.put(&feed(6, 0, 30, FeedState::Active, 1)).await.unwrap();
+        let due = |now, limit| {
+            let index = index.clone();
+            async move {
+                index
+                    .due(at(now), limit)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|s| s.title.unwrap())
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(due(100, 10).await, ["Blog 2", "Blog 6", "Blog 1"]);
+        assert_eq!(due(100, 2).await, ["Blog 2", "Blog 6"]);
+        assert_eq!(due(10, 10).await, ["Blog 2"], "due at exactly now is due");
+        assert!(due(0, 10).await.is_empty());
+        // A poll moves a feed's next poll on: it is no longer due.
+        index.put(&feed(2, 0, 900, FeedState::Active, 2)).await.unwrap();
+        assert_eq!(due(100, 10).await, ["Blog 6", "Blog 1"]);
+    }
+
+    pub async fn a_foreign_feed_cursor_is_refused(index: Arc<dyn FeedIndex>) {
+        index.put(&feed(3, 0, 0, FeedState::Active, 1)).await.unwrap();
+        let result = index
+            .list(&FeedQuery { limit: 5, cursor: Some("not-a-cursor".into()), ..FeedQuery::default() })
+            .await;
+        assert!(matches!(result, Err(IndexError::InvalidCursor)), "{result:?}");
+    }
+
+    pub async fn clear_empties_the_feed_index(index: Arc<dyn FeedIndex>) {
+        for n in 0..3 {
+            index.put(&feed(n, 0, 0, FeedState::Active, 1)).await.unwrap();
+        }
+        index.clear().await.unwrap();
+        assert!(index.list(&FeedQuery { limit: 10, ..FeedQuery::default() }).await.unwrap().feeds.is_empty());
+        assert!(index.due(at(1_000_000), 10).await.unwrap().is_empty());
+    }
 }

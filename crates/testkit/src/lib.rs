@@ -5,5 +5,6 @@ pub mod audio;
 pub mod contract;
 pub mod http;
 pub mod memory;
+pub mod podcast_rules;
 pub mod schema;
 pub mod services;

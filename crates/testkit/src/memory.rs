@@ -88,3 +88,14 @@ impl EventStore for MemoryEventStore {
         Ok(inner.log.iter().skip(after as usize).take(limit).cloned().collect())
     }
 }
+
+/// Polls on demand refused: for APIs whose tests start no polling workflow.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPolls;
+
+#[async_trait::async_trait]
+impl lector_core::ports::FeedPolls for NoPolls {
+    async fn poll_now(&self, _: &[lector_core::FeedId]) -> Result<String, lector_core::ports::WorkflowError> {
+        Err(lector_core::ports::WorkflowError::Failed("no polling workflow in this test".into()))
+    }
+}

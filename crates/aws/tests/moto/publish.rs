@@ -12,7 +12,6 @@ use lector_aws::{EventBridgePublisher, publish};
 use lector_core::event::ChunkSynthesized;
 use lector_core::{
     ConversionEvent, ConversionId, EventEnvelope, EventId, EventMeta, EventStore, ExpectedVersion, NewEvent,
-    ObjectKey,
 };
 use lector_testkit::services::{dynamodb_config, moto_config, subscriber_queue, unique_name};
 use serde_json::{Value, json};
@@ -72,9 +71,14 @@ fn chunk_event(id: &ConversionId, index: u32) -> NewEvent {
     let event = ConversionEvent::ChunkSynthesized(ChunkSynthesized {
         attempt: 1,
         index,
-        audio_ref: ObjectKey::chunk_audio(id, &format!("hash{index}")),
+        audio_ref: None,
         bytes: 1_000 + u64::from(index),
         duration_seconds: 1.5,
+        units: 1,
+        units_synthesized: 1,
+        units_reused: 0,
+        characters_synthesized: 0,
+        characters_reused: 0,
     });
     let meta = EventMeta {
         occurred_at: chrono::DateTime::from_timestamp(1_750_000_000 + i64::from(index), 0).unwrap(),

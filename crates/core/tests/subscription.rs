@@ -1,0 +1,279 @@
+//! The Subscription aggregate's rules: given events, when a command, then events or an error.
+//! And its service: two pollers racing on one feed record each post once.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use lector_core::feed::event::*;
+use lector_core::feed::index::{FeedIndex, MemoryFeedIndex, check_feeds, rebuild_feeds};
+use lector_core::feed::service::execute_feed;
+use lector_core::feed::subscription::{FeedCommand, FeedError, FeedItem, PollFailure, PollResult, decide};
+use lector_core::feed::{FeedState, FeedStatus, Subscription};
+use lector_core::schedule::{FailureKind, PollReason};
+use lector_core::{EventMeta, EventStore, FeedId, VoiceEngine, VoiceId};
+use lector_testkit::memory::MemoryEventStore;
+use url::Url;
+
+fn url() -> Url {
+    Url::parse("https://blog.example/feed.xml").unwrap()
+}
+
+fn feed_id() -> FeedId {
+    FeedId::derive(&url())
+}
+
+fn t(minutes: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_764_000_000, 0).unwrap() + Duration::minutes(minutes)
+}
+
+fn subscribed(backfill: u32, auto_convert: bool) -> FeedEvent {
+    FeedEvent::FeedSubscribed(FeedSubscribed {
+        feed_id: feed_id(),
+        url: url(),
+        voice: VoiceId::auto(),
+        engine: VoiceEngine::Espeak,
+        auto_convert,
+        regenerate_on_edit: true,
+        backfill,
+        interval_minutes: 15,
+        owner: None,
+        podcast_guid: None,
+        subscribed_by: "test".into(),
+    })
+}
+
+fn item(key: &str, hash: &str, published_minutes: i64) -> FeedItem {
+    FeedItem {
+        key: key.into(),
+        url: Some(Url::parse(&format!("https://blog.example/{key}")).unwrap()),
+        title: Some(format!("Post {key}")),
+        published_at: Some(t(published_minutes)),
+        updated_at: None,
+        summary: None,
+        author: None,
+        content_hash: hash.into(),
+        content_ref: None,
+    }
+}
+
+fn poll(at: i64, items: Option<Vec<FeedItem>>) -> FeedCommand {
+    FeedCommand::RecordPoll(PollResult {
+        at: t(at),
+        source: PollSource::Poll,
+        status: if items.is_some() { 200 } else { 304 },
+        etag: Some("\"v1\"".into()),
+        last_modified: None,
+        items,
+        details: Some(FeedDetails { title: Some("A blog".into()), ..FeedDetails::default() }),
+        next_poll_at: t(at + 15),
+        next_poll_reason: PollReason::Interval,
+    })
+}
+
+fn then(state: &Subscription, command: FeedCommand) -> Vec<FeedEvent> {
+    decide(state, command).unwrap().into_iter().map(|d| d.event).collect()
+}
+
+fn fold(events: &[FeedEvent]) -> Subscription {
+    Subscription::from_events(events)
+}
+
+#[test]
+fn the_first_poll_discovers_every_post_and_converts_only_the_backfill_newest() {
+    let state = fold(&[subscribed(2, true)]);
+    let events =
+        then(&state, poll(0, Some(vec![item("a", "h1", -30), item("b", "h2", -10), item("c", "h3", -20)])));
+    let converted: Vec<(&str, bool, bool)> = events
+        .iter()
+        .filter_map(|e| match e {
+            FeedEvent::PostDiscovered(d) => Some((d.post_key.as_str(), d.convert, d.existing)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(converted, [("a", false, true), ("b", true, true), ("c", true, true)]);
+    let FeedEvent::FeedPolled(polled) = events.last().unwrap() else { panic!("{events:?}") };
+    assert_eq!((polled.items_seen, polled.new, polled.changed), (3, 3, 0));
+    assert_eq!(polled.details.as_ref().unwrap().title.as_deref(), Some("A blog"));
+}
+
+#[test]
+fn later_polls_convert_new_posts_and_revise_edited_ones_but_not_reordered_ones() {
+    let mut history = vec![subscribed(0, true)];
+    let state = fold(&history);
+    history.extend(then(&state, poll(0, Some(vec![item("a", "h1", -30), item("b", "h2", -10)]))));
+    let state = fold(&history);
+    // Reordered and re-dated (published), nothing new: only the poll is recorded.
+    let events = then(&state, poll(15, Some(vec![item("b", "h2", 99), item("a", "h1", -30)])));
+    assert!(
+        matches!(events[..], [FeedEvent::FeedPolled(ref p)] if p.new == 0 && p.changed == 0),
+        "{events:?}"
+    );
+    // A new post and an edited one.
+    let events = then(
+        &state,
+        poll(30, Some(vec![item("c", "h3", 20), item("a", "h1-edited", -30), item("b", "h2", -10)])),
+    );
+    assert!(
+        matches!(&events[0], FeedEvent::PostDiscovered(d) if d.post_key == "c" && d.convert && !d.existing)
+    );
+    assert!(
+        matches!(&events[1], FeedEvent::PostChanged(c) if c.post_key == "a" && c.previous_hash == "h1" && c.regenerate)
+    );
+    // A post whose updated date moved is changed too.
+    let mut redated = item("b", "h2", -10);
+    redated.updated_at = Some(t(25));
+    let events = then(&state, poll(30, Some(vec![redated])));
+    assert!(
+        matches!(&events[0], FeedEvent::PostChanged(c) if c.post_key == "b" && c.updated_at == Some(t(25)))
+    );
+}
+
+#[test]
+fn a_subscription_that_does_not_convert_discovers_without_converting() {
+    let mut history = vec![subscribed(0, false)];
+    history.extend(then(&fold(&history), poll(0, Some(vec![]))));
+    let events = then(&fold(&history), poll(15, Some(vec![item("new", "h", 10)])));
+    assert!(matches!(&events[0], FeedEvent::PostDiscovered(d) if !d.convert));
+}
+
+#[test]
+fn failures_back_off_and_a_permanent_one_pauses_with_its_reason() {
+    let mut history = vec![subscribed(0, true)];
+    history.extend(then(&fold(&history), poll(0, Some(vec![]))));
+    let fail = |at: i64, kind: FailureKind| {
+        FeedCommand::RecordFailure(PollFailure {
+            at: t(at),
+            source: PollSource::Poll,
+            error: "Lector.NotFound".into(),
+            cause: "HTTP 404".into(),
+            kind,
+            status: Some(404),
+            retry_after: None,
+        })
+    };
+    let mut waits = Vec::new();
+    for n in 0..4 {
+        let events = then(&fold(&history), fail(n * 10, FailureKind::Transient));
+        let FeedEvent::FeedPollFailed(f) = &events[0] else { panic!("{events:?}") };
+        assert_eq!(f.consecutive_failures, n as u32 + 1);
+        waits.push((f.next_try_at - t(n * 10)).num_seconds());
+        history.extend(events);
+    }
+    assert!(waits.windows(2).all(|w| w[1] > w[0]), "each wait is longer: {waits:?}");
+    // A 404 a week after the first failure pauses the subscription, saying why.
+    let state = fold(&history);
+    let events = then(&state, fail(7 * 24 * 60 + 1, FailureKind::Gone));
+    assert!(matches!(&events[1], FeedEvent::FeedPaused(p) if p.automatic && p.reason.contains("HTTP 404")));
+    history.extend(events);
+    assert_eq!(
+        decide(&fold(&history), poll(8 * 24 * 60, Some(vec![]))).unwrap_err(),
+        FeedError::NotActive("paused")
+    );
+    // A success in between recovers by itself.
+    let mut recovering = vec![subscribed(0, true)];
+    recovering.extend(then(&fold(&recovering), fail(0, FailureKind::Transient)));
+    recovering.extend(then(&fold(&recovering), poll(5, Some(vec![]))));
+    assert_eq!(fold(&recovering).consecutive_failures, 0);
+}
+
+#[test]
+fn settings_pause_resume_and_unsubscribe_follow_their_rules() {
+    let history = vec![subscribed(0, true)];
+    let state = fold(&history);
+    let same = FeedSettingsChanged { auto_convert: Some(true), changed_by: "u".into(), ..Default::default() };
+    assert!(then(&state, FeedCommand::ChangeSettings(same)).is_empty(), "a setting already so is no change");
+    let slower = FeedSettingsChanged {
+        interval_minutes: Some(60),
+        auto_convert: Some(true),
+        changed_by: "u".into(),
+        ..Default::default()
+    };
+    let events = then(&state, FeedCommand::ChangeSettings(slower));
+    assert!(
+        matches!(&events[..], [FeedEvent::FeedSettingsChanged(c)] if c.interval_minutes == Some(60) && c.auto_convert.is_none())
+    );
+    let too_fast =
+        FeedSettingsChanged { interval_minutes: Some(1), changed_by: "u".into(), ..Default::default() };
+    assert!(matches!(decide(&state, FeedCommand::ChangeSettings(too_fast)), Err(FeedError::Invalid(_))));
+    let paused = then(&state, FeedCommand::Pause { reason: "holiday".into(), by: "u".into() });
+    let mut history = history.clone();
+    history.extend(paused);
+    assert!(then(&fold(&history), FeedCommand::Pause { reason: "again".into(), by: "u".into() }).is_empty());
+    history.extend(then(&fold(&history), FeedCommand::Resume { by: "u".into(), at: t(5) }));
+    assert!(fold(&history).is_due(t(5)), "resumed: polled at once");
+    history.extend(then(&fold(&history), FeedCommand::Unsubscribe { by: "u".into() }));
+    assert!(!fold(&history).is_active());
+    // Subscribing the same URL while subscribed is nothing new.
+    let FeedEvent::FeedSubscribed(again) = subscribed(0, true) else { unreachable!() };
+    assert!(then(&fold(&[subscribed(0, true)]), FeedCommand::Subscribe(again)).is_empty());
+}
+
+#[test]
+fn the_status_shows_failing_with_its_reason_and_next_try_then_recovers() {
+    let store = MemoryEventStore::new();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    rt.block_on(async {
+        let meta = |m: i64| EventMeta {
+            occurred_at: t(m),
+            correlation_id: feed_id().to_string(),
+            causation_id: None,
+        };
+        let FeedEvent::FeedSubscribed(s) = subscribed(0, true) else { unreachable!() };
+        execute_feed(&store, &feed_id(), FeedCommand::Subscribe(s), &meta(0)).await.unwrap();
+        let failure = PollFailure {
+            at: t(1),
+            source: PollSource::Poll,
+            error: "Lector.Transient".into(),
+            cause: "HTTP 503".into(),
+            kind: FailureKind::Transient,
+            status: Some(503),
+            retry_after: Some(t(30)),
+        };
+        execute_feed(&store, &feed_id(), FeedCommand::RecordFailure(failure), &meta(1)).await.unwrap();
+        let events = store.read_stream(&feed_id().stream(), 0).await.unwrap();
+        let status = FeedStatus::fold(&events).unwrap().unwrap();
+        assert_eq!(status.state, FeedState::Failing);
+        assert_eq!(status.last_error.as_ref().unwrap().cause, "HTTP 503");
+        assert!(status.next_poll_at >= t(30), "Retry-After is honoured");
+        execute_feed(&store, &feed_id(), poll(31, Some(vec![item("a", "h", 0)])), &meta(31)).await.unwrap();
+        let events = store.read_stream(&feed_id().stream(), 0).await.unwrap();
+        let status = FeedStatus::fold(&events).unwrap().unwrap();
+        assert_eq!((status.state, status.posts_seen, status.last_status), (FeedState::Active, 1, Some(200)));
+
+        // The list follows the log, and a rebuild gives the same list.
+        let index = MemoryFeedIndex::default();
+        let read = rebuild_feeds(&index, &store).await.unwrap();
+        assert_eq!(read as usize, events.len());
+        assert_eq!(index.get(&feed_id()).await.unwrap().unwrap(), status);
+        assert!(check_feeds(&index, &store).await.unwrap().is_empty());
+        assert_eq!(index.due(t(31), 10).await.unwrap().len(), 0);
+        assert_eq!(index.due(t(60), 10).await.unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn two_pollers_racing_on_one_feed_discover_each_post_once() {
+    let store = Arc::new(MemoryEventStore::new());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).build().unwrap();
+    rt.block_on(async {
+        let meta = EventMeta { occurred_at: t(0), correlation_id: feed_id().to_string(), causation_id: None };
+        let FeedEvent::FeedSubscribed(s) = subscribed(0, true) else { unreachable!() };
+        execute_feed(&*store, &feed_id(), FeedCommand::Subscribe(s), &meta).await.unwrap();
+        let items: Vec<FeedItem> = (0..150).map(|n| item(&format!("p{n}"), "h", n)).collect();
+        let mut racers = Vec::new();
+        for n in 0..4 {
+            let (store, items, meta) = (store.clone(), items.clone(), meta.clone());
+            racers.push(tokio::spawn(async move {
+                execute_feed(&*store, &feed_id(), poll(n, Some(items)), &meta).await.unwrap()
+            }));
+        }
+        for racer in racers {
+            racer.await.unwrap();
+        }
+        let events = store.read_stream(&feed_id().stream(), 0).await.unwrap();
+        let discovered = events.iter().filter(|e| e.event_type == "PostDiscovered").count();
+        assert_eq!(discovered, 150, "each post once, though 150 posts take two appends per poll");
+        let versions: Vec<u64> = events.iter().map(|e| e.version).collect();
+        assert_eq!(versions, (1..=events.len() as u64).collect::<Vec<_>>());
+    });
+}
