@@ -5,9 +5,11 @@
 #      by cargo-lambda with the same release settings for this machine's architecture, since an
 #      arm64 binary does not run on an x86_64 machine;
 #   3. the init-time benchmark (crates/lambda/examples/lambda_init.rs): each bootstrap spawned
-#      against a local Runtime API, spawn → first GET /next, medians of alternating rounds,
-#      each function's ratio to the hello-world function's; and the same for the init-ladder
-#      bench function (crates/lambda/init-ladder) stopped after each step of init, which prices
+#      against a local Runtime API, spawn → first GET /next, medians of alternating rounds; each
+#      function's absolute time and its ratio to the hello-world function that builds the same
+#      SDK clients with the same configuration (the init-ladder bench function given
+#      LECTOR_INIT_CLIENTS; target ≤ 1.2×: Lector's own share), beside its ratio to the plain
+#      hello-world function; and the init-ladder stopped after each step of init, which prices
 #      the steps (JSON logs, SDK config, each SDK client).
 #
 #   scripts/bench-lambdas.sh                  all three
@@ -28,7 +30,7 @@ case "${1:-}" in
     "") ;;
     --no-package) package=0 ;;
     -h | --help)
-        sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)

@@ -30,5 +30,10 @@ else
     echo "serve.sh: for a natural neural voice, install Piper once: scripts/tools.sh piper" >&2
 fi
 # The `local` profile (Cargo.toml): optimised for speed; `release` is the Lambda functions' profile.
-cargo build --profile local --quiet --bin lector
+# Without the default `aws` feature (the operators' --aws commands, --engine polly): the AWS SDK is most of a
+# clean build's time and the local system never calls it.
+if [[ ! -x "$CARGO_TARGET_DIR/local/lector" ]]; then
+    echo "serve.sh: building lector (the first build takes a few minutes; later ones seconds)" >&2
+fi
+cargo build --profile local --no-default-features --quiet --bin lector
 exec "$CARGO_TARGET_DIR/local/lector" serve "$@"

@@ -2,20 +2,50 @@
 //! the environment variable the Lambda functions read, a missing one named together with the
 //! stack output that holds it, and the adapters on the AWS SDK's own credential, region and
 //! endpoint chain (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`, ...).
+//!
+//! The adapters come with the `aws` feature (on by default). A `lector` built without it
+//! (`scripts/serve.sh` builds it so: the AWS SDK is most of a build's time and the local system
+//! never calls it) takes the same flags and answers `--aws` with [`without_aws`].
 
+#[cfg(feature = "aws")]
 use std::sync::Arc;
 
+#[cfg(feature = "aws")]
 use anyhow::Context;
+#[cfg(feature = "aws")]
 use async_trait::async_trait;
+#[cfg(feature = "aws")]
 use aws_config::SdkConfig;
-use lector_aws::archive::ARCHIVE_VAR;
-use lector_aws::feed_index::{DynamoFeedIndex, FEED_TABLE_VAR};
-use lector_aws::index::{DynamoConversionIndex, INDEX_TABLE_VAR};
-use lector_aws::settings::{STATE_MACHINE_VAR, TABLE_VAR};
+#[cfg(feature = "aws")]
+use lector_aws::feed_index::DynamoFeedIndex;
+#[cfg(feature = "aws")]
+use lector_aws::index::DynamoConversionIndex;
+#[cfg(feature = "aws")]
 use lector_aws::{DynamoEventStore, StepFunctions};
+#[cfg(feature = "aws")]
 use lector_core::EventStore;
+#[cfg(feature = "aws")]
 use lector_core::ports::{ExecutionInfo, WorkflowError, Workflows};
+#[cfg(feature = "aws")]
 use serde_json::Value;
+
+/// The variables the Lambda functions read the stack's names from (`lector_aws` declares
+/// them; a test checks these are the same).
+pub const TABLE_VAR: &str = "LECTOR_EVENT_TABLE";
+pub const INDEX_TABLE_VAR: &str = "LECTOR_INDEX_TABLE";
+pub const STATE_MACHINE_VAR: &str = "LECTOR_STATE_MACHINE_ARN";
+pub const ARCHIVE_VAR: &str = "LECTOR_EVENT_ARCHIVE";
+pub const BUS_VAR: &str = "LECTOR_EVENT_BUS";
+pub const FEED_TABLE_VAR: &str = "LECTOR_FEED_TABLE";
+
+/// The answer of a `lector` built without the `aws` feature to `--aws`.
+pub fn without_aws() -> anyhow::Error {
+    anyhow::anyhow!(
+        "this lector was built without the `aws` feature, which the --aws commands need \
+         (scripts/serve.sh leaves it out to build faster): build it with \
+         `cargo build --release --bin lector` (the feature is on by default) and run that binary"
+    )
+}
 
 /// The stack `samconfig.toml` deploys by default.
 pub const DEFAULT_STACK: &str = "lector";
@@ -81,6 +111,7 @@ pub struct StackFeedTable {
     pub feed_table: Option<String>,
 }
 
+#[cfg(feature = "aws")]
 impl StackFeedTable {
     /// The list of subscriptions on its table; a missing name is named with its stack output.
     pub async fn connect(&self) -> anyhow::Result<DynamoFeedIndex> {
@@ -90,11 +121,13 @@ impl StackFeedTable {
 }
 
 /// The event log and the list projection on DynamoDB.
+#[cfg(feature = "aws")]
 pub struct TablePorts {
     pub events: Arc<DynamoEventStore>,
     pub index: DynamoConversionIndex,
 }
 
+#[cfg(feature = "aws")]
 impl std::fmt::Debug for TablePorts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TablePorts")
@@ -106,6 +139,7 @@ impl std::fmt::Debug for TablePorts {
 
 impl StackTables {
     /// Both tables' names, or every missing one named.
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
     fn names(&self) -> Result<(String, String), Vec<String>> {
         match (EVENT_TABLE.require(self.table.as_deref()), LIST_TABLE.require(self.list_table.as_deref())) {
             (Ok(table), Ok(list_table)) => Ok((table, list_table)),
@@ -116,6 +150,7 @@ impl StackTables {
     }
 
     /// The adapters on both tables, from the SDK config.
+    #[cfg(feature = "aws")]
     fn ports(table: String, list_table: String, config: &SdkConfig) -> TablePorts {
         let dynamodb = aws_sdk_dynamodb::Client::new(config);
         TablePorts {
@@ -125,6 +160,7 @@ impl StackTables {
     }
 
     /// The adapters on both tables; a missing name fails before anything is read.
+    #[cfg(feature = "aws")]
     pub async fn connect(&self) -> anyhow::Result<TablePorts> {
         let (table, list_table) = self.names().map_err(|missing| anyhow::anyhow!(missing.join("\n")))?;
         Ok(Self::ports(table, list_table, &sdk_config().await?))
@@ -142,6 +178,7 @@ pub struct ReplayStackArgs {
     pub state_machine_arn: Option<String>,
 }
 
+#[cfg(feature = "aws")]
 /// The SDK config from the usual chain, with a region (every call needs one).
 pub async fn sdk_config() -> anyhow::Result<SdkConfig> {
     let config = lector_aws::sdk::load(None).await;
@@ -152,6 +189,7 @@ pub async fn sdk_config() -> anyhow::Result<SdkConfig> {
     Ok(config)
 }
 
+#[cfg(feature = "aws")]
 /// The ports `lector replay --aws` works on.
 pub struct ReplayPorts {
     pub events: Arc<dyn EventStore>,
@@ -159,12 +197,14 @@ pub struct ReplayPorts {
     pub workflows: Box<dyn Workflows>,
 }
 
+#[cfg(feature = "aws")]
 impl std::fmt::Debug for ReplayPorts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReplayPorts").field("index", &self.index).finish_non_exhaustive()
     }
 }
 
+#[cfg(feature = "aws")]
 impl ReplayPorts {
     /// Every setting is checked before anything is read, so a missing one fails at once; the
     /// state machine is needed only to act.
@@ -190,11 +230,13 @@ impl ReplayPorts {
     }
 }
 
+#[cfg(feature = "aws")]
 /// Workflows when no state machine is configured: listing needs none, anything else is refused
 /// with the setting's name.
 #[derive(Debug)]
 struct NoStateMachine;
 
+#[cfg(feature = "aws")]
 #[async_trait]
 impl Workflows for NoStateMachine {
     async fn start(&self, _name: &str, _input: &Value) -> Result<String, WorkflowError> {
@@ -210,6 +252,7 @@ impl Workflows for NoStateMachine {
     }
 }
 
+#[cfg(feature = "aws")]
 /// The archive replays of `lector events replay --aws`.
 pub async fn archive_replays(archive: Option<&str>) -> anyhow::Result<lector_aws::archive::ArchiveReplays> {
     let archive = ARCHIVE.require(archive)?;
@@ -232,5 +275,23 @@ mod tests {
         assert!(err.contains("sam list stack-outputs --stack-name lector"), "{err}");
         assert_eq!(EVENT_TABLE.require(Some(" events ")).unwrap(), "events");
         assert!(ARCHIVE.require(None).unwrap_err().to_string().contains("EventArchiveName"));
+    }
+
+    #[cfg(feature = "aws")]
+    #[test]
+    fn the_variables_are_the_ones_the_functions_read() {
+        assert_eq!(TABLE_VAR, lector_aws::settings::TABLE_VAR);
+        assert_eq!(INDEX_TABLE_VAR, lector_aws::index::INDEX_TABLE_VAR);
+        assert_eq!(STATE_MACHINE_VAR, lector_aws::settings::STATE_MACHINE_VAR);
+        assert_eq!(ARCHIVE_VAR, lector_aws::archive::ARCHIVE_VAR);
+        assert_eq!(BUS_VAR, lector_aws::settings::BUS_VAR);
+        assert_eq!(FEED_TABLE_VAR, lector_aws::feed_index::FEED_TABLE_VAR);
+    }
+
+    #[cfg(not(feature = "aws"))]
+    #[test]
+    fn without_the_feature_aws_names_how_to_get_it() {
+        let err = without_aws().to_string();
+        assert!(err.contains("`aws` feature") && err.contains("cargo build"), "{err}");
     }
 }

@@ -3,13 +3,17 @@
 
 use std::process::ExitCode;
 
+#[cfg(feature = "aws")]
 use std::time::Duration;
 
 use anyhow::Context;
+#[cfg(feature = "aws")]
 use chrono::{DateTime, DurationRound, Utc};
-use lector_aws::archive::{ARCHIVE_VAR, Archive, Replay, ReplayState, Started, Window};
-use lector_aws::settings::BUS_VAR;
+#[cfg(feature = "aws")]
+use lector_aws::archive::{Archive, Replay, ReplayState, Started, Window};
 use lector_core::{ConversionId, EventEnvelope, EventStore};
+
+use crate::aws_ops::{ARCHIVE_VAR, BUS_VAR};
 
 use crate::data::{DataArgs, DataDir, runtime};
 
@@ -73,6 +77,7 @@ pub struct ReplayArgs {
 }
 
 /// How often `--wait` describes a replay.
+#[cfg(feature = "aws")]
 const REPLAY_POLL: Duration = Duration::from_secs(5);
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -127,7 +132,10 @@ fn summarize(data: &serde_json::Value) -> String {
 
 fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if args.aws {
+        #[cfg(feature = "aws")]
         return runtime()?.block_on(run_archive_replay(&args));
+        #[cfg(not(feature = "aws"))]
+        return Err(crate::aws_ops::without_aws());
     }
     let aws_only: Vec<&str> = [
         (args.until.is_some(), "--until"),
@@ -169,6 +177,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+#[cfg(feature = "aws")]
 /// One end of the replayed window: an RFC 3339 time as given, or an age (or now) cut down to
 /// the whole minute, so that running the same command again names the same replay.
 fn window_edge(text: Option<&str>, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
@@ -179,10 +188,12 @@ fn window_edge(text: Option<&str>, now: DateTime<Utc>) -> anyhow::Result<DateTim
     }
 }
 
+#[cfg(feature = "aws")]
 fn floor_minute(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(chrono::Duration::minutes(1)).unwrap_or(t)
 }
 
+#[cfg(feature = "aws")]
 /// `lector events replay --aws`: start (or find) the archive replay of the window and report it.
 async fn run_archive_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
@@ -241,6 +252,7 @@ async fn run_archive_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+#[cfg(feature = "aws")]
 fn print_archive_plan(archive: &Archive, window: &Window, rules: &[String], now: DateTime<Utc>) {
     let to = if rules.is_empty() { "every rule".to_owned() } else { format!("rules {}", rules.join(", ")) };
     println!(
@@ -261,6 +273,7 @@ fn print_archive_plan(archive: &Archive, window: &Window, rules: &[String], now:
     }
 }
 
+#[cfg(feature = "aws")]
 /// One line about the replay: its name and state, whether this command started it.
 fn report_replay(replay: &Replay, new: bool, json: bool, first: bool) -> anyhow::Result<()> {
     if json {

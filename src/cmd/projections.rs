@@ -46,6 +46,11 @@ pub enum Command {
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     match command {
+        #[cfg(not(feature = "aws"))]
+        Command::Rebuild { stack, .. } | Command::Check { stack, .. } if stack.aws => {
+            Err(crate::aws_ops::without_aws())
+        }
+        #[cfg(feature = "aws")]
         Command::Rebuild { stack, feeds, yes, .. } if stack.aws => rt.block_on(async {
             let ports = stack.connect().await?;
             let feeds = feeds.connect().await?;
@@ -100,6 +105,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(feature = "aws")]
         Command::Check { stack, feeds, .. } if stack.aws => rt.block_on(async {
             let ports = stack.connect().await?;
             let feeds = feeds.connect().await?;

@@ -15,7 +15,9 @@ use lector_pipeline::fetch::AllowList;
 use lector_pipeline::replay::{Candidate, Operator, Outcome, ReplayFilter, find_failed, replay};
 use serde::Serialize;
 
-use crate::aws_ops::{ReplayPorts, ReplayStackArgs};
+#[cfg(feature = "aws")]
+use crate::aws_ops::ReplayPorts;
+use crate::aws_ops::ReplayStackArgs;
 use crate::cmd::feed::FetchArgs;
 use crate::data::{DataArgs, runtime};
 use crate::local::{LocalOptions, LocalSystem};
@@ -165,7 +167,10 @@ pub fn parse_rate(text: &str) -> anyhow::Result<Duration> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     if args.stack.tables.aws {
+        #[cfg(feature = "aws")]
         return rt.block_on(run_aws(&args));
+        #[cfg(not(feature = "aws"))]
+        return Err(crate::aws_ops::without_aws());
     }
     rt.block_on(async {
         let allow = AllowList::parse(&args.fetch.allow_host.join(","))?;
@@ -182,6 +187,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// The replay on the deployed stack: the event log and the list projection on DynamoDB, the
 /// executions on Step Functions (`RedriveExecution` to redrive).
+#[cfg(feature = "aws")]
 async fn run_aws(args: &Args) -> anyhow::Result<ExitCode> {
     let acting = args.redrive || args.restart;
     let ports = ReplayPorts::connect(&args.stack, acting).await?;

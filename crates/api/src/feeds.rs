@@ -74,6 +74,11 @@ struct Preview {
 /// How many pages are fetched at once to measure posts.
 const MEASURE_CONCURRENCY: usize = 4;
 
+/// A preview answers within this time, whatever the servers of the feed and of its posts do:
+/// the feed's fetch has its own deadline, and posts not measured by this one are listed with
+/// the reason.
+const PREVIEW_DEADLINE: std::time::Duration = std::time::Duration::from_secs(25);
+
 /// The characters that would be spoken (and billed) for a document.
 fn spoken(document: &Document, language: Option<&str>, limits: SpeechLimits) -> Result<u64, String> {
     prepare(document, language, limits).map(|s| s.billed_chars()).map_err(|e| e.to_string())
@@ -91,8 +96,13 @@ async fn measure(api: &AppState, post: &Post, limits: SpeechLimits, fetch: bool)
         return Ok(None);
     }
     let page = api.fetcher.fetch(url.as_str(), Resource::Page).await.map_err(|e| e.to_string())?;
-    let html = decode_html(&page.body, page.charset.as_deref());
-    let article = extract_article(&html, Some(&page.url)).map_err(|e| e.to_string())?;
+    // Off the async workers, so that the preview's deadline can leave a slow page behind.
+    let article = tokio::task::spawn_blocking(move || {
+        let html = decode_html(&page.body, page.charset.as_deref());
+        extract_article(&html, Some(&page.url)).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| format!("the page could not be read: {e}"))??;
     spoken(&article.document, article.language.as_deref(), limits).map(|c| Some((c, article.words)))
 }
 
@@ -101,6 +111,7 @@ pub async fn preview(
     base: BaseUrl,
     Body(request): Body<PreviewRequest>,
 ) -> Result<Response, ApiError> {
+    let by = tokio::time::Instant::now() + PREVIEW_DEADLINE;
     let feed_url = web_url("url", &request.url)?;
     let (voice, engine) = resolve_voice(&api, request.voice.as_deref(), request.engine.as_deref()).await?;
     let feed = api.load_feed(&feed_url).await.map_err(ApiError::from_step)?;
@@ -111,7 +122,13 @@ pub async fn preview(
         futures::stream::iter(feed.posts.clone().into_iter().enumerate())
             .map(|(i, post)| {
                 let api = api.clone();
-                async move { measure(&api, &post, limits, i < limit).await }
+                async move {
+                    tokio::time::timeout_at(by, measure(&api, &post, limits, i < limit)).await.unwrap_or_else(
+                        |_| {
+                            Err(format!("not measured within the preview's {} s", PREVIEW_DEADLINE.as_secs()))
+                        },
+                    )
+                }
             })
             .buffered(MEASURE_CONCURRENCY)
             .collect()

@@ -1,18 +1,21 @@
-//! Init time of built Lambda functions against a hello-world `lambda_runtime` function: each
-//! `<dir>/<name>/bootstrap` is spawned with a Runtime API stub on loopback and the environment
-//! its template entry gives, and timed from spawn to its first `GET /next` (the moment Lambda
-//! counts init as done). Rounds alternate the functions, starting each round at another one, so
-//! that a busy neighbour on the machine slows every function alike; the medians are compared
-//! with the baseline's, measured in the same rounds.
+//! Init time of built Lambda functions: each `<dir>/<name>/bootstrap` is spawned with a Runtime
+//! API stub on loopback and the environment its template entry gives, and timed from spawn to its
+//! first `GET /next` (the moment Lambda counts init as done). Rounds alternate the functions,
+//! starting each round at another one, so that a busy neighbour on the machine slows every
+//! function alike; medians are compared within the same rounds.
 //!
 //! ```text
 //! cargo run -p lector-lambda --example lambda_init -- --dir <lambda dir> [--rounds 21]
-//!     [--baseline hello-lambda] [--target 1.3]
+//!     [--baseline hello-lambda] [--target 1.2]
 //! ```
 //!
-//! A `<dir>/init-ladder/bootstrap` (`crates/lambda/init-ladder`) is run once per step of
-//! [`STEPS`], as `init-ladder:<step>`, and reported apart: what each step of a function's init
-//! adds over the baseline.
+//! Each function is compared with the hello-world function that builds the same SDK clients
+//! with the same configuration (`<dir>/init-ladder/bootstrap` given `LECTOR_INIT_CLIENTS`, run
+//! as `same-clients:<function>`): the ratio is Lector's own share of the init, and the target
+//! applies to it. The plain hello-world function (`--baseline`, no SDK at all) is reported
+//! beside it, with each function's absolute time. The same bootstrap is also run once per step
+//! of [`STEPS`], as `init-ladder:<step>`, and reported apart: what each step of a function's init
+//! adds over the plain hello-world function.
 //!
 //! `scripts/bench-lambdas.sh` builds the bootstraps and runs it. Exits non-zero when a function
 //! does not reach `/next` (its output is shown), not when one is over the target.
@@ -26,7 +29,7 @@ use anyhow::{Context, bail};
 use lector_aws::index::INDEX_TABLE_VAR;
 use lector_aws::settings::{BUCKET_VAR, BUS_VAR, SETTINGS_PATH_VAR, STATE_MACHINE_VAR, TABLE_VAR};
 use lector_lambda::config::{METRICS_NAMESPACE_VAR, PUBLIC_URL_VAR};
-use lector_lambda::init_ladder::{STEP_VAR, STEPS};
+use lector_lambda::init_ladder::{CLIENTS_VAR, STEP_VAR, STEPS, clients_of};
 use lector_lambda::runtime_api::{Call, RuntimeApi, closed_endpoint, lambda_env};
 use tokio::process::Command;
 
@@ -42,7 +45,7 @@ struct Args {
 }
 
 fn args() -> anyhow::Result<Args> {
-    let mut parsed = Args { dir: PathBuf::new(), rounds: 21, baseline: "hello-lambda".into(), target: 1.3 };
+    let mut parsed = Args { dir: PathBuf::new(), rounds: 21, baseline: "hello-lambda".into(), target: 1.2 };
     let mut dir = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -64,15 +67,18 @@ fn args() -> anyhow::Result<Args> {
     Ok(parsed)
 }
 
-/// The bench function that stops its init after a chosen step.
+/// The bench function that stops its init after a chosen step, or builds chosen clients.
 const LADDER: &str = "init-ladder";
+
+/// The prefix of a function's hello-world with the same clients.
+const SAME_CLIENTS: &str = "same-clients:";
 
 /// One thing to time: a bootstrap, and the variables that tell it apart from another run of
 /// the same bootstrap.
 #[derive(Debug)]
 struct Subject {
     bootstrap: PathBuf,
-    env: Vec<(&'static str, &'static str)>,
+    env: Vec<(&'static str, String)>,
 }
 
 /// Every `<dir>/<name>/bootstrap`, by name; the ladder's once per step.
@@ -87,11 +93,24 @@ fn bootstraps(dir: &Path) -> anyhow::Result<BTreeMap<String, Subject>> {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name == LADDER {
             for step in STEPS {
-                let subject = Subject { bootstrap: bootstrap.clone(), env: vec![(STEP_VAR, step.name())] };
-                found.insert(format!("{LADDER}:{}", step.name()), subject);
+                let env = vec![(STEP_VAR, step.name().to_owned())];
+                found.insert(
+                    format!("{LADDER}:{}", step.name()),
+                    Subject { bootstrap: bootstrap.clone(), env },
+                );
             }
         } else {
             found.insert(name, Subject { bootstrap, env: Vec::new() });
+        }
+    }
+    // Each function's hello-world with the same clients, when the bench function is there.
+    if let Some(ladder) = found.get(&format!("{LADDER}:{}", STEPS[0].name())).map(|s| s.bootstrap.clone()) {
+        let functions: Vec<String> = found.keys().filter(|n| clients_of(n).is_some()).cloned().collect();
+        for function in functions {
+            let clients = clients_of(&function).unwrap_or_default();
+            let list = clients.iter().map(|c| c.name()).collect::<Vec<_>>().join(",");
+            let subject = Subject { bootstrap: ladder.clone(), env: vec![(CLIENTS_VAR, list)] };
+            found.insert(format!("{SAME_CLIENTS}{function}"), subject);
         }
     }
     Ok(found)
@@ -132,7 +151,7 @@ async fn init_time(name: &str, subject: &Subject, endpoint: &str) -> anyhow::Res
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("TZ", ":UTC")
         .env("LANG", "en_US.UTF-8")
-        .envs(subject.env.iter().copied())
+        .envs(subject.env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -205,29 +224,42 @@ async fn main() -> anyhow::Result<()> {
     let baseline = quantile(&samples[args.baseline.as_str()], 0.5);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!(
-        "init (spawn → first GET /next), {} rounds alternating, {} on {cores} cores; baseline {}",
+        "init (spawn → first GET /next), {} rounds alternating, {} on {cores} cores",
         args.rounds,
         std::env::consts::ARCH,
-        args.baseline
     );
     println!(
-        "{:<22} {:>9} {:>9} {:>9} {:>7}  target ≤ {}×",
-        "function", "median ms", "p25 ms", "p75 ms", "ratio", args.target
+        "each function against the hello-world function building the same SDK clients (Lector's own \
+         share, target ≤ {}×) and against {} (no SDK)",
+        args.target, args.baseline
+    );
+    println!(
+        "{:<22} {:>9} {:>9} {:>9} {:>13} {:>7}  {:>9} {:>7}",
+        "function", "median ms", "p25 ms", "p75 ms", "same-clients", "ratio", "verdict", "vs hello"
     );
     let mut over = Vec::new();
-    for (name, runs) in samples.iter().filter(|(name, _)| !name.starts_with(LADDER)) {
+    let functions =
+        samples.iter().filter(|(name, _)| !name.starts_with(LADDER) && !name.starts_with(SAME_CLIENTS));
+    for (name, runs) in functions {
         let median = quantile(runs, 0.5);
-        let ratio = median.as_secs_f64() / baseline.as_secs_f64();
-        let verdict = if *name == args.baseline {
-            "baseline"
-        } else if ratio <= args.target {
-            "ok"
-        } else {
-            over.push(*name);
-            "OVER"
+        let vs_hello = median.as_secs_f64() / baseline.as_secs_f64();
+        let same = samples.get(format!("{SAME_CLIENTS}{name}").as_str()).map(|r| quantile(r, 0.5));
+        let (same_ms, ratio, verdict) = match same {
+            _ if *name == args.baseline => ("—".to_owned(), "—".to_owned(), "baseline"),
+            None => ("—".to_owned(), "—".to_owned(), "no clients known"),
+            Some(same) => {
+                let ratio = median.as_secs_f64() / same.as_secs_f64();
+                let verdict = if ratio <= args.target {
+                    "ok"
+                } else {
+                    over.push(*name);
+                    "OVER"
+                };
+                (format!("{:.2}", ms(same)), format!("{ratio:.2}×"), verdict)
+            }
         };
         println!(
-            "{name:<22} {:>9.2} {:>9.2} {:>9.2} {ratio:>6.2}×  {verdict}",
+            "{name:<22} {:>9.2} {:>9.2} {:>9.2} {same_ms:>13} {ratio:>7}  {verdict:>9} {vs_hello:>6.2}×",
             ms(median),
             ms(quantile(runs, 0.25)),
             ms(quantile(runs, 0.75)),

@@ -1,11 +1,89 @@
 //! The steps of a Lector function's init, in the order a function takes them, for the
 //! `init-ladder` bench function (`crates/lambda/init-ladder`): told to stop after one of them, it
-//! shows what the steps up to it cost over the hello-world function.
+//! shows what the steps up to it cost over the hello-world function. Told instead which SDK
+//! clients to build ([`CLIENTS_VAR`]), it is the hello-world function that builds the same
+//! clients with the same configuration as a Lector function: the baseline that leaves a
+//! function's init only Lector's own share.
 
 use std::fmt;
 
 /// The variable naming the last step the `init-ladder` function takes before serving.
 pub const STEP_VAR: &str = "LECTOR_INIT_LADDER_STEP";
+
+/// The variable listing the SDK clients (comma-separated [`Client::name`]s) the `init-ladder`
+/// function builds as a hello-world function with clients: no logs, no settings, no handler
+/// state, only the SDK config of the functions and those clients.
+pub const CLIENTS_VAR: &str = "LECTOR_INIT_CLIENTS";
+
+/// An AWS SDK client a function builds at init.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Client {
+    DynamoDb,
+    S3,
+    Ssm,
+    Polly,
+    EventBridge,
+    StepFunctions,
+}
+
+/// Every client, in the order the bench function builds them.
+pub const CLIENTS: [Client; 6] =
+    [Client::DynamoDb, Client::S3, Client::Ssm, Client::Polly, Client::EventBridge, Client::StepFunctions];
+
+impl Client {
+    /// The client's name in [`CLIENTS_VAR`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Client::DynamoDb => "dynamodb",
+            Client::S3 => "s3",
+            Client::Ssm => "ssm",
+            Client::Polly => "polly",
+            Client::EventBridge => "eventbridge",
+            Client::StepFunctions => "sfn",
+        }
+    }
+
+    /// The clients a [`CLIENTS_VAR`] value lists.
+    pub fn parse_list(value: &str) -> Result<Vec<Client>, UnknownClient> {
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| CLIENTS.into_iter().find(|c| c.name() == n).ok_or_else(|| UnknownClient(n.to_owned())))
+            .collect()
+    }
+}
+
+/// The SDK clients each Lector function builds at init (`crate::step::run_step`,
+/// `crate::api`, `crate::project`, `crate::start` and the publisher), by function name.
+pub fn clients_of(function: &str) -> Option<&'static [Client]> {
+    use Client::*;
+    Some(match function {
+        // Every step: the event log and the objects; fetching adds the settings, speaking Polly.
+        "fetch-article" => &[DynamoDb, S3, Ssm],
+        "prepare-speech" | "stitch-audio" | "record-failure" => &[DynamoDb, S3],
+        "synthesize-chunk" => &[DynamoDb, S3, Polly],
+        "api" => &[DynamoDb, S3, Ssm, Polly],
+        "api-preview" => &[DynamoDb, Ssm, Polly],
+        "project-conversions" => &[DynamoDb],
+        "publish-events" => &[EventBridge],
+        "start-conversion" => &[StepFunctions],
+        _ => return None,
+    })
+}
+
+/// A [`CLIENTS_VAR`] value that names no client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownClient(pub String);
+
+impl fmt::Display for UnknownClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = CLIENTS.iter().map(|c| c.name()).collect();
+        write!(f, "{CLIENTS_VAR} names '{}', not a client; the clients are {}", self.0, names.join(", "))
+    }
+}
+
+impl std::error::Error for UnknownClient {}
 
 /// One step of init; each includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -96,6 +174,48 @@ mod tests {
         for (i, step) in STEPS.into_iter().enumerate() {
             assert_eq!(place(step), i, "{step:?}");
         }
+    }
+
+    #[test]
+    fn client_lists_read_back_and_unknown_clients_are_named() {
+        assert_eq!(
+            Client::parse_list("dynamodb, s3,sfn"),
+            Ok(vec![Client::DynamoDb, Client::S3, Client::StepFunctions])
+        );
+        assert_eq!(Client::parse_list(""), Ok(vec![]));
+        let err = Client::parse_list("dynamodb,sqs").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("'sqs', not a client; the clients are dynamodb, s3, ssm, polly, eventbridge, sfn")
+        );
+    }
+
+    #[test]
+    fn the_step_functions_clients_follow_their_wiring() {
+        use crate::step::StepWiring;
+        use lector_pipeline::steps::{
+            FetchArticle, PrepareSpeech, RecordFailure, StitchAudio, SynthesizeChunk,
+        };
+        fn expected<S: StepWiring>() -> Vec<Client> {
+            let mut clients = vec![Client::DynamoDb, Client::S3];
+            if S::FETCHES {
+                clients.push(Client::Ssm);
+            }
+            if S::SPEAKS {
+                clients.push(Client::Polly);
+            }
+            clients
+        }
+        for (function, clients) in [
+            ("fetch-article", expected::<FetchArticle>()),
+            ("prepare-speech", expected::<PrepareSpeech>()),
+            ("synthesize-chunk", expected::<SynthesizeChunk>()),
+            ("stitch-audio", expected::<StitchAudio>()),
+            ("record-failure", expected::<RecordFailure>()),
+        ] {
+            assert_eq!(clients_of(function), Some(clients.as_slice()), "{function}");
+        }
+        assert_eq!(clients_of("hello-lambda"), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use lector_core::{ErrorKind, StepError};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::document::{Document, collapse_ws};
+use crate::document::{Document, HtmlError, HtmlLimits, collapse_ws, parse_html};
 
 /// The readable part of a page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,7 +39,7 @@ impl Article {
         title: Option<&str>,
         language: Option<&str>,
     ) -> Result<Self, ArticleError> {
-        let document = Document::from_html(html);
+        let document = Document::try_from_html(html).map_err(too_complex)?;
         let words = document.words();
         if words == 0 {
             return Err(ArticleError::NoArticle("the feed's content has no text".into()));
@@ -62,7 +62,7 @@ pub enum ArticleError {
     /// The page has no readable article (a list, a login page, an empty shell).
     #[error("no article here: {0}")]
     NoArticle(String),
-    /// The page is too large to be read safely.
+    /// The page is too large, too deeply nested or too slow to read safely.
     #[error("page too complex: {0}")]
     TooComplex(String),
 }
@@ -93,19 +93,27 @@ pub async fn fetch_article(fetcher: &crate::fetch::Fetcher, url: &str) -> Result
 
 /// Below this many words a page must also look like an article to count as one.
 const MIN_WORDS_UNLESS_READABLE: usize = 100;
-/// More elements than this is not a page anyone writes by hand: refuse rather than spend.
-const MAX_ELEMENTS: usize = 200_000;
 
 /// Extracts the article of a page. `url` (the page's address) resolves relative links and
 /// helps pick the title.
+///
+/// The page is read within the default [`HtmlLimits`] (nesting depth, elements, parse time):
+/// beyond them it is refused as [`ArticleError::TooComplex`] at once. The extraction that
+/// follows works on a tree those limits bound.
 pub fn extract_article(html: &str, url: Option<&Url>) -> Result<Article, ArticleError> {
-    let config =
-        Config { text_mode: TextMode::Formatted, max_elements_to_parse: MAX_ELEMENTS, ..Config::default() };
-    let mut reader = Readability::new(html, url.map(Url::as_str), Some(config)).map_err(map_error)?;
+    let limits = HtmlLimits::default();
+    let dom = parse_html(html, &limits).map_err(too_complex)?;
+    let config = Config {
+        text_mode: TextMode::Formatted,
+        max_elements_to_parse: limits.max_elements,
+        ..Config::default()
+    };
+    let mut reader =
+        Readability::with_document(dom, url.map(Url::as_str), Some(config)).map_err(map_error)?;
     // Must be asked before parsing, which changes the document.
     let readable = reader.is_probably_readable();
     let parsed = reader.parse().map_err(map_error)?;
-    let document = Document::from_html(&parsed.content);
+    let document = Document::try_from_html(&parsed.content).map_err(too_complex)?;
     let words = document.words();
     if words == 0 {
         return Err(ArticleError::NoArticle("the page has no readable text".into()));
@@ -125,6 +133,10 @@ pub fn extract_article(html: &str, url: Option<&Url>) -> Result<Article, Article
         summary: parsed.excerpt.map(|e| collapse_ws(&e)).filter(|e| !e.is_empty()),
         published: parsed.published_time.as_deref().and_then(crate::feed::parse_date),
     })
+}
+
+fn too_complex(e: HtmlError) -> ArticleError {
+    ArticleError::TooComplex(e.to_string())
 }
 
 fn map_error(e: ReadabilityError) -> ArticleError {

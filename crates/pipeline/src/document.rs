@@ -1,7 +1,17 @@
 //! The block model of a readable text: headings, paragraphs, list items, quotes and code kept
 //! apart, so that narration knows what each line is; with a plain-text form that round-trips.
+//! HTML is read within [`HtmlLimits`] (nesting depth, elements, time), so that no page, however
+//! it is built, holds the step that reads it.
 
-use dom_query::{Document as Dom, NodeRef};
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use dom_query::{Document as Dom, NodeId, NodeRef};
+use html5ever::tendril::{StrTendril, TendrilSink};
+use html5ever::tree_builder::{ElementFlags, NodeOrText, QuirksMode, TreeBuilderOpts, TreeSink};
+use html5ever::{Attribute, ParseOpts, QualName};
 use serde::{Deserialize, Serialize};
 
 /// One block of a text.
@@ -120,11 +130,27 @@ impl Document {
 
     /// The visible text of an HTML fragment or document as blocks. Scripts, styles, forms,
     /// images and footnote marks are dropped; whitespace is collapsed outside `<pre>`.
+    ///
+    /// Read within the default [`HtmlLimits`]: a document beyond them gives the text read up to
+    /// the limit (use [`Document::try_from_html`] to refuse it instead).
     pub fn from_html(html: &str) -> Self {
-        let dom = Dom::from(html);
-        let mut walker = Walker::default();
+        let limits = HtmlLimits::default();
+        let (dom, _) = parse_html_partial(html, &limits);
+        Self::from_dom(&dom, &limits)
+    }
+
+    /// [`Document::from_html`], refusing by name a document beyond the default [`HtmlLimits`].
+    pub fn try_from_html(html: &str) -> Result<Self, HtmlError> {
+        let limits = HtmlLimits::default();
+        let dom = parse_html(html, &limits)?;
+        Ok(Self::from_dom(&dom, &limits))
+    }
+
+    /// The blocks of a parsed document; elements nested deeper than the limit are not read.
+    pub(crate) fn from_dom(dom: &Dom, limits: &HtmlLimits) -> Self {
+        let mut walker = Walker { max_depth: limits.max_depth, ..Walker::default() };
         let root = dom.body().unwrap_or_else(|| dom.root());
-        walker.walk(&root);
+        walker.walk(&root, 0);
         walker.flush();
         Self { blocks: walker.blocks }
     }
@@ -370,6 +396,233 @@ pub(crate) fn html_text(html: &str) -> String {
     collapse_ws(&html_escape::decode_html_entities(&out))
 }
 
+/// Bounds on one HTML document. Real pages nest a few dozen elements deep and hold a few
+/// thousand; a page past these bounds is built to exhaust its reader (the HTML tree builder's
+/// scope checks walk the stack of open elements, so deep nesting costs quadratic time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HtmlLimits {
+    /// How deep elements may nest (browsers stop nesting at 512 too).
+    pub max_depth: usize,
+    /// How many elements a document may hold.
+    pub max_elements: usize,
+    /// How long parsing a document may take.
+    pub max_time: Duration,
+}
+
+impl Default for HtmlLimits {
+    fn default() -> Self {
+        Self { max_depth: 512, max_elements: 200_000, max_time: Duration::from_secs(5) }
+    }
+}
+
+/// Why an HTML document was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HtmlError {
+    /// Elements nest deeper than the limit.
+    #[error("its elements nest more than {limit} deep")]
+    TooDeep { limit: usize },
+    /// More elements than the limit.
+    #[error("it holds more than {limit} elements")]
+    TooManyElements { limit: usize },
+    /// Parsing took longer than the limit.
+    #[error("reading it took more than {} s", .limit.as_secs_f64())]
+    TooSlow { limit: Duration },
+}
+
+/// Parses an HTML document within `limits`, refusing it by name beyond them.
+pub fn parse_html(html: &str, limits: &HtmlLimits) -> Result<Dom, HtmlError> {
+    match parse_html_partial(html, limits) {
+        (dom, None) => Ok(dom),
+        (_, Some(e)) => Err(e),
+    }
+}
+
+/// How much HTML the parser takes between two checks of the limits: small enough that a chunk
+/// of the worst markup costs milliseconds, large enough that the checks cost nothing.
+const CHUNK_BYTES: usize = 16 * 1024;
+
+/// Parses as much of `html` as the limits allow: the document read so far (never nested
+/// deeper than the limit), and why the parse stopped early, if it did.
+fn parse_html_partial(html: &str, limits: &HtmlLimits) -> (Dom, Option<HtmlError>) {
+    let started = Instant::now();
+    let opts = ParseOpts {
+        tree_builder: TreeBuilderOpts { scripting_enabled: false, ..TreeBuilderOpts::default() },
+        ..ParseOpts::default()
+    };
+    let sink = BoundedSink::new(*limits);
+    let mut parser = html5ever::parse_document(sink, opts);
+    let mut rest = html;
+    while !rest.is_empty() {
+        let cut = if rest.len() <= CHUNK_BYTES { rest.len() } else { rest.floor_char_boundary(CHUNK_BYTES) };
+        // A chunk always advances: the first character is at most four bytes.
+        let cut = if cut == 0 { rest.ceil_char_boundary(1) } else { cut };
+        parser.process(StrTendril::from_slice(&rest[..cut]));
+        rest = &rest[cut..];
+        let sink = &parser.tokenizer.sink.sink;
+        if sink.exceeded.get().is_none() && started.elapsed() > limits.max_time {
+            sink.exceeded.set(Some(HtmlError::TooSlow { limit: limits.max_time }));
+        }
+        if let Some(e) = sink.exceeded.get() {
+            return (parser.finish(), Some(e));
+        }
+    }
+    let exceeded = parser.tokenizer.sink.sink.exceeded.get();
+    (parser.finish(), exceeded)
+}
+
+/// The DOM builder of `dom_query` with the limits kept: it counts elements, knows each node's
+/// depth, and attaches nothing deeper than the limit (the tree builder still gets a node for
+/// each element it asks for, so it carries on to the end of the chunk).
+struct BoundedSink {
+    dom: Dom,
+    limits: HtmlLimits,
+    elements: Cell<usize>,
+    depth: RefCell<HashMap<NodeId, u32>>,
+    exceeded: Cell<Option<HtmlError>>,
+}
+
+impl BoundedSink {
+    fn new(limits: HtmlLimits) -> Self {
+        Self {
+            dom: Dom::default(),
+            limits,
+            elements: Cell::new(0),
+            depth: RefCell::new(HashMap::new()),
+            exceeded: Cell::new(None),
+        }
+    }
+
+    fn exceed(&self, e: HtmlError) {
+        if self.exceeded.get().is_none() {
+            self.exceeded.set(Some(e));
+        }
+    }
+
+    /// Whether a node may be attached under `parent`; records its depth when it may.
+    fn admit(&self, parent: &NodeId, child: &NodeOrText<NodeId>) -> bool {
+        let NodeOrText::AppendNode(child) = child else { return true };
+        let mut depth = self.depth.borrow_mut();
+        let below = depth.get(parent).copied().unwrap_or(0) + 1;
+        if below as usize > self.limits.max_depth {
+            drop(depth);
+            self.exceed(HtmlError::TooDeep { limit: self.limits.max_depth });
+            return false;
+        }
+        depth.insert(*child, below);
+        true
+    }
+
+    /// The parent a node inserted before `sibling` gets.
+    fn parent_of(&self, sibling: &NodeId) -> Option<NodeId> {
+        self.dom.tree.parent_of(sibling).map(|p| p.id)
+    }
+}
+
+impl TreeSink for BoundedSink {
+    type Handle = NodeId;
+    type Output = Dom;
+    type ElemName<'a> = <Dom as TreeSink>::ElemName<'a>;
+
+    fn finish(self) -> Dom {
+        self.dom
+    }
+
+    fn parse_error(&self, msg: Cow<'static, str>) {
+        self.dom.parse_error(msg)
+    }
+
+    fn get_document(&self) -> NodeId {
+        self.dom.get_document()
+    }
+
+    fn elem_name<'a>(&'a self, target: &'a NodeId) -> Self::ElemName<'a> {
+        self.dom.elem_name(target)
+    }
+
+    fn create_element(&self, name: QualName, attrs: Vec<Attribute>, flags: ElementFlags) -> NodeId {
+        let n = self.elements.get() + 1;
+        self.elements.set(n);
+        if n > self.limits.max_elements {
+            self.exceed(HtmlError::TooManyElements { limit: self.limits.max_elements });
+        }
+        self.dom.create_element(name, attrs, flags)
+    }
+
+    fn create_comment(&self, text: StrTendril) -> NodeId {
+        self.dom.create_comment(text)
+    }
+
+    fn create_pi(&self, target: StrTendril, data: StrTendril) -> NodeId {
+        self.dom.create_pi(target, data)
+    }
+
+    fn append(&self, parent: &NodeId, child: NodeOrText<NodeId>) {
+        if self.admit(parent, &child) {
+            self.dom.append(parent, child)
+        }
+    }
+
+    fn append_based_on_parent_node(
+        &self,
+        element: &NodeId,
+        prev_element: &NodeId,
+        child: NodeOrText<NodeId>,
+    ) {
+        match self.parent_of(element) {
+            Some(parent) => {
+                if self.admit(&parent, &child) {
+                    self.dom.append_before_sibling(element, child)
+                }
+            }
+            None => self.append(prev_element, child),
+        }
+    }
+
+    fn append_doctype_to_document(&self, name: StrTendril, public_id: StrTendril, system_id: StrTendril) {
+        self.dom.append_doctype_to_document(name, public_id, system_id)
+    }
+
+    fn get_template_contents(&self, target: &NodeId) -> NodeId {
+        self.dom.get_template_contents(target)
+    }
+
+    fn same_node(&self, x: &NodeId, y: &NodeId) -> bool {
+        self.dom.same_node(x, y)
+    }
+
+    fn set_quirks_mode(&self, mode: QuirksMode) {
+        self.dom.set_quirks_mode(mode)
+    }
+
+    fn append_before_sibling(&self, sibling: &NodeId, child: NodeOrText<NodeId>) {
+        let admitted = match self.parent_of(sibling) {
+            Some(parent) => self.admit(&parent, &child),
+            None => true,
+        };
+        if admitted {
+            self.dom.append_before_sibling(sibling, child)
+        }
+    }
+
+    fn add_attrs_if_missing(&self, target: &NodeId, attrs: Vec<Attribute>) {
+        self.dom.add_attrs_if_missing(target, attrs)
+    }
+
+    fn remove_from_parent(&self, target: &NodeId) {
+        self.dom.remove_from_parent(target)
+    }
+
+    fn reparent_children(&self, node: &NodeId, new_parent: &NodeId) {
+        // The children move up or sideways (the adoption agency, misnested formatting tags):
+        // their recorded depth stays an upper bound of the new one for all but a few levels.
+        self.dom.reparent_children(node, new_parent)
+    }
+
+    fn is_mathml_annotation_xml_integration_point(&self, handle: &NodeId) -> bool {
+        self.dom.is_mathml_annotation_xml_integration_point(handle)
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Paragraph,
@@ -387,6 +640,8 @@ struct Walker {
     stack: Vec<Kind>,
     /// Whether the innermost list is ordered.
     lists: Vec<bool>,
+    /// Elements nested deeper than this are not read (the walk recurses once per level).
+    max_depth: usize,
 }
 
 const SKIP: &[&str] = &[
@@ -446,7 +701,11 @@ impl Walker {
         self.blocks.push(block);
     }
 
-    fn walk(&mut self, node: &NodeRef) {
+    fn walk(&mut self, node: &NodeRef, depth: usize) {
+        if depth >= self.max_depth {
+            return;
+        }
+        let depth = depth + 1;
         for child in node.children_it(false) {
             if child.is_text() {
                 self.buf.push_str(&child.text());
@@ -476,7 +735,7 @@ impl Walker {
                     self.flush();
                     let level = name.as_bytes()[1] - b'0';
                     self.stack.push(Kind::Heading(level));
-                    self.walk(&child);
+                    self.walk(&child, depth);
                     self.flush();
                     self.stack.pop();
                 }
@@ -484,36 +743,36 @@ impl Walker {
                     self.flush();
                     let ordered = self.lists.last().copied().unwrap_or(false);
                     self.stack.push(Kind::ListItem(ordered));
-                    self.walk(&child);
+                    self.walk(&child, depth);
                     self.flush();
                     self.stack.pop();
                 }
                 "ul" | "ol" => {
                     self.flush();
                     self.lists.push(name == "ol");
-                    self.walk(&child);
+                    self.walk(&child, depth);
                     self.flush();
                     self.lists.pop();
                 }
                 "blockquote" => {
                     self.flush();
                     self.stack.push(Kind::Quote);
-                    self.walk(&child);
+                    self.walk(&child, depth);
                     self.flush();
                     self.stack.pop();
                 }
                 "td" | "th" => {
                     self.buf.push(' ');
-                    self.walk(&child);
+                    self.walk(&child, depth);
                     self.buf.push(' ');
                 }
                 _ if BLOCK.contains(&name) => {
                     self.flush();
                     // A paragraph inside a list item or quote stays part of it.
-                    self.walk(&child);
+                    self.walk(&child, depth);
                     self.flush();
                 }
-                _ => self.walk(&child),
+                _ => self.walk(&child, depth),
             }
         }
     }

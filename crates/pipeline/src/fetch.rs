@@ -1,13 +1,15 @@
 //! Guarded fetching of addresses a user named: http(s) only, each host resolved once and the
 //! connection made to the address that was checked, private and metadata addresses refused
 //! unless allowed, redirects followed by hand and each hop checked again, size limits enforced
-//! on the decoded body while it streams, timeouts, content types checked.
+//! on the decoded body while it streams, timeouts, content types checked, and one deadline for
+//! the whole of a fetch (redirects, retries and the waits between them), so that no server,
+//! however slowly it answers, holds a step longer than [`FetchPolicy::deadline`].
 
 use std::collections::HashSet;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
@@ -245,6 +247,10 @@ pub struct FetchPolicy {
     pub timeout: Duration,
     /// The longest silence while reading.
     pub read_timeout: Duration,
+    /// The longest a whole fetch may take: every redirect, every retry and the waits between
+    /// them. A server that answers one byte at a time, or sends its headers slowly, meets this
+    /// bound rather than the per-request timeouts, which each retry would start again.
+    pub deadline: Duration,
     /// Redirects followed before giving up.
     pub max_redirects: usize,
     pub user_agent: String,
@@ -257,6 +263,7 @@ impl Default for FetchPolicy {
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(15),
+            deadline: Duration::from_secs(20),
             max_redirects: 5,
             user_agent: format!("Lector/{} (+https://github.com/lector)", env!("CARGO_PKG_VERSION")),
         }
@@ -315,6 +322,10 @@ pub enum FetchError {
     TooLarge { url: String, limit: u64 },
     #[error("'{url}': timed out")]
     Timeout { url: String },
+    /// The whole fetch, redirects and retries included, took longer than the policy's
+    /// deadline.
+    #[error("'{url}': no complete answer within the deadline of {} s{}", .limit.as_secs_f64(), .last.as_ref().map(|l| format!(" (last failure: {l})")).unwrap_or_default())]
+    DeadlineExceeded { url: String, limit: Duration, last: Option<String> },
     #[error("'{url}': connection failed: {reason}")]
     Connection { url: String, reason: String },
     #[error("'{url}': body could not be decoded: {reason}")]
@@ -341,9 +352,10 @@ impl FetchError {
                 ErrorKind::NotAllowed
             }
             FetchError::HostNotFound { .. } | FetchError::NotFound { .. } => ErrorKind::NotFound,
-            FetchError::Unavailable { .. } | FetchError::Timeout { .. } | FetchError::Connection { .. } => {
-                ErrorKind::Transient
-            }
+            FetchError::Unavailable { .. }
+            | FetchError::Timeout { .. }
+            | FetchError::DeadlineExceeded { .. }
+            | FetchError::Connection { .. } => ErrorKind::Transient,
             FetchError::UnsupportedContentType { .. } => ErrorKind::Unsupported,
             FetchError::TooLarge { .. } => ErrorKind::TooLarge,
             FetchError::Client(_) => ErrorKind::Internal,
@@ -488,14 +500,51 @@ impl Fetcher {
         }
     }
 
-    /// Fetches `url` once, following redirects. Transient failures are returned, not retried.
+    /// Fetches `url` once, following redirects, within the policy's deadline. Transient
+    /// failures are returned, not retried.
     pub async fn fetch(&self, url: &str, what: Resource) -> Result<Fetched, FetchError> {
-        match self.get(url, what, None).await? {
+        let deadline = Instant::now() + self.policy.deadline;
+        self.fetch_by(url, what, deadline, None).await
+    }
+
+    /// One fetch that must end by `deadline`; `last` is the failure of the attempt before it,
+    /// named in the error when the deadline passes.
+    async fn fetch_by(
+        &self,
+        url: &str,
+        what: Resource,
+        deadline: Instant,
+        last: Option<&FetchError>,
+    ) -> Result<Fetched, FetchError> {
+        match self.within(deadline, url, last, self.get(url, what, None)).await? {
             Conditional::Modified { fetched, .. } => Ok(fetched),
             // Only an answer to validators is "not modified"; this one was sent none.
             Conditional::NotModified(meta) => {
                 Err(FetchError::Refused { url: meta.url.to_string(), status: meta.status })
             }
+        }
+    }
+
+    /// `work`, cut off with [`FetchError::DeadlineExceeded`] when `deadline` passes.
+    async fn within<T>(
+        &self,
+        deadline: Instant,
+        url: &str,
+        last: Option<&FetchError>,
+        work: impl std::future::Future<Output = Result<T, FetchError>>,
+    ) -> Result<T, FetchError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, work).await {
+            Ok(result) => result,
+            Err(_) => Err(self.deadline_exceeded(url, last)),
+        }
+    }
+
+    fn deadline_exceeded(&self, url: &str, last: Option<&FetchError>) -> FetchError {
+        FetchError::DeadlineExceeded {
+            url: url.to_string(),
+            limit: self.policy.deadline,
+            last: last.map(ToString::to_string),
         }
     }
 
@@ -522,7 +571,9 @@ impl Fetcher {
         what: Resource,
         validators: &Validators,
     ) -> Result<Conditional, FetchError> {
-        self.get(url, what, Some(validators).filter(|v| !v.is_empty())).await
+        let deadline = Instant::now() + self.policy.deadline;
+        self.within(deadline, url, None, self.get(url, what, Some(validators).filter(|v| !v.is_empty())))
+            .await
     }
 
     /// One guarded GET with its redirects; `validators`, when given, make it conditional.
@@ -624,24 +675,35 @@ impl Fetcher {
         }
     }
 
-    /// Fetches `url`, retrying transient failures with exponential backoff and jitter.
+    /// Fetches `url`, retrying transient failures with exponential backoff and jitter, all of it
+    /// within the policy's deadline: an attempt is cut off when the deadline passes, and no
+    /// retry starts that could not end before it.
     pub async fn fetch_retrying(
         &self,
         url: &str,
         what: Resource,
         backoff: Backoff,
     ) -> Result<Fetched, FetchError> {
+        let deadline = Instant::now() + self.policy.deadline;
         let mut delay = backoff.first_delay;
         let mut attempt = 1;
+        let mut last: Option<FetchError> = None;
         loop {
-            match self.fetch(url, what).await {
+            match self.fetch_by(url, what, deadline, last.as_ref()).await {
                 Err(e) if e.is_transient() && attempt < backoff.attempts => {
+                    if matches!(e, FetchError::DeadlineExceeded { .. }) {
+                        return Err(e);
+                    }
                     let jitter = jitter_fraction(url, attempt);
                     let wait = delay.mul_f64(0.5 + jitter);
+                    if Instant::now() + wait >= deadline {
+                        return Err(self.deadline_exceeded(url, Some(&e)));
+                    }
                     tracing::warn!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "transient fetch failure, retrying");
                     tokio::time::sleep(wait).await;
                     delay = (delay * 2).min(backoff.max_delay);
                     attempt += 1;
+                    last = Some(e);
                 }
                 other => return other,
             }
@@ -1022,6 +1084,7 @@ impl FetchError {
         match self {
             FetchError::Unavailable { .. }
             | FetchError::Timeout { .. }
+            | FetchError::DeadlineExceeded { .. }
             | FetchError::Connection { .. }
             | FetchError::Client(_) => FailureKind::Transient,
             FetchError::NotFound { .. } | FetchError::HostNotFound { .. } => FailureKind::Gone,

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::clock::{Clock, VirtualClock};
 use crate::definition::{Definition, DefinitionSubstitutions};
-use crate::engine::Engine;
+use crate::engine::{Engine, StateMachineType};
 use crate::exec::EngineConfig;
 use crate::intrinsic::json_eq;
 use crate::store::{ExecutionStatus, MemoryStore};
@@ -41,6 +41,9 @@ pub struct Case {
     /// The Lambda functions the Task states call.
     #[serde(default)]
     pub lambdas: BTreeMap<String, Lambda>,
+    /// What the case uses; `express_sync` runs it with `StartSyncExecution`.
+    #[serde(default)]
+    pub features: Vec<String>,
     /// `JSONPath` or `JSONata`.
     #[serde(default)]
     pub query_language: Option<String>,
@@ -97,6 +100,9 @@ pub struct CaseContext {
     /// The role ARN.
     #[serde(default)]
     pub role_arn: Option<String>,
+    /// `STANDARD` (the default) or `EXPRESS`.
+    #[serde(default)]
+    pub state_machine_type: Option<String>,
 }
 
 /// A recorded Lambda function.
@@ -313,7 +319,34 @@ async fn execute(case: &Case, opts: &RunOptions) -> Result<Actual, String> {
     });
     let engine = Engine::with_config(Arc::new(MemoryStore::new()), clock, registry, engine_config(case));
     let sm = case.context.state_machine_name.clone().unwrap_or_else(|| "conformance".into());
-    engine.register_state_machine(&sm, definition).map_err(|e| e.to_string())?;
+    let kind = match case.context.state_machine_type.as_deref() {
+        None | Some("STANDARD") => StateMachineType::Standard,
+        Some("EXPRESS") => StateMachineType::Express,
+        Some(other) => return Err(format!("unsupported: the state machine type '{other}'")),
+    };
+    engine.register_state_machine_of_type(&sm, definition, kind).map_err(|e| e.to_string())?;
+    if kind == StateMachineType::Express && case.features.iter().any(|f| f == "express_sync") {
+        let run =
+            engine.start_sync_execution(&sm, case.context.execution_name.as_deref(), case.input.clone());
+        let answer = match tokio::time::timeout(opts.case_timeout, run).await {
+            Ok(r) => r.map_err(|e| format!("the execution did not start: {e}"))?,
+            Err(_) => {
+                return Err(format!(
+                    "the execution did not finish within {:?} of real time",
+                    opts.case_timeout
+                ));
+            }
+        };
+        return Ok(Actual {
+            status: answer.status,
+            output: answer
+                .output
+                .as_deref()
+                .map(|o| serde_json::from_str(o).unwrap_or(Value::String(o.to_string()))),
+            error: answer.error,
+            cause: answer.cause,
+        });
+    }
     let started = engine
         .start_execution(&sm, case.context.execution_name.as_deref(), case.input.clone())
         .await

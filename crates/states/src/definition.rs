@@ -353,6 +353,8 @@ pub(crate) struct TaskSpec {
 #[derive(Debug)]
 pub(crate) struct TaskCall {
     pub kind: ResourceKind,
+    /// The `.waitForTaskToken` pattern: the task ends when its token is sent back.
+    pub callback: bool,
     pub resource_type: Arc<str>,
     pub resource_name: Arc<str>,
     /// The name in `States.DataLimitExceeded` causes.
@@ -362,21 +364,25 @@ pub(crate) struct TaskCall {
 impl TaskCall {
     fn describe(resource: &Arc<str>) -> TaskCall {
         let kind = resource_kind(resource);
+        let callback = resource.ends_with(".waitForTaskToken");
         match &kind {
             ResourceKind::LambdaInvoke => TaskCall {
                 kind,
+                callback,
                 resource_type: Arc::from("lambda"),
-                resource_name: Arc::from("invoke"),
+                resource_name: Arc::from(if callback { "invoke.waitForTaskToken" } else { "invoke" }),
                 label: "lambda".into(),
             },
             ResourceKind::Service { service, action } => TaskCall {
                 resource_type: Arc::from(service.as_str()),
                 resource_name: Arc::from(action.as_str()),
                 label: service.clone(),
+                callback,
                 kind,
             },
             ResourceKind::Function => TaskCall {
                 kind,
+                callback: false,
                 resource_type: Arc::from("lambda"),
                 resource_name: resource.clone(),
                 label: resource.to_string(),
@@ -419,6 +425,67 @@ pub(crate) struct Catcher {
     pub next: usize,
     pub result_path: IoPath,
     pub assign: Option<Template>,
+}
+
+/// The parameters the Lambda `invoke` integration passes on: the `Invoke` API's request
+/// parameters that Step Functions supports (`LogType` is taken too, though the documentation
+/// leaves it out).
+const LAMBDA_INVOKE_PARAMETERS: &[&str] =
+    &["ClientContext", "FunctionName", "InvocationType", "LogType", "Payload", "Qualifier"];
+
+/// The action of a Lambda service integration resource (`invoke`, `invoke.waitForTaskToken`,
+/// ...), or `None` for any other resource.
+fn lambda_service_action(resource: &str) -> Option<&str> {
+    let rest = resource
+        .strip_prefix("arn:aws:states:::")
+        .or_else(|| resource.strip_prefix("arn:").and_then(|r| r.split_once(":states:::")).map(|(_, r)| r))?;
+    rest.strip_prefix("lambda:")
+}
+
+impl Definition {
+    /// Why an Express state machine may not have this definition: a Task with the `.sync` or
+    /// `.waitForTaskToken` pattern, which Express workflows do not support.
+    pub fn express_refusal(&self) -> Option<DefinitionError> {
+        fn find(machine: &Machine, loc: &str) -> Option<(String, &'static str)> {
+            for s in &machine.states {
+                let here = format!("{loc}/States/{}", s.name);
+                match &s.kind {
+                    Kind::Task(t) => {
+                        let pattern = if t.resource.ends_with(".waitForTaskToken") {
+                            Some(".waitForTaskToken")
+                        } else if t.resource.ends_with(".sync") || t.resource.ends_with(".sync:2") {
+                            Some(".sync")
+                        } else {
+                            None
+                        };
+                        if let Some(p) = pattern {
+                            return Some((format!("{here}/Resource"), p));
+                        }
+                    }
+                    Kind::Parallel { branches } => {
+                        for (i, b) in branches.iter().enumerate() {
+                            if let Some(found) = find(b, &format!("{here}/Branches/{i}")) {
+                                return Some(found);
+                            }
+                        }
+                    }
+                    Kind::Map(m) => {
+                        if let Some(found) = find(&m.processor, &format!("{here}/ItemProcessor")) {
+                            return Some(found);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            None
+        }
+        find(&self.machine, "").map(|(loc, pattern)| {
+            DefinitionError::single(
+                &loc,
+                format!("Express state machine does not support '{pattern}' service integration"),
+            )
+        })
+    }
 }
 
 /// True when `error` is matched by an `ErrorEquals` list.
@@ -1124,9 +1191,45 @@ impl Cx {
                 self.err(&format!("{loc}/{field}"), format!("{field} must be an integer from 1 to 99999999"));
             }
         }
+        if let Some(action) = lambda_service_action(&resource) {
+            self.lambda_invoke(m, &resource, action, loc);
+        }
         let resource: Arc<str> = Arc::from(resource);
         let call = TaskCall::describe(&resource);
         Some(Kind::Task(TaskSpec { resource, call, timeout, heartbeat }))
+    }
+
+    /// The Lambda service integration as AWS validates it: `invoke` with the request-response
+    /// or `.waitForTaskToken` pattern only, `FunctionName` required, and no parameter the
+    /// `Invoke` API of the integration does not take.
+    fn lambda_invoke(&mut self, m: &Map<String, Value>, resource: &str, action: &str, loc: &str) {
+        if !matches!(action, "invoke" | "invoke.waitForTaskToken") {
+            self.err(
+                &format!("{loc}/Resource"),
+                format!(
+                    "The resource provided {resource} is not recognized. The value is not a valid resource ARN, or the resource is not available in this region."
+                ),
+            );
+            return;
+        }
+        let ploc = format!("{loc}/Parameters");
+        let Some(Value::Object(params)) = m.get("Parameters") else {
+            self.err(&ploc, "The field 'FunctionName' is required but was missing");
+            return;
+        };
+        let mut function_name = false;
+        for key in params.keys() {
+            let field = key.strip_suffix(".$").unwrap_or(key);
+            if field == "FunctionName" {
+                function_name = true;
+            }
+            if !LAMBDA_INVOKE_PARAMETERS.contains(&field) {
+                self.err(&ploc, format!("The field \"{field}\" is not supported by Step Functions"));
+            }
+        }
+        if !function_name {
+            self.err(&ploc, "The field 'FunctionName' is required but was missing");
+        }
     }
 
     fn choice(&mut self, m: &Map<String, Value>, loc: &str, index: &HashMap<String, usize>) -> Option<Kind> {

@@ -13,11 +13,13 @@ use tokio::task::JoinHandle;
 use crate::clock::Clock;
 use crate::definition::{Definition, DefinitionSubstitutions};
 use crate::error::{EngineError, Failure, PAYLOAD_LIMIT_BYTES};
-use crate::exec::{EngineConfig, Exec, Frame, Halt, Runtime, Write, run_frame, to_json};
+use crate::exec::{
+    Callbacks, EngineConfig, Exec, Frame, Halt, Runtime, TOKEN_PREFIX, Write, run_frame, to_json,
+};
 use crate::history::{self, EventKind, HistoryEvent};
 use crate::store::{
     Batch, CreateOutcome, ExecutionRecord, ExecutionStatus, ExecutionStore, ExecutionUpdate, FrameRecord,
-    FrameStatus, ListFilter,
+    FrameStatus, ListFilter, is_express_arn,
 };
 use crate::task::TaskRegistry;
 
@@ -36,6 +38,58 @@ pub struct StartedExecution {
 struct Registered {
     arn: String,
     definition: Definition,
+    kind: StateMachineType,
+}
+
+/// The two types of state machine (`CreateStateMachine`'s `type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StateMachineType {
+    /// Exactly-once, durable, up to a year, redrivable.
+    #[default]
+    Standard,
+    /// Short (at most five minutes), started asynchronously or synchronously
+    /// (`StartSyncExecution`); no redrive, and no `.sync` or `.waitForTaskToken` integrations.
+    Express,
+}
+
+impl StateMachineType {
+    /// `STANDARD` or `EXPRESS`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateMachineType::Standard => "STANDARD",
+            StateMachineType::Express => "EXPRESS",
+        }
+    }
+}
+
+/// How long an Express execution may run.
+pub const EXPRESS_MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// What `start_sync_execution` answers (`StartSyncExecution`'s response).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncExecution {
+    /// `arn:aws:states:<region>:<account>:express:<state machine>:<name>:<id>`.
+    pub execution_arn: String,
+    /// The state machine's ARN.
+    pub state_machine_arn: String,
+    /// The execution's name.
+    pub name: String,
+    /// When it started.
+    pub start_date: DateTime<Utc>,
+    /// When it stopped.
+    pub stop_date: DateTime<Utc>,
+    /// `SUCCEEDED`, `FAILED` or `TIMED_OUT`.
+    pub status: ExecutionStatus,
+    /// The input, as JSON text.
+    pub input: String,
+    /// The output, as JSON text, when it succeeded.
+    pub output: Option<String>,
+    /// The error, when it failed or timed out.
+    pub error: Option<String>,
+    /// The cause, when it failed or timed out.
+    pub cause: Option<String>,
+    /// Billed duration in milliseconds (rounded up to 100 ms, as AWS bills Express).
+    pub billed_duration_ms: u64,
 }
 
 struct Running {
@@ -62,6 +116,15 @@ impl std::fmt::Debug for Engine {
             .field("clock", &self.inner.rt.clock)
             .field("config", &self.inner.rt.config)
             .finish_non_exhaustive()
+    }
+}
+
+/// Refuses a task token this engine could not have issued.
+fn check_token(token: &str) -> Result<(), EngineError> {
+    if token.starts_with(TOKEN_PREFIX) && token.len() <= 2048 {
+        Ok(())
+    } else {
+        Err(EngineError::InvalidToken(format!("Invalid Token: '{token}'")))
     }
 }
 
@@ -99,6 +162,7 @@ impl Engine {
             inner: Arc::new(Inner {
                 rt: Arc::new(Runtime {
                     store,
+                    callbacks: Arc::new(Callbacks::default()),
                     clock,
                     registry,
                     region: Arc::from(config.region.as_str()),
@@ -122,13 +186,29 @@ impl Engine {
         format!("arn:aws:states:{}:{}:stateMachine:{name}", c.region, c.account)
     }
 
-    /// Registers (or replaces) a state machine. Executions already started keep the
+    /// Registers (or replaces) a Standard state machine. Executions already started keep the
     /// definition they started with.
     pub fn register_state_machine(&self, name: &str, definition: Definition) -> Result<String, EngineError> {
+        self.register_state_machine_of_type(name, definition, StateMachineType::Standard)
+    }
+
+    /// Registers (or replaces) a state machine of the given type. An Express state machine is
+    /// refused when a Task uses the `.sync` or `.waitForTaskToken` pattern, as AWS refuses it.
+    pub fn register_state_machine_of_type(
+        &self,
+        name: &str,
+        definition: Definition,
+        kind: StateMachineType,
+    ) -> Result<String, EngineError> {
         check_name(name).map_err(EngineError::InvalidName)?;
+        if kind == StateMachineType::Express
+            && let Some(e) = definition.express_refusal()
+        {
+            return Err(EngineError::InvalidDefinition(e));
+        }
         let arn = self.state_machine_arn(name);
         let mut machines = self.inner.machines.write().unwrap_or_else(|e| e.into_inner());
-        machines.insert(name.to_string(), Registered { arn: arn.clone(), definition });
+        machines.insert(name.to_string(), Registered { arn: arn.clone(), definition, kind });
         Ok(arn)
     }
 
@@ -152,13 +232,14 @@ impl Engine {
         name: Option<&str>,
         input: Value,
     ) -> Result<StartedExecution, EngineError> {
-        let (sm_arn, definition) = {
+        let (sm_arn, definition, kind) = {
             let machines = self.inner.machines.read().unwrap_or_else(|e| e.into_inner());
             let r = machines
                 .get(state_machine)
                 .ok_or_else(|| EngineError::StateMachineDoesNotExist(state_machine.to_string()))?;
-            (r.arn.clone(), r.definition.clone())
+            (r.arn.clone(), r.definition.clone(), r.kind)
         };
+        let express = kind == StateMachineType::Express;
         let name = match name {
             Some(n) => n.to_string(),
             None => uuid::Uuid::new_v4().to_string(),
@@ -173,10 +254,20 @@ impl Engine {
             )));
         }
         let rt = &self.inner.rt;
-        let arn = format!(
-            "arn:aws:states:{}:{}:execution:{state_machine}:{name}",
-            rt.config.region, rt.config.account
-        );
+        // An Express execution's ARN carries an id of its own: names need not be unique.
+        let arn = if express {
+            format!(
+                "arn:aws:states:{}:{}:express:{state_machine}:{name}:{}",
+                rt.config.region,
+                rt.config.account,
+                uuid::Uuid::new_v4()
+            )
+        } else {
+            format!(
+                "arn:aws:states:{}:{}:execution:{state_machine}:{name}",
+                rt.config.region, rt.config.account
+            )
+        };
         let now = rt.clock.now();
         let machine = definition.machine().clone();
         let start = &machine.states[machine.start_at];
@@ -260,6 +351,7 @@ impl Engine {
             start_time: now,
             redrive_count: 0,
             redrive_time: None,
+            express,
             definition,
             rt: rt.clone(),
             next_event_id: Mutex::new(3),
@@ -325,6 +417,90 @@ impl Engine {
         self.describe(execution_arn).await
     }
 
+    /// Starts an execution of an Express state machine and waits for it to stop
+    /// (`StartSyncExecution`). A Standard state machine is refused, as AWS refuses it.
+    pub async fn start_sync_execution(
+        &self,
+        state_machine: &str,
+        name: Option<&str>,
+        input: Value,
+    ) -> Result<SyncExecution, EngineError> {
+        let kind = {
+            let machines = self.inner.machines.read().unwrap_or_else(|e| e.into_inner());
+            machines
+                .get(state_machine)
+                .map(|r| r.kind)
+                .ok_or_else(|| EngineError::StateMachineDoesNotExist(state_machine.to_string()))?
+        };
+        if kind != StateMachineType::Express {
+            return Err(EngineError::StateMachineTypeNotSupported(format!(
+                "'{state_machine}' is a {} state machine; StartSyncExecution runs only EXPRESS state machines",
+                kind.as_str()
+            )));
+        }
+        let started = self.start_execution(state_machine, name, input).await?;
+        let record = self.wait(&started.execution_arn).await?;
+        let stop_date = record.stop_date.unwrap_or_else(|| self.inner.rt.clock.now());
+        let millis = (stop_date - record.start_date).num_milliseconds().max(0) as u64;
+        Ok(SyncExecution {
+            execution_arn: record.execution_arn,
+            state_machine_arn: record.state_machine_arn,
+            name: record.name,
+            start_date: record.start_date,
+            stop_date,
+            status: record.status,
+            input: record.input,
+            output: record.output,
+            error: record.error,
+            cause: record.cause,
+            billed_duration_ms: millis.div_ceil(100).max(1) * 100,
+        })
+    }
+
+    /// Ends the `.waitForTaskToken` task waiting for `token` with `output` as its result
+    /// (`SendTaskSuccess`).
+    pub fn send_task_success(&self, token: &str, output: Value) -> Result<(), EngineError> {
+        check_token(token)?;
+        let size = to_json(&output).len();
+        if size > PAYLOAD_LIMIT_BYTES {
+            return Err(EngineError::InvalidOutput(format!(
+                "the output is {size} bytes, more than the 262144 bytes allowed"
+            )));
+        }
+        self.complete_task(token, Ok(output))
+    }
+
+    /// Fails the `.waitForTaskToken` task waiting for `token` (`SendTaskFailure`); `Retry` and
+    /// `Catch` see `error`.
+    pub fn send_task_failure(
+        &self,
+        token: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<(), EngineError> {
+        check_token(token)?;
+        let failure = Failure { error: error.map(str::to_string), cause: cause.map(str::to_string) };
+        self.complete_task(token, Err(failure))
+    }
+
+    /// Restarts the heartbeat timeout of the task waiting for `token` (`SendTaskHeartbeat`).
+    pub fn send_task_heartbeat(&self, token: &str) -> Result<(), EngineError> {
+        check_token(token)?;
+        if self.inner.rt.callbacks.heartbeat(token) {
+            Ok(())
+        } else {
+            Err(EngineError::TaskDoesNotExist("Task Timed Out or does not exist".into()))
+        }
+    }
+
+    fn complete_task(&self, token: &str, result: crate::exec::CallbackResult) -> Result<(), EngineError> {
+        if self.inner.rt.callbacks.complete(token, result) {
+            Ok(())
+        } else {
+            Err(EngineError::TaskDoesNotExist("Task Timed Out or does not exist".into()))
+        }
+    }
+
     /// True while this engine is running the execution.
     pub fn is_running(&self, execution_arn: &str) -> bool {
         self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).contains_key(execution_arn)
@@ -384,6 +560,11 @@ impl Engine {
     /// results, the failed ones run again from the state that failed. Returns the redrive date.
     pub async fn redrive(&self, execution_arn: &str) -> Result<DateTime<Utc>, EngineError> {
         let record = self.describe(execution_arn).await?;
+        if is_express_arn(execution_arn) {
+            return Err(EngineError::ExecutionNotRedrivable(
+                "Express executions cannot be redriven; start a new execution".into(),
+            ));
+        }
         match record.status {
             ExecutionStatus::Failed | ExecutionStatus::Aborted | ExecutionStatus::TimedOut => {}
             s => {
@@ -497,6 +678,7 @@ impl Engine {
             start_time: record.start_date,
             redrive_count: record.redrive_count,
             redrive_time: record.redrive_date,
+            express: is_express_arn(&record.execution_arn),
             definition,
             rt: self.inner.rt.clone(),
             next_event_id: Mutex::new(next_event_id),
@@ -509,7 +691,11 @@ impl Engine {
 
 /// Runs an execution's root frame and records how it ended.
 async fn drive(exec: Arc<Exec>, root: Frame) {
-    let timeout = exec.definition.machine().timeout_seconds;
+    let mut timeout = exec.definition.machine().timeout_seconds;
+    if exec.express {
+        let limit = EXPRESS_MAX_DURATION.as_secs();
+        timeout = Some(timeout.map_or(limit, |t| t.min(limit)));
+    }
     let run = run_frame(exec.clone(), root);
     let arn = exec.arn.to_string();
     let outcome = match timeout {

@@ -122,6 +122,19 @@ pub enum EngineError {
     /// The execution cannot be redriven (still running, succeeded, or nothing to redrive).
     #[error("ExecutionNotRedrivable: {0}")]
     ExecutionNotRedrivable(String),
+    /// The call needs a state machine of the other type (`StartSyncExecution` on a Standard
+    /// state machine).
+    #[error("StateMachineTypeNotSupported: {0}")]
+    StateMachineTypeNotSupported(String),
+    /// No task is waiting for this task token (`SendTaskSuccess` and its siblings).
+    #[error("TaskDoesNotExist: {0}")]
+    TaskDoesNotExist(String),
+    /// The output sent with a task token is too large or not JSON.
+    #[error("InvalidOutput: {0}")]
+    InvalidOutput(String),
+    /// The task token is not one this engine issues.
+    #[error("InvalidToken: {0}")]
+    InvalidToken(String),
     /// The execution store failed.
     #[error("execution store: {0}")]
     Store(#[from] crate::store::StoreError),

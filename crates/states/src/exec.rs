@@ -22,7 +22,7 @@ use crate::definition::{
 use crate::error::{Failure, PAYLOAD_LIMIT_BYTES, at_state, names};
 use crate::history::{self, EventKind, Payload};
 use crate::store::{Batch, ExecutionStore, ExecutionUpdate, FrameRecord, FrameStatus, StoreError};
-use crate::task::{ResourceKind, TaskContext, TaskError, TaskOutput, TaskRegistry, parse_function_ref};
+use crate::task::{ResourceKind, TaskContext, TaskOutput, TaskRegistry, parse_function_ref};
 use crate::template::{EvalError, Scope, Template, TemplateError};
 
 /// Settings of the engine that show in ARNs and error texts.
@@ -49,6 +49,7 @@ impl Default for EngineConfig {
 /// What the engine's executions share.
 pub(crate) struct Runtime {
     pub store: Arc<dyn ExecutionStore>,
+    pub callbacks: Arc<Callbacks>,
     pub clock: Arc<dyn Clock>,
     pub registry: TaskRegistry,
     pub config: EngineConfig,
@@ -66,6 +67,8 @@ pub(crate) struct Exec {
     pub start_time: DateTime<Utc>,
     pub redrive_count: u32,
     pub redrive_time: Option<DateTime<Utc>>,
+    /// An Express execution: no redrive, and a context object without its fields.
+    pub express: bool,
     pub definition: Definition,
     pub rt: Arc<Runtime>,
     pub next_event_id: Mutex<u64>,
@@ -314,27 +317,44 @@ impl Exec {
     }
 
     fn context_object(&self, frame: &Frame, state: &State, map_item: Option<(usize, &Value)>) -> Value {
+        self.context_object_with(frame, state, map_item, None)
+    }
+
+    /// The context object `$$` as AWS shows it to a state: the execution (an Express execution
+    /// has no redrive fields), the state machine, the state (with `RetryCount` only in the
+    /// states that can retry), the task token of a `.waitForTaskToken` task and the Map item.
+    fn context_object_with(
+        &self,
+        frame: &Frame,
+        state: &State,
+        map_item: Option<(usize, &Value)>,
+        task_token: Option<&str>,
+    ) -> Value {
         let mut exec = Map::new();
         exec.insert("Id".into(), Value::String(self.arn.to_string()));
         exec.insert("Input".into(), (*self.input).clone());
         exec.insert("StartTime".into(), Value::String(iso(&self.start_time)));
         exec.insert("Name".into(), Value::String(self.name.to_string()));
         exec.insert("RoleArn".into(), Value::String(self.rt.config.role_arn.clone()));
-        exec.insert("RedriveCount".into(), Value::from(self.redrive_count));
-        if let Some(t) = &self.redrive_time {
-            exec.insert("RedriveTime".into(), Value::String(iso(t)));
+        if !self.express {
+            exec.insert("RedriveCount".into(), Value::from(self.redrive_count));
+            if let Some(t) = &self.redrive_time {
+                exec.insert("RedriveTime".into(), Value::String(iso(t)));
+            }
+        }
+        let mut st = Map::new();
+        st.insert("Name".into(), Value::String(state.name.to_string()));
+        st.insert("EnteredTime".into(), Value::String(iso(&frame.entered_time)));
+        if matches!(state.kind, Kind::Task(_) | Kind::Map(_) | Kind::Parallel { .. }) {
+            st.insert("RetryCount".into(), Value::from(frame.retries.iter().sum::<u32>()));
         }
         let mut ctx = Map::new();
         ctx.insert("Execution".into(), Value::Object(exec));
-        ctx.insert(
-            "State".into(),
-            json!({
-                "EnteredTime": iso(&frame.entered_time),
-                "Name": &*state.name,
-                "RetryCount": frame.retries.iter().sum::<u32>(),
-            }),
-        );
         ctx.insert("StateMachine".into(), json!({"Id": &*self.sm_arn, "Name": &*self.sm_name}));
+        ctx.insert("State".into(), Value::Object(st));
+        if let Some(token) = task_token {
+            ctx.insert("Task".into(), json!({ "Token": token }));
+        }
         if let Some((i, v)) = map_item {
             ctx.insert("Map".into(), json!({"Item": {"Index": i, "Value": v}}));
         }
@@ -839,6 +859,77 @@ fn display_plain(v: &Value) -> String {
     }
 }
 
+/// The numbers of a Map state that may come from a path.
+#[derive(Clone, Copy)]
+enum MapNumber {
+    MaxConcurrency,
+    ToleratedCount,
+    ToleratedPercentage,
+}
+
+/// A Map state's `MaxConcurrency`, `ToleratedFailureCount` or `ToleratedFailurePercentage`,
+/// literal or from its `...Path`, checked as AWS checks it: a path's value may be a number or a
+/// string holding an integer; anything else, or a value out of range, fails the state with
+/// `States.Runtime` and AWS's own words (no state prefix).
+fn map_number(
+    which: MapNumber,
+    spec: Option<&NumSpec>,
+    scope: &Scope<'_>,
+    io: &Io<'_>,
+) -> Result<Option<f64>, Failure> {
+    let (field, kind) = match which {
+        MapNumber::MaxConcurrency => ("MaxConcurrencyPath", "integer"),
+        MapNumber::ToleratedCount => ("ToleratedFailureCountPath", "integer"),
+        MapNumber::ToleratedPercentage => ("ToleratedFailurePercentagePath", "float"),
+    };
+    let path = match spec {
+        None => return Ok(None),
+        Some(NumSpec::Lit(n)) => return Ok(Some(*n)),
+        Some(NumSpec::Path(p)) => p,
+    };
+    let value = scope.resolve(path).map_err(|e| match e {
+        EvalError::Path { path, message } => io.runtime(format!("Invalid path '{path}' : {message}")),
+        EvalError::UndefinedVariable(v) => {
+            io.runtime(format!("Invalid path '{}' : The variable '{v}' is not defined", path.as_str()))
+        }
+        EvalError::Intrinsic(m) => io.runtime(m),
+    })?;
+    let number = match &value {
+        Value::Number(n) => match which {
+            MapNumber::ToleratedPercentage => n.as_f64(),
+            // Integers only: `1.5` concurrent iterations means nothing.
+            _ => n.as_i64().map(|i| i as f64).or_else(|| n.as_u64().map(|u| u as f64)),
+        },
+        // A string that holds an integer counts as that integer.
+        Value::String(t) => t.trim().parse::<i64>().ok().map(|i| i as f64),
+        _ => None,
+    };
+    let Some(n) = number else {
+        return Err(Failure::new(
+            names::RUNTIME,
+            format!(
+                "The {field} field refers to value \"{}\" which is not a valid {kind}: {}",
+                display_plain(&value),
+                path.as_str()
+            ),
+        ));
+    };
+    let out_of_range = match which {
+        MapNumber::MaxConcurrency if n < 0.0 => {
+            Some(format!("Expected non-negative integer for MaxConcurrency, got '{n}' instead."))
+        }
+        MapNumber::ToleratedCount if n < 0.0 => Some("ToleratedFailureCount cannot be negative.".to_string()),
+        MapNumber::ToleratedPercentage if !(0.0..=100.0).contains(&n) => {
+            Some("ToleratedFailurePercentage must be between 0 and 100.".to_string())
+        }
+        _ => None,
+    };
+    match out_of_range {
+        Some(cause) => Err(Failure::new(names::RUNTIME, cause)),
+        None => Ok(Some(n)),
+    }
+}
+
 /// Evaluates `TimeoutSeconds`/`MaxConcurrency`-style numbers.
 fn num_value(spec: &NumSpec, scope: &Scope<'_>) -> Result<Option<f64>, String> {
     match spec {
@@ -880,7 +971,20 @@ fn lambda_not_found(exec: &Exec, function: &str) -> Failure {
     )
 }
 
-fn lambda_invoke_response(payload: Value, bytes: usize, now: DateTime<Utc>) -> Value {
+/// How a `lambda:invoke` call was made, as far as its response shows it.
+struct InvokeShape {
+    /// 200 (`RequestResponse`), 202 (`Event`) or 204 (`DryRun`).
+    status: u16,
+    /// The version that ran (`$LATEST`, or the numbered version the qualifier names);
+    /// absent when nothing ran synchronously.
+    executed_version: Option<String>,
+    /// `LogType: Tail`: the last lines of the function's log, base64-encoded.
+    log_result: Option<String>,
+}
+
+/// The Lambda `Invoke` response as the optimized integration returns it: the payload parsed,
+/// with the SDK's HTTP metadata around it.
+fn lambda_invoke_response(payload: Value, bytes: usize, now: DateTime<Utc>, shape: &InvokeShape) -> Value {
     let rid = uuid::Uuid::new_v4().to_string();
     let date = now.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
     let mut rng = rand::rng();
@@ -892,45 +996,206 @@ fn lambda_invoke_response(payload: Value, bytes: usize, now: DateTime<Utc>) -> V
         rng.random::<u32>()
     );
     let len = bytes.to_string();
-    json!({
-        "ExecutedVersion": "$LATEST",
-        "Payload": payload,
-        "SdkHttpMetadata": {
-            "AllHttpHeaders": {
-                "X-Amz-Executed-Version": ["$LATEST"],
-                "x-amzn-Remapped-Content-Length": ["0"],
-                "Connection": ["keep-alive"],
-                "x-amzn-RequestId": [rid],
-                "Content-Length": [len],
-                "Date": [date],
-                "X-Amzn-Trace-Id": [trace],
-                "Content-Type": ["application/json"]
-            },
-            "HttpHeaders": {
-                "Connection": "keep-alive",
-                "Content-Length": len,
-                "Content-Type": "application/json",
-                "Date": date,
-                "X-Amz-Executed-Version": "$LATEST",
-                "x-amzn-Remapped-Content-Length": "0",
-                "x-amzn-RequestId": rid,
-                "X-Amzn-Trace-Id": trace
-            },
-            "HttpStatusCode": 200
+    let mut all = Map::new();
+    let mut plain = Map::new();
+    if let Some(log) = &shape.log_result {
+        all.insert("X-Amz-Log-Result".into(), json!([log]));
+    }
+    if let Some(v) = &shape.executed_version {
+        all.insert("X-Amz-Executed-Version".into(), json!([v]));
+    }
+    all.insert("x-amzn-Remapped-Content-Length".into(), json!(["0"]));
+    all.insert("Connection".into(), json!(["keep-alive"]));
+    all.insert("x-amzn-RequestId".into(), json!([rid]));
+    all.insert("Content-Length".into(), json!([len]));
+    all.insert("Date".into(), json!([date]));
+    all.insert("X-Amzn-Trace-Id".into(), json!([trace]));
+    all.insert("Content-Type".into(), json!(["application/json"]));
+    plain.insert("Connection".into(), json!("keep-alive"));
+    plain.insert("Content-Length".into(), json!(len));
+    plain.insert("Content-Type".into(), json!("application/json"));
+    plain.insert("Date".into(), json!(date));
+    if let Some(v) = &shape.executed_version {
+        plain.insert("X-Amz-Executed-Version".into(), json!(v));
+    }
+    if let Some(log) = &shape.log_result {
+        plain.insert("X-Amz-Log-Result".into(), json!(log));
+    }
+    plain.insert("x-amzn-Remapped-Content-Length".into(), json!("0"));
+    plain.insert("x-amzn-RequestId".into(), json!(rid));
+    plain.insert("X-Amzn-Trace-Id".into(), json!(trace));
+    let mut out = Map::new();
+    if let Some(v) = &shape.executed_version {
+        out.insert("ExecutedVersion".into(), json!(v));
+    }
+    if let Some(log) = &shape.log_result {
+        out.insert("LogResult".into(), json!(log));
+    }
+    out.insert("Payload".into(), payload);
+    out.insert(
+        "SdkHttpMetadata".into(),
+        json!({"AllHttpHeaders": all, "HttpHeaders": plain, "HttpStatusCode": shape.status}),
+    );
+    out.insert("SdkResponseMetadata".into(), json!({"RequestId": rid}));
+    out.insert("StatusCode".into(), json!(shape.status));
+    Value::Object(out)
+}
+
+/// The last lines of a function's log as `LogType: Tail` returns them (base64).
+fn log_tail(function: &str, version: &str) -> String {
+    use base64::Engine as _;
+    let rid = uuid::Uuid::new_v4();
+    let text = format!(
+        "START RequestId: {rid} Version: {version}\nEND RequestId: {rid}\nREPORT RequestId: {rid}\tDuration: 1.00 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\tMax Memory Used: 1 MB\t\n(ran locally as {function})\n"
+    );
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// The parameters of a `lambda:invoke` task, read as the `Invoke` API reads them.
+struct InvokeCall {
+    function: String,
+    payload: Value,
+    invocation_type: InvocationType,
+    qualifier: Option<String>,
+    log_tail: bool,
+    client_context: Option<Arc<str>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum InvocationType {
+    RequestResponse,
+    Event,
+    DryRun,
+}
+
+/// A Lambda API error as the integration names it: `Lambda.<code>`, the message and the
+/// request details.
+fn lambda_api_error(code: &str, status: u16, message: &str) -> Failure {
+    Failure::new(
+        format!("Lambda.{code}"),
+        format!(
+            "{message} (Service: AWSLambda; Status Code: {status}; Error Code: {code}; Request ID: {}; Proxy: null)",
+            uuid::Uuid::new_v4()
+        ),
+    )
+}
+
+fn read_invoke_call(params: &Value, io: &Io<'_>) -> Result<InvokeCall, Failure> {
+    let Some(obj) = params.as_object() else {
+        return Err(io.runtime("The Parameters of a lambda:invoke task must be an object with FunctionName"));
+    };
+    let Some(function) = obj.get("FunctionName").and_then(Value::as_str) else {
+        return Err(io.runtime("The field 'FunctionName' is required by lambda:invoke"));
+    };
+    let text = |field: &str| -> Result<Option<String>, Failure> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(lambda_api_error(
+                "InvalidParameterValueException",
+                400,
+                &format!("The value of {field} must be a string, not {}", to_json(other)),
+            )),
+        }
+    };
+    let invocation_type = match text("InvocationType")?.as_deref() {
+        None | Some("RequestResponse") => InvocationType::RequestResponse,
+        Some("Event") => InvocationType::Event,
+        Some("DryRun") => InvocationType::DryRun,
+        Some(other) => {
+            return Err(lambda_api_error(
+                "InvalidParameterValueException",
+                400,
+                &format!(
+                    "1 validation error detected: Value '{other}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
+                ),
+            ));
+        }
+    };
+    let log_tail = match text("LogType")?.as_deref() {
+        None | Some("None") => false,
+        Some("Tail") => true,
+        Some(other) => {
+            return Err(lambda_api_error(
+                "InvalidParameterValueException",
+                400,
+                &format!(
+                    "1 validation error detected: Value '{other}' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [None, Tail]"
+                ),
+            ));
+        }
+    };
+    let client_context = text("ClientContext")?;
+    if let Some(cc) = &client_context {
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(cc.as_bytes());
+        if cc.len() > 3583 || decoded.ok().and_then(|d| serde_json::from_slice::<Value>(&d).ok()).is_none() {
+            return Err(lambda_api_error(
+                "InvalidRequestContentException",
+                400,
+                "Client context must be a valid Base64-encoded JSON object of at most 3583 bytes",
+            ));
+        }
+    }
+    // A string Payload is sent as the request body as it is, not as a JSON string; no Payload,
+    // or null, sends nothing, which a function receives as an empty object.
+    let payload = match obj.get("Payload") {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(Value::String(body)) => match serde_json::from_str::<Value>(body) {
+            Ok(v) => v,
+            Err(e) => {
+                let cause = json!({
+                    "errorMessage": format!("Unable to unmarshal input: {e}"),
+                    "errorType": "Runtime.UnmarshalError",
+                });
+                return Err(Failure::new("Runtime.UnmarshalError", to_json(&cause)));
+            }
         },
-        "SdkResponseMetadata": {"RequestId": rid},
-        "StatusCode": 200
+        Some(other) => other.clone(),
+    };
+    Ok(InvokeCall {
+        function: function.to_string(),
+        payload,
+        invocation_type,
+        qualifier: text("Qualifier")?,
+        log_tail,
+        client_context: client_context.map(Arc::from),
     })
+}
+
+impl InvokeCall {
+    /// The function reference with the `Qualifier` applied (`name:qualifier`), as the
+    /// not-found error names it.
+    fn reference(&self) -> String {
+        match (&self.qualifier, parse_function_ref(&self.function)) {
+            (Some(q), Some(f)) if f.qualifier.is_none() => format!("{}:{q}", self.function),
+            _ => self.function.clone(),
+        }
+    }
+
+    /// The version that runs: a numbered version when the qualifier names one, else `$LATEST`
+    /// (an alias resolves to the only code there is locally).
+    fn executed_version(&self) -> String {
+        let qualifier = self.qualifier.clone().or_else(|| parse_function_ref(&self.function)?.qualifier);
+        match qualifier {
+            Some(q) if !q.is_empty() && q.bytes().all(|b| b.is_ascii_digit()) => q,
+            _ => "$LATEST".to_string(),
+        }
+    }
 }
 
 async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSpec) -> Result<Step, Halt> {
     let io = Io { state, entered: frame.entered_event_id };
     let call = &t.call;
     let input = frame.input.clone();
+    // A callback task's token exists before its Parameters are evaluated (`$$.Task.Token`),
+    // and is waited on from then: a function may send it back before it even returns.
+    let pending = call.callback.then(|| exec.rt.callbacks.open());
+    let token = pending.as_ref().map(|p| p.token.clone());
     // Input processing.
     let (params, timeout, heartbeat) = {
         let vars = frame.vars.clone();
-        let build = || exec.context_object(frame, state, None);
+        let build = || exec.context_object_with(frame, state, None, token.as_deref());
         let scope = Scope::new(&input, &build, &vars);
         let effective = io.select(&state.input_path, &scope, Cow::Borrowed(&*input))?;
         let scope = scope.with_input(&effective);
@@ -957,35 +1222,17 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
 
     let params_json = text_payload(&params);
     // Which handler, with which event.
+    let mut invoke: Option<InvokeCall> = None;
     let (handler, event, function_label) = match &call.kind {
         ResourceKind::Function | ResourceKind::Service { .. } => {
             (exec.rt.registry.lookup(&t.resource), params, t.resource.to_string())
         }
         ResourceKind::LambdaInvoke => {
-            let Some(obj) = params.as_object() else {
-                return Err(io
-                    .runtime("The Parameters of a lambda:invoke task must be an object with FunctionName")
-                    .into());
-            };
-            let Some(function) = obj.get("FunctionName").and_then(Value::as_str) else {
-                return Err(io.runtime("The field 'FunctionName' is required by lambda:invoke").into());
-            };
-            // A string Payload is sent as the request body as it is, not as a JSON string.
-            let payload = match obj.get("Payload") {
-                None => Value::Object(Map::new()),
-                Some(Value::String(body)) => match serde_json::from_str::<Value>(body) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        let cause = json!({
-                            "errorMessage": format!("Unable to unmarshal input: {e}"),
-                            "errorType": "Runtime.UnmarshalError",
-                        });
-                        return Err(Failure::new("Runtime.UnmarshalError", to_json(&cause)).into());
-                    }
-                },
-                Some(other) => other.clone(),
-            };
-            (exec.rt.registry.lookup(function), payload, function.to_string())
+            let c = read_invoke_call(&params, &io)?;
+            let handler = exec.rt.registry.lookup(&c.function);
+            let (event, label) = (c.payload.clone(), c.reference());
+            invoke = Some(c);
+            (handler, event, label)
         }
     };
     let is_lambda_arn = matches!(call.kind, ResourceKind::Function);
@@ -1038,30 +1285,59 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
         resource: t.resource.clone(),
         map_item_index: frame.map_index,
         retry_count: frame.retries.iter().sum(),
+        client_context: invoke.as_ref().and_then(|c| c.client_context.clone()),
+        task_token: token.clone(),
         clock: exec.rt.clock.clone(),
     };
-    let invocation = handler.invoke(event, ctx);
-    let outcome: Result<Result<TaskOutput, TaskError>, ()> = match timeout {
+    let invocation_type = invoke.as_ref().map_or(InvocationType::RequestResponse, |c| c.invocation_type);
+    let clock = exec.rt.clock.clone();
+    let run = async move {
+        match invocation_type {
+            InvocationType::Event => {
+                // Queued and left to run: the task does not wait for the function.
+                let invocation = handler.invoke(event, ctx);
+                tokio::spawn(async move {
+                    let _ = invocation.await;
+                });
+                return TaskEnd::Accepted;
+            }
+            InvocationType::DryRun => return TaskEnd::Accepted,
+            InvocationType::RequestResponse => {}
+        }
+        match handler.invoke(event, ctx).await {
+            Err(e) => TaskEnd::Failed(Failure::new(e.error, e.cause)),
+            Ok(out) => match pending {
+                None => TaskEnd::Output(out),
+                Some(p) => p.wait(heartbeat.map(Duration::from_secs), &clock).await,
+            },
+        }
+    };
+    let end = match timeout {
         Some(secs) => {
             let sleep = exec.rt.clock.sleep(Duration::from_secs(secs));
             tokio::select! {
-                r = invocation => Ok(r),
-                _ = sleep => Err(()),
+                r = run => r,
+                _ = sleep => TaskEnd::TimedOut(names::TIMEOUT),
             }
         }
-        None => Ok(invocation.await),
+        None => run.await,
     };
-    let output = match outcome {
-        Err(()) => {
-            return Err(fail(frame, Failure { error: Some(names::TIMEOUT.into()), cause: None }, true));
+    // The response as a value, the payload of the history event (the text the handler
+    // returned, or the value itself, written as JSON only if the history is read or stored),
+    // and its size.
+    let (result, text, bytes): (Value, Option<String>, usize) = match end {
+        TaskEnd::TimedOut(error) => {
+            return Err(fail(frame, Failure { error: Some(error.into()), cause: None }, true));
         }
-        Ok(Err(e)) => return Err(fail(frame, Failure::new(e.error, e.cause), false)),
-        Ok(Ok(out)) => out,
-    };
-    // The response as a value, and as the payload of the history event: the text the handler
-    // returned, or the value itself (written as JSON only if the history is read or stored).
-    let (result, text, bytes): (Value, Option<String>, usize) = match output {
-        TaskOutput::Json(v) => match call.kind {
+        TaskEnd::Failed(f) => return Err(fail(frame, f, false)),
+        TaskEnd::Accepted => (Value::String(String::new()), None, 0),
+        TaskEnd::Callback(v) => {
+            if exceeds_limit(&v) {
+                return Err(fail(frame, data_limit(&call.label), false));
+            }
+            (v, None, 0)
+        }
+        TaskEnd::Output(TaskOutput::Json(v)) => match call.kind {
             // lambda:invoke reports the response's size, so it is written out here.
             ResourceKind::LambdaInvoke => {
                 let t = to_json(&v);
@@ -1075,7 +1351,7 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
                 (v, None, 0)
             }
         },
-        TaskOutput::Raw(s) => {
+        TaskEnd::Output(TaskOutput::Raw(s)) => {
             let n = s.len();
             if n > PAYLOAD_LIMIT_BYTES {
                 return Err(fail(frame, data_limit(&call.label), false));
@@ -1095,9 +1371,23 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
     if bytes > PAYLOAD_LIMIT_BYTES {
         return Err(fail(frame, data_limit(&call.label), false));
     }
-    let (result, result_json): (Arc<Value>, Payload) = match (&call.kind, text) {
-        (ResourceKind::LambdaInvoke, _) => {
-            let r = Arc::new(lambda_invoke_response(result, bytes, exec.rt.clock.now()));
+    let (result, result_json): (Arc<Value>, Payload) = match (&invoke, text) {
+        // A callback's result is what was sent back with the token, as it is.
+        (Some(c), _) if !call.callback => {
+            let shape = match c.invocation_type {
+                InvocationType::RequestResponse => InvokeShape {
+                    status: 200,
+                    executed_version: Some(c.executed_version()),
+                    log_result: c.log_tail.then(|| log_tail(&c.function, &c.executed_version())),
+                },
+                InvocationType::Event => {
+                    InvokeShape { status: 202, executed_version: None, log_result: None }
+                }
+                InvocationType::DryRun => {
+                    InvokeShape { status: 204, executed_version: None, log_result: None }
+                }
+            };
+            let r = Arc::new(lambda_invoke_response(result, bytes, exec.rt.clock.now(), &shape));
             let j = Payload::Value(r.clone());
             (r, j)
         }
@@ -1142,6 +1432,113 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
     let output = io.select(&state.output_path, &scope, Cow::Owned(with_result))?.into_owned();
     drop(scope);
     finish(frame, state, output, assigned)
+}
+
+/// How a task's call ended.
+enum TaskEnd {
+    /// The handler answered.
+    Output(TaskOutput),
+    /// An `Event` or `DryRun` invocation: accepted, nothing to wait for.
+    Accepted,
+    /// A callback task's token was sent back with this output.
+    Callback(Value),
+    /// The handler failed, or the token was sent back as a failure.
+    Failed(Failure),
+    /// `States.Timeout` or `States.HeartbeatTimeout`.
+    TimedOut(&'static str),
+}
+
+/// What a task token is sent back with.
+pub(crate) type CallbackResult = Result<Value, Failure>;
+
+/// The task tokens of the `.waitForTaskToken` tasks now waiting, and how to end or extend
+/// each (`SendTaskSuccess`, `SendTaskFailure`, `SendTaskHeartbeat`).
+#[derive(Default)]
+pub(crate) struct Callbacks {
+    waiting: Mutex<HashMap<Arc<str>, Waiting>>,
+}
+
+struct Waiting {
+    done: Option<tokio::sync::oneshot::Sender<CallbackResult>>,
+    beat: Arc<tokio::sync::Notify>,
+}
+
+/// The prefix of the task tokens this engine issues.
+pub(crate) const TOKEN_PREFIX: &str = "lector-local-token-";
+
+impl Callbacks {
+    /// A new task token, waited on until the returned value is dropped.
+    pub fn open(self: &Arc<Self>) -> PendingCallback {
+        let token: Arc<str> = Arc::from(format!("{TOKEN_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let beat = Arc::new(tokio::sync::Notify::new());
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.insert(token.clone(), Waiting { done: Some(tx), beat: beat.clone() });
+        PendingCallback { token, rx, beat, callbacks: self.clone() }
+    }
+
+    /// Ends the task waiting for `token`; false when no task waits for it.
+    pub fn complete(&self, token: &str, result: CallbackResult) -> bool {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        match waiting.get_mut(token).and_then(|w| w.done.take()) {
+            Some(tx) => tx.send(result).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Restarts the heartbeat timeout of the task waiting for `token`; false when none waits.
+    pub fn heartbeat(&self, token: &str) -> bool {
+        let waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        match waiting.get(token) {
+            Some(w) if w.done.is_some() => {
+                w.beat.notify_one();
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A task token being waited on; dropping it forgets the token.
+pub(crate) struct PendingCallback {
+    pub token: Arc<str>,
+    rx: tokio::sync::oneshot::Receiver<CallbackResult>,
+    beat: Arc<tokio::sync::Notify>,
+    callbacks: Arc<Callbacks>,
+}
+
+impl PendingCallback {
+    /// Waits for the token to be sent back; with a heartbeat, each heartbeat restarts the
+    /// timer that otherwise ends the task with `States.HeartbeatTimeout`.
+    async fn wait(mut self, heartbeat: Option<Duration>, clock: &Arc<dyn Clock>) -> TaskEnd {
+        loop {
+            let timer = async {
+                match heartbeat {
+                    Some(d) => clock.sleep(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                r = &mut self.rx => {
+                    return match r {
+                        Ok(Ok(v)) => TaskEnd::Callback(v),
+                        Ok(Err(f)) => TaskEnd::Failed(f),
+                        // The registry is gone: the engine is shutting down.
+                        Err(_) => TaskEnd::Failed(Failure::bare(names::RUNTIME)),
+                    };
+                }
+                _ = self.beat.notified() => continue,
+                _ = timer => return TaskEnd::TimedOut(names::HEARTBEAT_TIMEOUT),
+            }
+        }
+    }
+}
+
+impl Drop for PendingCallback {
+    fn drop(&mut self) {
+        let mut waiting = self.callbacks.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.remove(&self.token);
+    }
 }
 
 /// The outcome of one child frame (Map iteration or Parallel branch).
@@ -1215,15 +1612,11 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
                 ))
                 .into());
         };
-        let num = |spec: &Option<NumSpec>| -> Result<Option<f64>, Failure> {
-            match spec {
-                None => Ok(None),
-                Some(s) => num_value(s, &scope).map_err(|e| io.runtime(e)),
-            }
-        };
-        let max_concurrency = num(&m.max_concurrency)?.unwrap_or(0.0);
-        let tolerated_count = num(&m.tolerated_count)?;
-        let tolerated_pct = num(&m.tolerated_percentage)?;
+        let max_concurrency =
+            map_number(MapNumber::MaxConcurrency, m.max_concurrency.as_ref(), &scope, &io)?.unwrap_or(0.0);
+        let tolerated_count = map_number(MapNumber::ToleratedCount, m.tolerated_count.as_ref(), &scope, &io)?;
+        let tolerated_pct =
+            map_number(MapNumber::ToleratedPercentage, m.tolerated_percentage.as_ref(), &scope, &io)?;
         (effective, items, max_concurrency, tolerated_count, tolerated_pct)
     };
     let n = items.len();

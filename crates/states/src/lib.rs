@@ -44,7 +44,7 @@ pub mod template;
 
 pub use clock::{Clock, RealClock, VirtualClock};
 pub use definition::{Definition, DefinitionError, DefinitionSubstitutions, Diagnostic, Severity, validate};
-pub use engine::{Engine, StartedExecution};
+pub use engine::{EXPRESS_MAX_DURATION, Engine, StartedExecution, StateMachineType, SyncExecution};
 pub use error::{EngineError, Failure};
 pub use exec::EngineConfig;
 pub use history::HistoryEvent;

@@ -48,6 +48,11 @@ pub struct TaskContext {
     pub map_item_index: Option<u64>,
     /// How many times this state has been retried so far (`$$.State.RetryCount`).
     pub retry_count: u32,
+    /// The `ClientContext` a `lambda:invoke` task passed (base64-encoded JSON), if any.
+    pub client_context: Option<Arc<str>>,
+    /// The task token of a `.waitForTaskToken` task (`$$.Task.Token`): the task ends when the
+    /// engine is sent this token's success or failure.
+    pub task_token: Option<Arc<str>>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -249,8 +254,9 @@ pub(crate) enum ResourceKind {
     /// A Lambda ARN (or a name / placeholder standing for a function): the effective
     /// parameters are the event, the function's response is the result.
     Function,
-    /// `arn:aws:states:::lambda:invoke`: `FunctionName` and `Payload` come from the
-    /// parameters; the result wraps the payload in the Lambda `Invoke` response.
+    /// `arn:aws:states:::lambda:invoke` (and its `.waitForTaskToken` pattern): `FunctionName`
+    /// and `Payload` come from the parameters; the result wraps the payload in the Lambda
+    /// `Invoke` response.
     LambdaInvoke,
     /// Another service integration, `arn:aws:states:::<service>:<action>[.pattern]`.
     Service { service: String, action: String },
@@ -262,7 +268,7 @@ pub(crate) fn resource_kind(resource: &str) -> ResourceKind {
         .or_else(|| resource.strip_prefix("arn:").and_then(|r| r.split_once(":states:::")).map(|(_, r)| r))
     {
         let (service, action) = rest.split_once(':').unwrap_or((rest, ""));
-        if service == "lambda" && action == "invoke" {
+        if service == "lambda" && matches!(action, "invoke" | "invoke.waitForTaskToken") {
             return ResourceKind::LambdaInvoke;
         }
         return ResourceKind::Service { service: service.to_string(), action: action.to_string() };
@@ -303,6 +309,14 @@ mod tests {
     #[test]
     fn resources_are_classified() {
         assert_eq!(resource_kind("arn:aws:states:::lambda:invoke"), ResourceKind::LambdaInvoke);
+        assert_eq!(
+            resource_kind("arn:aws:states:::lambda:invoke.waitForTaskToken"),
+            ResourceKind::LambdaInvoke
+        );
+        assert_eq!(
+            resource_kind("arn:aws:states:::lambda:invoke.sync"),
+            ResourceKind::Service { service: "lambda".into(), action: "invoke.sync".into() }
+        );
         assert_eq!(resource_kind("arn:aws:lambda:us-east-1:1:function:f"), ResourceKind::Function);
         assert_eq!(
             resource_kind("arn:aws:states:::sqs:sendMessage"),

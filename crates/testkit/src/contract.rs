@@ -31,6 +31,7 @@ macro_rules! event_store_contract {
             a_stream_longer_than_one_megabyte_reads_back_whole,
             concurrent_writers_on_one_stream_lose_nothing,
             a_reader_following_read_all_misses_nothing_under_concurrent_writers,
+            any_interleaving_of_writers_yields_contiguous_versions_losing_nothing,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -642,6 +643,186 @@ pub mod index {
                 .is_empty()
         );
     }
+}
+
+/// One generated run of writers on one stream: each writer's appends (the number of events of
+/// each), and the order in which the writers act. A step of the schedule is one append attempt
+/// by that writer (which may conflict and be tried again later), or, when `retry` is set, the
+/// writer sending its last successful append again at the version it expected then (a retried
+/// Lambda), which must change nothing.
+#[derive(Debug, Clone)]
+pub struct Interleaving {
+    pub writers: Vec<Vec<usize>>,
+    pub schedule: Vec<(usize, bool)>,
+}
+
+/// From one to four writers of one to five appends of one to four events, in any order.
+pub fn interleavings() -> impl proptest::strategy::Strategy<Value = Interleaving> {
+    use proptest::prelude::*;
+    (1usize..=4).prop_flat_map(|n| {
+        (
+            proptest::collection::vec(proptest::collection::vec(1usize..=4, 1..=5), n),
+            proptest::collection::vec((0..n, proptest::bool::weighted(0.2)), 0..48),
+        )
+            .prop_map(|(writers, schedule)| Interleaving { writers, schedule })
+    })
+}
+
+/// The property on any [`EventStore`]: whatever the interleaving of appends by N writers, the
+/// stream holds every event exactly once, at contiguous versions from 1, each append's events
+/// together and each writer's in its order; a retried append writes nothing; and `read_all`
+/// has the stream's events in version order. Cases: `PROPTEST_CASES` (default 32).
+pub async fn any_interleaving_of_writers_yields_contiguous_versions_losing_nothing(
+    store: Arc<dyn EventStore>,
+) {
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(32);
+    let handle = tokio::runtime::Handle::current();
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    let result = tokio::task::block_in_place(|| {
+        let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+        runner.run(&interleavings(), |plan| {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let s = stream(&format!("interleaving-{n}"));
+            handle.block_on(check_interleaving(&*store, &s, &plan)).map_err(TestCaseError::fail)
+        })
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// The events of writer `w`'s append `b`.
+fn batch_events(s: &StreamId, w: usize, b: usize, size: usize) -> Vec<NewEvent> {
+    (0..size)
+        .map(|i| event(&format!("{s}-w{w}-b{b}-e{i}"), json!({"writer": w, "batch": b, "i": i})))
+        .collect()
+}
+
+/// Runs one interleaving on stream `s` and checks the stream afterwards.
+pub async fn check_interleaving(
+    store: &dyn EventStore,
+    s: &StreamId,
+    plan: &Interleaving,
+) -> Result<(), String> {
+    let n = plan.writers.len();
+    // Where the global log stood before: the stream's events are all after it.
+    let mut mark = 0;
+    loop {
+        let page = store.read_all(mark, 1_000).await.map_err(|e| e.to_string())?;
+        match page.last() {
+            Some(last) => mark = last.position,
+            None => break,
+        }
+    }
+    let mut next = vec![0usize; n];
+    let mut expected = vec![0u64; n];
+    let mut last_success: Vec<Option<(u64, Vec<NewEvent>)>> = vec![None; n];
+    // The scheduled steps, then every writer in turn until each has made all its appends.
+    let drain = (0..).map(|i| (i % n, false));
+    let mut idle_rounds = 0;
+    for (w, retry) in plan.schedule.iter().copied().chain(drain) {
+        let w = w % n;
+        if next.iter().zip(&plan.writers).all(|(b, batches)| *b >= batches.len()) {
+            break;
+        }
+        if retry {
+            if let Some((at, events)) = &last_success[w] {
+                match store.append(s, ExpectedVersion(*at), events.clone()).await {
+                    Ok(AppendOutcome::AlreadyAppended { .. }) => {}
+                    Ok(other) => {
+                        return Err(format!("writer {w}'s retried append at {at} wrote again: {other:?}"));
+                    }
+                    Err(StoreError::Unavailable(_)) => {}
+                    Err(e) => return Err(format!("writer {w}'s retried append at {at} failed: {e}")),
+                }
+            }
+            continue;
+        }
+        let Some(&size) = plan.writers[w].get(next[w]) else {
+            idle_rounds += 1;
+            if idle_rounds > 10_000 {
+                return Err("the writers never finished".into());
+            }
+            continue;
+        };
+        let events = batch_events(s, w, next[w], size);
+        match store.append(s, ExpectedVersion(expected[w]), events.clone()).await {
+            Ok(AppendOutcome::Appended { first_version, last_version }) => {
+                if first_version != expected[w] + 1 || last_version != expected[w] + size as u64 {
+                    return Err(format!(
+                        "writer {w} expected {} and got versions {first_version}..={last_version} for {size} events",
+                        expected[w]
+                    ));
+                }
+                last_success[w] = Some((expected[w], events));
+                expected[w] = last_version;
+                next[w] += 1;
+            }
+            Ok(AppendOutcome::AlreadyAppended { .. }) => {
+                return Err(format!(
+                    "writer {w}'s first attempt at append {} was taken for a retry",
+                    next[w]
+                ));
+            }
+            Err(StoreError::Conflict { actual, .. }) => expected[w] = actual,
+            Err(StoreError::Unavailable(_)) => tokio::task::yield_now().await,
+            Err(e) => return Err(format!("writer {w} failed: {e}")),
+        }
+    }
+
+    let read = store.read_stream(s, 0).await.map_err(|e| e.to_string())?;
+    let total: usize = plan.writers.iter().flatten().sum();
+    if read.len() != total {
+        return Err(format!("{} events in the stream, {total} appended", read.len()));
+    }
+    for (i, e) in read.iter().enumerate() {
+        if e.version != i as u64 + 1 {
+            return Err(format!("event {i} is at version {}: versions are not contiguous", e.version));
+        }
+    }
+    let mut ids = HashSet::new();
+    let mut seen: BTreeMap<usize, Vec<(usize, usize)>> = BTreeMap::new();
+    for e in &read {
+        if !ids.insert(e.event_id) {
+            return Err(format!("event {} is in the stream twice", e.event_id));
+        }
+        let field = |k: &str| e.data[k].as_u64().map(|v| v as usize).ok_or(format!("event data {}", e.data));
+        seen.entry(field("writer")?).or_default().push((field("batch")?, field("i")?));
+    }
+    for (w, batches) in plan.writers.iter().enumerate() {
+        let want: Vec<(usize, usize)> =
+            batches.iter().enumerate().flat_map(|(b, &size)| (0..size).map(move |i| (b, i))).collect();
+        let got = seen.remove(&w).unwrap_or_default();
+        if got != want {
+            return Err(format!("writer {w}: {got:?} in the stream, {want:?} appended"));
+        }
+    }
+    // Each append's events are together: one atomic write, at consecutive versions.
+    for pair in read.windows(2) {
+        let (a, b) = (&pair[0].data, &pair[1].data);
+        if a["writer"] == b["writer"]
+            && a["batch"] == b["batch"]
+            && a["i"].as_u64().map(|i| i + 1) != b["i"].as_u64()
+        {
+            return Err(format!("an append's events are apart: {a} then {b}"));
+        }
+        if b["i"] != json!(0) && (a["writer"] != b["writer"] || a["batch"] != b["batch"]) {
+            return Err(format!("an append was split by another: {a} then {b}"));
+        }
+    }
+    // The global log has the stream's events, in version order.
+    let mut logged = Vec::new();
+    loop {
+        let page = store.read_all(mark, 1_000).await.map_err(|e| e.to_string())?;
+        let Some(last) = page.last() else { break };
+        mark = last.position;
+        logged.extend(page.into_iter().filter(|e| e.stream_id == *s).map(|e| e.event_id));
+    }
+    if logged != read.iter().map(|e| e.event_id).collect::<Vec<_>>() {
+        return Err("read_all does not hold the stream's events in version order".into());
+    }
+    Ok(())
 }
 
 /// The contract of every [`lector_core::feed::index::FeedIndex`], as `#[tokio::test]`s:

@@ -83,7 +83,9 @@ impl ExecutionStore for MemoryStore {
     ) -> BoxFuture<'static, Result<CreateOutcome, StoreError>> {
         let mut inner = self.lock();
         let key = (record.state_machine_name.clone(), record.name.clone());
-        if let Some(arn) = inner.by_name.get(&key)
+        let express = super::is_express_arn(&record.execution_arn);
+        if !express
+            && let Some(arn) = inner.by_name.get(&key)
             && let Some(e) = inner.execs.get(arn)
         {
             return Box::pin(ready(Ok(CreateOutcome::Existing(Box::new(e.record.clone())))));
@@ -93,7 +95,9 @@ impl ExecutionStore for MemoryStore {
         let arn = record.execution_arn.clone();
         let mut exec = Exec { record, events: Vec::new(), frames: HashMap::new(), seq };
         apply(&mut exec, first);
-        inner.by_name.insert(key, arn.clone());
+        if !express {
+            inner.by_name.insert(key, arn.clone());
+        }
         inner.execs.insert(arn, exec);
         Box::pin(ready(Ok(CreateOutcome::Created)))
     }

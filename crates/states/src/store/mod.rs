@@ -65,6 +65,12 @@ impl fmt::Display for ExecutionStatus {
     }
 }
 
+/// Whether an execution ARN is an Express execution's (`...:express:<machine>:<name>:<id>`):
+/// Express executions do not claim their name, so one name may start many of them.
+pub fn is_express_arn(arn: &str) -> bool {
+    arn.split(':').nth(5) == Some("express")
+}
+
 /// An execution as `DescribeExecution` shows it, plus the definition it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

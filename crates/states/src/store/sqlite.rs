@@ -88,7 +88,9 @@ CREATE TABLE IF NOT EXISTS executions (
     redrive_date TEXT,
     definition TEXT NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS executions_by_name ON executions(state_machine, name);
+DROP INDEX IF EXISTS executions_by_name;
+CREATE UNIQUE INDEX IF NOT EXISTS executions_by_standard_name ON executions(state_machine, name)
+    WHERE arn NOT LIKE '%:express:%';
 CREATE INDEX IF NOT EXISTS executions_by_status ON executions(status);
 CREATE TABLE IF NOT EXISTS events (
     execution INTEGER NOT NULL,
@@ -321,14 +323,19 @@ impl ExecutionStore for SqliteStore {
     ) -> BoxFuture<'static, Result<CreateOutcome, StoreError>> {
         self.run(move |conn| {
             let tx = conn.transaction()?;
-            let sql = format!("SELECT {RECORD_COLUMNS} FROM executions WHERE state_machine = ?1 AND name = ?2");
-            let existing = tx
-                .prepare_cached(&sql)?
-                .query_row(params![record.state_machine_name, record.name], record_from_row)
-                .optional()?
-                .transpose()?;
-            if let Some(e) = existing {
-                return Ok(CreateOutcome::Existing(Box::new(e)));
+            if !super::is_express_arn(&record.execution_arn) {
+                let sql = format!(
+                    "SELECT {RECORD_COLUMNS} FROM executions WHERE state_machine = ?1 AND name = ?2 \
+                     AND arn NOT LIKE '%:express:%'"
+                );
+                let existing = tx
+                    .prepare_cached(&sql)?
+                    .query_row(params![record.state_machine_name, record.name], record_from_row)
+                    .optional()?
+                    .transpose()?;
+                if let Some(e) = existing {
+                    return Ok(CreateOutcome::Existing(Box::new(e)));
+                }
             }
             tx.prepare_cached(
                 "INSERT INTO executions (arn, name, state_machine, state_machine_arn, status, input, output, error, cause, \
