@@ -6,6 +6,7 @@ pub mod convert;
 pub mod events;
 pub mod feed;
 pub mod projections;
+pub mod pronunciations;
 pub mod replay;
 pub mod schemas;
 pub mod serve;

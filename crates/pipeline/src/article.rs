@@ -99,8 +99,13 @@ const MAX_ELEMENTS: usize = 200_000;
 /// Extracts the article of a page. `url` (the page's address) resolves relative links and
 /// helps pick the title.
 pub fn extract_article(html: &str, url: Option<&Url>) -> Result<Article, ArticleError> {
-    let config =
-        Config { text_mode: TextMode::Formatted, max_elements_to_parse: MAX_ELEMENTS, ..Config::default() };
+    let config = Config {
+        text_mode: TextMode::Formatted,
+        max_elements_to_parse: MAX_ELEMENTS,
+        // Kept through extraction so that the parts marked for skipping are not read.
+        classes_to_preserve: vec![crate::document::SKIP_CLASS.to_owned()],
+        ..Config::default()
+    };
     let mut reader = Readability::new(html, url.map(Url::as_str), Some(config)).map_err(map_error)?;
     // Must be asked before parsing, which changes the document.
     let readable = reader.is_probably_readable();
@@ -175,6 +180,19 @@ mod tests {
         );
         assert!(!a.text().contains("Home"), "navigation kept: {}", a.text());
         assert!(a.words > 200);
+    }
+
+    #[test]
+    fn parts_of_a_page_marked_for_skipping_are_not_read() {
+        let para = "This is a sentence of a real article with enough words to be read. ".repeat(8);
+        let html = page(&format!(
+            "<article><h1>Skipping</h1><p>{para}</p><p data-lector-skip>Sponsored words here.</p>\
+             <p>{para}</p><div class=\"box lector-skip\"><p>Boxed words here.</p></div><p>{para}</p></article>"
+        ));
+        let a = extract_article(&html, None).unwrap();
+        assert!(a.text().contains("real article"), "{}", a.text());
+        assert!(!a.text().contains("Sponsored"), "{}", a.text());
+        assert!(!a.text().contains("Boxed"), "{}", a.text());
     }
 
     #[test]
