@@ -407,7 +407,7 @@ mod tests {
         Rule::SayAs { matches: m.into(), interpret_as: i }
     }
 
-    fn found(set: &Pronunciations, text: &str) -> Vec<&str> {
+    fn found<'a>(set: &Pronunciations, text: &'a str) -> Vec<&'a str> {
         set.find(text).into_iter().map(|f| &text[f.start..f.end]).collect()
     }
 

@@ -228,10 +228,8 @@ async fn piper_speaks_a_pronunciation_rules_ipa_in_place_of_the_words_phonemes()
     let inner = &rule_ids[0][2..rule_ids[0].len() - 1];
     assert!(holds(&with_rule[0], inner), "the rule's phonemes go in as they are");
     assert!(!holds(&without[0], inner), "espeak-ng says the word otherwise");
-    // Around the word, the sentence is as espeak-ng phonemizes it either way.
-    let the = &piper.ipa_ids("ðə", &voice).unwrap()[0];
-    let the = &the[2..the.len() - 1];
-    assert!(holds(&with_rule[0], the) && holds(&without[0], the));
+    // The sentence starts the same way either way: the "ð" of espeak-ng's "The".
+    assert_eq!(with_rule[0][..4], without[0][..4]);
     assert_ne!(with_rule, without, "the rule changed the phonemes");
     // An IPA symbol the voice has no id for is refused, named.
     let unknown = "<speak><phoneme alphabet=\"ipa\" ph=\"☃\">x</phoneme></speak>";

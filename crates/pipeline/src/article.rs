@@ -99,14 +99,13 @@ const MAX_ELEMENTS: usize = 200_000;
 /// Extracts the article of a page. `url` (the page's address) resolves relative links and
 /// helps pick the title.
 pub fn extract_article(html: &str, url: Option<&Url>) -> Result<Article, ArticleError> {
-    let config = Config {
-        text_mode: TextMode::Formatted,
-        max_elements_to_parse: MAX_ELEMENTS,
-        // Kept through extraction so that the parts marked for skipping are not read.
-        classes_to_preserve: vec![crate::document::SKIP_CLASS.to_owned()],
-        ..Config::default()
-    };
-    let mut reader = Readability::new(html, url.map(Url::as_str), Some(config)).map_err(map_error)?;
+    let config =
+        Config { text_mode: TextMode::Formatted, max_elements_to_parse: MAX_ELEMENTS, ..Config::default() };
+    // The parts marked for skipping go before extraction, which may unwrap their elements.
+    let dom = dom_query::Document::from(html);
+    dom.select(crate::document::SKIP_SELECTOR).remove();
+    let mut reader =
+        Readability::with_document(dom, url.map(Url::as_str), Some(config)).map_err(map_error)?;
     // Must be asked before parsing, which changes the document.
     let readable = reader.is_probably_readable();
     let parsed = reader.parse().map_err(map_error)?;

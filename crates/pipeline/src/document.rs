@@ -525,6 +525,8 @@ impl Walker {
 
 /// The class that marks a part of a post not to be read.
 pub const SKIP_CLASS: &str = "lector-skip";
+/// The parts of a post not to be read, as a CSS selector.
+pub const SKIP_SELECTOR: &str = "[data-lector-skip], .lector-skip";
 
 /// An element the author marked not to be read: `data-lector-skip`, or the class
 /// [`SKIP_CLASS`].
