@@ -9,6 +9,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use lector_aws::archive::ARCHIVE_VAR;
+use lector_aws::feed_index::{DynamoFeedIndex, FEED_TABLE_VAR};
 use lector_aws::index::{DynamoConversionIndex, INDEX_TABLE_VAR};
 use lector_aws::settings::{STATE_MACHINE_VAR, TABLE_VAR};
 use lector_aws::{DynamoEventStore, StepFunctions};
@@ -32,6 +33,8 @@ pub const LIST_TABLE: Setting =
     Setting { var: INDEX_TABLE_VAR, flag: "--list-table", output: "ListTableName" };
 pub const STATE_MACHINE: Setting =
     Setting { var: STATE_MACHINE_VAR, flag: "--state-machine-arn", output: "StateMachineArn" };
+pub const FEED_TABLE: Setting =
+    Setting { var: FEED_TABLE_VAR, flag: "--feed-table", output: "FeedTableName" };
 pub const ARCHIVE: Setting = Setting { var: ARCHIVE_VAR, flag: "--archive", output: "EventArchiveName" };
 
 impl Setting {
@@ -68,6 +71,22 @@ pub struct StackTables {
     /// With --aws: the list projection's table (the stack's ListTableName output).
     #[arg(long, env = INDEX_TABLE_VAR, value_name = "TABLE", hide_env_values = true)]
     pub list_table: Option<String>,
+}
+
+/// The deployed list of subscriptions, for `lector projections ... --aws`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StackFeedTable {
+    /// With --aws: the list of subscriptions' table (the stack's FeedTableName output).
+    #[arg(long, env = FEED_TABLE_VAR, value_name = "TABLE", hide_env_values = true)]
+    pub feed_table: Option<String>,
+}
+
+impl StackFeedTable {
+    /// The list of subscriptions on its table; a missing name is named with its stack output.
+    pub async fn connect(&self) -> anyhow::Result<DynamoFeedIndex> {
+        let table = FEED_TABLE.require(self.feed_table.as_deref())?;
+        Ok(DynamoFeedIndex::new(aws_sdk_dynamodb::Client::new(&sdk_config().await?), table))
+    }
 }
 
 /// The event log and the list projection on DynamoDB.

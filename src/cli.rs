@@ -31,6 +31,8 @@ enum Command {
     Events(cmd::events::Args),
     /// Print a conversion's status.
     Status(cmd::status::Args),
+    /// Subscribe to feeds, list, show, poll, pause, resume and end subscriptions.
+    Feeds(cmd::feeds::Args),
     /// Find failed conversions and redrive or restart them.
     Replay(cmd::replay::Args),
     /// Rebuild or check the read models folded from the event log.
@@ -55,6 +57,7 @@ pub fn main() -> ExitCode {
         Command::Convert(args) => cmd::convert::run(args),
         Command::Events(args) => cmd::events::run(args),
         Command::Status(args) => cmd::status::run(args),
+        Command::Feeds(args) => cmd::feeds::run(args),
         Command::Schemas(args) => cmd::schemas::run(args),
         Command::Projections(command) => cmd::projections::run(command),
         Command::Replay(args) => cmd::replay::run(args),

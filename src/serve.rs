@@ -27,6 +27,9 @@ const SAMPLE_FEED: &str = include_str!("sample/feed.xml");
 const INDEX_HTML: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
 const STYLE_CSS: &str = include_str!("../web/style.css");
+/// The read-along player, the very files the embed inlines.
+const PLAYER_JS: &str = lector_api::audio::PLAYER_JS;
+const PLAYER_CSS: &str = lector_api::audio::PLAYER_CSS;
 
 /// How `lector serve` is set up.
 #[derive(Clone)]
@@ -153,11 +156,13 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     response
 }
 
-/// The web page and the sample feed.
+/// The web page, its player and the sample feed.
 fn web_routes() -> Router {
     Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
         .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
         .route("/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
+        .route("/player.js", get(|| async { asset("text/javascript; charset=utf-8", PLAYER_JS) }))
+        .route("/player.css", get(|| async { asset("text/css; charset=utf-8", PLAYER_CSS) }))
         .route(SAMPLE_FEED_PATH, get(|| async { asset("application/rss+xml; charset=utf-8", SAMPLE_FEED) }))
 }

@@ -461,6 +461,116 @@ fn stream_consumers_report_item_failures_bisect_and_give_up_into_a_queue() {
         }
     }
     assert_eq!(consumers, 2, "publish-events and project-conversions read the stream");
+    // The projector is invoked only for the inserts of the two lists' streams.
+    let projector = &resources(&template)["ProjectConversionsFunction"]["Properties"]["Events"]["Stream"];
+    let filters = as_list(&projector["Properties"]["FilterCriteria"]["Filters"]);
+    assert_eq!(filters.len(), 1, "one filter: {filters:?}");
+    let pattern: Value =
+        serde_json::from_str(filters[0]["Pattern"].as_str().expect("a JSON pattern")).unwrap();
+    assert_eq!(pattern["eventName"], json!(["INSERT"]));
+    assert_eq!(
+        pattern["dynamodb"]["NewImage"]["stream_id"]["S"],
+        json!([
+            {"prefix": lector_core::StreamId::CONVERSION_PREFIX},
+            {"prefix": lector_core::StreamId::FEED_PREFIX}
+        ])
+    );
+}
+
+/// The variables a function reads, in its template environment.
+fn environment(template: &Value, function: &str) -> BTreeSet<String> {
+    resources(template)[function]["Properties"]["Environment"]["Variables"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{function} has an environment"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn subscriptions_are_polled_on_a_schedule_by_an_express_workflow() {
+    use lector_aws::feed_index::{FEED_TABLE_VAR, INDEXES};
+    use lector_aws::polls::POLL_STATE_MACHINE_VAR;
+
+    let template = template();
+    let r = resources(&template);
+    // The feed table has the layout DynamoFeedIndex reads: each index with its keys, keys only.
+    let table = &r["FeedTable"]["Properties"];
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(table["KeySchema"], json!([{"AttributeName": "feed_id", "KeyType": "HASH"}]));
+    let indexes = as_list(&table["GlobalSecondaryIndexes"]);
+    assert_eq!(indexes.len(), INDEXES.len());
+    for (name, partition, sort) in INDEXES {
+        let index =
+            indexes.iter().find(|i| i["IndexName"] == name).unwrap_or_else(|| panic!("no index {name}"));
+        assert_eq!(
+            index["KeySchema"],
+            json!([{"AttributeName": partition, "KeyType": "HASH"}, {"AttributeName": sort, "KeyType": "RANGE"}]),
+            "{name}"
+        );
+        assert_eq!(index["Projection"]["ProjectionType"], "KEYS_ONLY", "{name}");
+    }
+    // The polling workflow is Express, logged, and started by the schedule alone.
+    let machine = &r["PollFeedsStateMachine"]["Properties"];
+    assert_eq!(machine["Type"], "EXPRESS");
+    assert_eq!(machine["DefinitionUri"], "statemachines/poll-feeds.asl.json");
+    assert!(
+        machine["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+            .as_str()
+            .is_some_and(|g| r[g]["Type"] == "AWS::Logs::LogGroup"),
+        "the Express workflow logs to its own group"
+    );
+    let schedules = of_type(&template, "AWS::Scheduler::Schedule");
+    assert_eq!(schedules.len(), 1);
+    let target = &schedules[0].1["Properties"]["Target"];
+    assert_eq!(target["Arn"], json!({"Ref": "PollFeedsStateMachine"}));
+    assert_eq!(target["Input"], "{}", "a scheduled run polls the due feeds, none by id");
+    let role = target["RoleArn"]["Fn::GetAtt"][0].as_str().expect("the schedule has a role");
+    let statements = as_list(&r[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]);
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0]["Action"], json!(["states:StartExecution"]));
+    assert_eq!(statements[0]["Resource"], json!([{"Ref": "PollFeedsStateMachine"}]));
+    // PostDiscovered and PostChanged reach request-conversions, with a dead-letter queue.
+    let rule = &r["RequestConversionsFunction"]["Properties"]["Events"]["Found"];
+    assert_eq!(rule["Type"], "EventBridgeRule");
+    assert_eq!(rule["Properties"]["Pattern"]["detail-type"], json!(["PostDiscovered", "PostChanged"]));
+    let dlq = json!({"Fn::GetAtt": ["RequestConversionsDlq", "Arn"]});
+    assert_eq!(rule["Properties"]["DeadLetterConfig"]["Arn"], dlq);
+    assert_eq!(
+        r["RequestConversionsFunction"]["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+            ["Destination"],
+        dlq
+    );
+    // The functions that read the list of subscriptions or start polls are given them.
+    for function in ["ListDueFeedsFunction", "ApiFunction", "ProjectConversionsFunction"] {
+        assert!(environment(&template, function).contains(FEED_TABLE_VAR), "{function} has {FEED_TABLE_VAR}");
+    }
+    assert!(environment(&template, "ApiFunction").contains(POLL_STATE_MACHINE_VAR));
+    // poll-feed and the API read the settings (the WebSub secret among them) and the public
+    // address the hubs call back.
+    for function in ["PollFeedFunction", "ApiFunction"] {
+        let env = environment(&template, function);
+        for var in ["LECTOR_SETTINGS_PATH", "LECTOR_PUBLIC_URL"] {
+            assert!(env.contains(var), "{function} has {var}");
+        }
+    }
+}
+
+#[test]
+fn the_data_bucket_expires_work_and_the_speech_cache_but_never_audio() {
+    let template = template();
+    let rules = as_list(&resources(&template)["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]);
+    let expiring: BTreeMap<String, Value> = rules
+        .iter()
+        .filter(|r| r["Status"] == "Enabled" && !r["ExpirationInDays"].is_null())
+        .map(|r| (r["Prefix"].as_str().unwrap_or_default().to_owned(), r["ExpirationInDays"].clone()))
+        .collect();
+    assert_eq!(expiring.get("work/"), Some(&json!({"Ref": "WorkObjectDays"})));
+    assert_eq!(expiring.get("speech/"), Some(&json!({"Ref": "SpeechCacheDays"})));
+    assert!(!expiring.contains_key("") && !expiring.keys().any(|p| p.starts_with("audio")), "{expiring:?}");
+    // The unit cache's key is the one the steps write.
+    let unit = lector_core::ObjectKey::speech_unit(&"ab".repeat(16)).expect("a unit key");
+    assert!(unit.as_str().starts_with("speech/"), "{unit:?}");
 }
 
 #[test]

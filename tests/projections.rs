@@ -176,3 +176,68 @@ fn rebuild_gives_back_the_same_list_and_check_sees_drift() {
     assert!(lector.run(&["projections", "rebuild"]).status.success());
     assert!(lector.run(&["projections", "check"]).status.success());
 }
+
+/// The list of subscriptions is covered too: subscriptions in the log that the list misses are
+/// named by `check`, and `rebuild` folds them in.
+#[test]
+fn the_list_of_subscriptions_is_checked_and_rebuilt_from_the_log() {
+    use lector_core::feed::FeedStatus;
+    use lector_core::feed::event::FeedSubscribed;
+    use lector_core::feed::index::FeedIndex;
+    use lector_core::feed::service::execute_feed;
+    use lector_core::feed::subscription::FeedCommand;
+    use lector_core::{EventStore, FeedId};
+
+    let lector = Lector::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let data = lector::data::DataDir::open(&lector.data()).unwrap();
+    let ids: Vec<FeedId> = rt.block_on(async {
+        let mut ids = Vec::new();
+        for n in 0..3 {
+            let url = Url::parse(&format!("https://feed{n}.example/rss")).unwrap();
+            let id = FeedId::derive(&url);
+            let subscribed = FeedSubscribed {
+                feed_id: id.clone(),
+                url,
+                voice: VoiceId::new("en-us"),
+                engine: VoiceEngine::Espeak,
+                auto_convert: true,
+                regenerate_on_edit: false,
+                backfill: 0,
+                interval_minutes: 30,
+                owner: None,
+                podcast_guid: None,
+                subscribed_by: "test".into(),
+            };
+            let meta =
+                EventMeta { occurred_at: Utc::now(), correlation_id: id.to_string(), causation_id: None };
+            execute_feed(&data.events, &id, FeedCommand::Subscribe(subscribed), &meta).await.unwrap();
+            ids.push(id);
+        }
+        ids
+    });
+
+    // Nothing projected them: check names each missing feed and fails.
+    let check = lector.run(&["projections", "check"]);
+    assert!(!check.status.success());
+    let report = String::from_utf8_lossy(&check.stdout);
+    for id in &ids {
+        assert!(report.contains(&format!("missing: {id}")), "{report}");
+    }
+    assert!(report.contains("the conversion list matches the log"), "{report}");
+
+    let rebuilt = lector.run(&["projections", "rebuild"]);
+    assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
+    assert!(
+        String::from_utf8_lossy(&rebuilt.stdout).contains("rebuilt the list of subscriptions from 3 events")
+    );
+    let feeds = lector_local::feed_index::SqliteFeedIndex::new(data.db.clone());
+    for id in &ids {
+        let stream = rt.block_on(data.events.read_stream(&id.stream(), 0)).unwrap();
+        let folded = FeedStatus::fold(&stream).unwrap();
+        assert_eq!(rt.block_on(feeds.get(id)).unwrap(), folded, "{id} is listed as the log says");
+    }
+    let check = lector.run(&["projections", "check"]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("the list of subscriptions matches the log"));
+}

@@ -1,6 +1,7 @@
 //! The voices of a local run, end to end through the `lector` binary: a post converted with the
 //! Piper voice (installed by `scripts/tools.sh piper`), the voices `lector serve` offers, and
-//! Amazon Polly asked for without the AWS settings it needs.
+//! Amazon Polly asked for without the AWS settings it needs; French and German pages read by
+//! French and German voices.
 
 mod common;
 
@@ -83,7 +84,8 @@ fn serve_offers_piper_beside_espeak_with_the_licence_note_and_espeak_stays_the_d
     let voices = Http::new().get(&serve.url("/voices")).json();
     let data = &voices["data"];
     assert_eq!(data["default_engine"], "espeak");
-    assert_eq!(data["default_voice"], "en-us");
+    // No voice named: each post's language decides.
+    assert_eq!(data["default_voice"], "auto");
     let list = data["voices"].as_array().unwrap();
     let joe = list.iter().find(|v| v["id"] == "en_US-joe-medium").expect("the Piper voice is offered");
     assert_eq!(joe["engines"], serde_json::json!(["piper"]));
@@ -193,10 +195,13 @@ fn serve_with_polly_offers_pollys_engines_and_voices_beside_the_local_ones() {
     let data = &voices["data"];
     assert_eq!(data["default_engine"], "neural");
     let list = data["voices"].as_array().unwrap();
-    let default =
-        list.iter().find(|v| v["id"] == data["default_voice"]).expect("the default voice is listed");
-    assert!(default["engines"].as_array().unwrap().contains(&"neural".into()), "{default:#}");
-    assert_eq!(default["language"], "en-US");
+    // No voice named: the engine's voice for each post's language.
+    assert_eq!(data["default_voice"], "auto");
+    assert!(
+        list.iter()
+            .any(|v| v["language"] == "en-US" && v["engines"].as_array().unwrap().contains(&"neural".into())),
+        "an English voice of the default engine"
+    );
     let joanna = list.iter().find(|v| v["id"] == "Joanna").expect("Polly's voices, from DescribeVoices");
     assert_eq!((joanna["gender"].as_str(), joanna["language"].as_str()), (Some("Female"), Some("en-US")));
     assert!(list.iter().any(|v| v["id"] == "en-us" && v["engines"] == serde_json::json!(["espeak"])));
@@ -214,4 +219,47 @@ fn serve_with_polly_offers_pollys_engines_and_voices_beside_the_local_ones() {
         &serde_json::json!({"url": serve.url("/sample/feed.xml"), "engine": "piper"}),
     );
     assert_eq!(refused.status, 400, "{}", String::from_utf8_lossy(&refused.body));
+}
+
+const FRENCH: &str = "<p>Le gardien du phare montait chaque soir les cent marches de la tour. \
+    Il allumait la lampe avant que la tempête ne vienne de l'ouest. Les bateaux du port \
+    rentraient alors sans crainte, guidés par la lumière qui tournait au-dessus des rochers.</p>";
+const GERMAN: &str = "<p>Der Wärter des Leuchtturms stieg jeden Abend die hundert Stufen des Turms \
+    hinauf. Er zündete die Lampe an, bevor der Sturm aus dem Westen kam. Die Boote im Hafen \
+    kehrten dann ohne Furcht zurück, geleitet von dem Licht über den Felsen.</p>";
+
+/// A page in `language`'s words, declared in its `<html lang>` when `declared`.
+fn page(title: &str, body: &str, declared: Option<&str>) -> String {
+    let lang = declared.map(|l| format!(" lang=\"{l}\"")).unwrap_or_default();
+    format!(
+        "<!doctype html><html{lang}><head><title>{title}</title></head><body><article><h1>{title}</h1>{body}</article></body></html>"
+    )
+}
+
+#[test]
+fn a_french_and_a_german_page_are_read_by_french_and_german_voices() {
+    let server = TestServer::start();
+    // One says its language, the other is recognised from its words.
+    server.route("/fr", Reply::html(page("Le phare", FRENCH, Some("fr"))));
+    server.route("/de", Reply::html(page("Der Leuchtturm", GERMAN, None)));
+    let lector = Lector::new();
+    let serve = Serve::start(&lector, &[]);
+    let http = Http::new();
+    for (path, language) in [("/fr", "fr"), ("/de", "de")] {
+        let answer =
+            http.post_json(&serve.url("/conversions"), &serde_json::json!({"url": server.url(path)}));
+        assert_eq!(answer.status, 202, "{}", String::from_utf8_lossy(&answer.body));
+        let status_url = answer.json()["data"]["status_url"].as_str().unwrap().to_owned();
+        let status = http.wait_final(&status_url, std::time::Duration::from_secs(120));
+        assert_eq!(status["state"], "completed", "{status:#}");
+        assert_eq!(status["language"], language, "{status:#}");
+        let used = status["voice_used"].as_str().unwrap();
+        assert!(used.starts_with(language), "{path} is read by {used}, not a voice of {language}");
+        assert!(status["language_note"].is_null(), "a voice of its own language: {status:#}");
+        let id = status["conversion_id"].as_str().unwrap();
+        let events = http.get(&serve.url(&format!("/conversions/{id}/events"))).json()["data"].clone();
+        let fetched =
+            events.as_array().unwrap().iter().find(|e| e["type"] == "ArticleFetched").unwrap().clone();
+        assert_eq!(fetched["data"]["language"], language);
+    }
 }

@@ -1,7 +1,9 @@
 //! The web page in headless Chromium: a real `lector serve` on port 0 with a fresh data folder,
-//! a feed of corpus pages on loopback, and `tests/browser/page.mjs` driving the page through
+//! feeds on loopback, and `tests/browser/page.mjs` driving the page the way a person would:
 //! the token prompt, errors, preview, conversion, playback, download, embedding, the podcast
-//! feed and a phone-sized window.
+//! feed, the read-along player (on the page and in the embed), subscriptions (one of them
+//! failing), the library across reloads, dark mode and a phone-sized window; then, in a second
+//! browser session, an edited post re-narrated while its previous audio keeps playing.
 
 mod common;
 
@@ -9,15 +11,19 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use common::{rss, rss_item};
+use common::{Outage, rss, rss_item};
 use lector_testkit::http::{Reply, TestServer};
+use serde_json::json;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-/// The whole browser run; conversions of short posts with espeak-ng take seconds.
-const BROWSER_TIMEOUT: Duration = Duration::from_secs(150);
+/// The first browser run: five short posts converted with espeak-ng, and feed polls.
+const MAIN_TIMEOUT: Duration = Duration::from_secs(360);
+/// The second: one revision of a short post, its syntheses slowed to half a second each.
+const REVISION_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// The screenshots each step of `page.mjs` saves, in order.
 const SCREENSHOTS: &[&str] = &[
@@ -33,8 +39,46 @@ const SCREENSHOTS: &[&str] = &[
     "10-embed-in-iframe.png",
     "11-podcast.png",
     "12-failed.png",
-    "13-phone.png",
-    "14-phone-preview.png",
+    "13-read-along.png",
+    "14-read-along-keyboard.png",
+    "15-embed-read-along.png",
+    "16-embed-read-along-in-iframe.png",
+    "17-embed-compact.png",
+    "18-subscribed.png",
+    "19-subscription-paused.png",
+    "20-library-reloaded.png",
+    "21-library-filtered.png",
+    "22-library-paged.png",
+    "23-unsubscribed.png",
+    "24-dark.png",
+    "25-dark-embed.png",
+    "26-phone.png",
+    "27-phone-preview.png",
+    "revision-01-library.png",
+    "revision-02-revising.png",
+    "revision-03-revised.png",
+];
+
+/// The read-along post: two chapters (its headings) of three sentences, carried whole in its
+/// feed; `storm` is the second chapter's sentences, which the revision changes.
+fn read_along_html(storm: [&str; 3]) -> String {
+    format!(
+        "<h2>The harbour</h2><p>The keeper walked down to the harbour at dawn. Gulls circled over the \
+         empty boats. A cold wind came in from the sea.</p><h2>The storm</h2><p>{}</p>",
+        storm.join(" ")
+    )
+}
+
+const STORM: [&str; 3] = [
+    "By noon the sky had turned the colour of slate.",
+    "The first drops fell on the lamp room windows.",
+    "He lit the great lamp and waited.",
+];
+
+const STORM_EDITED: [&str; 3] = [
+    "By noon the whole sky had turned the colour of wet slate.",
+    "Heavy drops began to hammer on the lamp room windows.",
+    "He lit the great lamp, wound the clockwork and waited for the ships.",
 ];
 
 fn root() -> &'static Path {
@@ -73,13 +117,15 @@ fn require_browser() {
     );
 }
 
-/// `lector serve` on port 0 with a fresh data folder; the address from its first stdout line.
-fn start_serve(data: &Path, token: &str) -> (Killed, String, mpsc::Receiver<String>) {
+/// `lector serve` on port 0 with a fresh data folder, speaking through the logging `espeak-ng`
+/// of `voice`; the address from its first stdout line.
+fn start_serve(data: &Path, token: &str, voice: &Outage) -> (Killed, String, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lector"))
         .args(["serve", "--addr", "127.0.0.1:0", "--data"])
         .arg(data)
         .env("LECTOR_ALLOW_HOSTS", "127.0.0.1")
         .env("LECTOR_API_TOKEN", token)
+        .env("PATH", voice.path_env())
         .env_remove("LECTOR_PUBLIC_URL")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -161,8 +207,26 @@ fn run_driver(args: &[&str], token: &str, timeout: Duration) -> (Option<std::pro
     (status, output)
 }
 
+/// One run of the driver, `phase` of `page.mjs`, which must pass.
+fn drive(
+    phase: &str,
+    config: &serde_json::Value,
+    token: &str,
+    timeout: Duration,
+    log: &mpsc::Receiver<String>,
+) {
+    let started = Instant::now();
+    let (status, output) = run_driver(&[phase, &config.to_string()], token, timeout);
+    let log: Vec<String> = log.try_iter().collect();
+    let explain = || format!("browser run '{phase}':\n{output}\nlector serve's log:\n{}", log.join("\n"));
+    let status = status.unwrap_or_else(|| panic!("the browser run took over {timeout:?}\n{}", explain()));
+    assert!(status.success(), "the browser run failed ({status})\n{}", explain());
+    assert!(output.contains("all browser checks passed"), "the driver did not finish\n{}", explain());
+    eprintln!("browser run '{phase}': {:.1} s\n{output}", started.elapsed().as_secs_f64());
+}
+
 #[test]
-fn the_page_previews_converts_plays_downloads_embeds_and_subscribes_in_chromium() {
+fn the_page_converts_plays_along_subscribes_and_keeps_its_library_in_chromium() {
     require_browser();
 
     let feeds = TestServer::start();
@@ -177,11 +241,30 @@ fn the_page_previews_converts_plays_downloads_embeds_and_subscribes_in_chromium(
         ],
     );
     feeds.route("/feed.xml", Reply::rss(feed));
+    let post_url = feeds.url("/posts/lighthouse");
+    let publish = |storm: [&str; 3]| {
+        let item = rss_item("The lighthouse", &post_url, Some(&read_along_html(storm)));
+        feeds.route("/read-along.xml", Reply::rss(rss("Coast notes", &[item])));
+    };
+    publish(STORM);
+    // A feed that answers until its break address is fetched, then fails with HTTP 500.
+    let broken = Arc::new(AtomicBool::new(false));
+    let flaky = rss("Flaky notes", &[]);
+    let is_broken = Arc::clone(&broken);
+    feeds.dynamic("/flaky.xml", move |_| {
+        if is_broken.load(Ordering::SeqCst) { Reply::status(500) } else { Reply::rss(flaky.clone()) }
+    });
+    let breaker = Arc::clone(&broken);
+    feeds.dynamic("/flaky/break", move |_| {
+        breaker.store(true, Ordering::SeqCst);
+        Reply::text("broken")
+    });
 
     let data = tempfile::tempdir().expect("a temporary folder");
+    let voice = Outage::new(None);
     // Writes need a token, so the page's way of asking for one is driven too.
     let token = "web-test-token-7f3a";
-    let (_serve, base, serve_log) = start_serve(&data.path().join("data"), token);
+    let (_serve, base, serve_log) = start_serve(&data.path().join("data"), token, &voice);
 
     let shots: PathBuf = root().join("tests/browser/screenshots");
     std::fs::create_dir_all(&shots).expect("the screenshot folder");
@@ -191,20 +274,27 @@ fn the_page_previews_converts_plays_downloads_embeds_and_subscribes_in_chromium(
         }
     }
 
-    let feed_url = feeds.url("/feed.xml");
-    let started = Instant::now();
-    let (status, output) = run_driver(
-        &[&base, &feed_url, shots.to_str().expect("a UTF-8 path"), &missing],
-        token,
-        BROWSER_TIMEOUT,
-    );
-    let log: Vec<String> = serve_log.try_iter().collect();
-    let explain = || format!("browser run:\n{output}\nlector serve's log:\n{}", log.join("\n"));
-    let status =
-        status.unwrap_or_else(|| panic!("the browser run took over {BROWSER_TIMEOUT:?}\n{}", explain()));
-    assert!(status.success(), "the browser run failed ({status})\n{}", explain());
-    assert!(output.contains("all browser checks passed"), "the driver did not finish\n{}", explain());
-    eprintln!("browser run: {:.1} s\n{output}", started.elapsed().as_secs_f64());
+    let config = json!({
+        "base": base,
+        "feed_url": feeds.url("/feed.xml"),
+        "failing_post_url": missing,
+        "read_along_feed_url": feeds.url("/read-along.xml"),
+        "read_along_post_url": post_url,
+        "read_along_feed_title": "Coast notes",
+        "edited_sentences": STORM_EDITED,
+        "flaky_feed_url": feeds.url("/flaky.xml"),
+        "flaky_break_url": feeds.url("/flaky/break"),
+        "shots": shots.to_str().expect("a UTF-8 path"),
+    });
+    drive("main", &config, token, MAIN_TIMEOUT, &serve_log);
+
+    // The post is edited, and every synthesis now takes half a second, so that the revision is
+    // seen under way: a new browser, the library as the server keeps it, and the edited post
+    // converted again.
+    publish(STORM_EDITED);
+    voice.slow(true);
+    drive("revision", &config, token, REVISION_TIMEOUT, &serve_log);
+    voice.slow(false);
 
     for name in SCREENSHOTS {
         let file = shots.join(name);
@@ -216,6 +306,13 @@ fn the_page_previews_converts_plays_downloads_embeds_and_subscribes_in_chromium(
             bytes.len()
         );
     }
-    let taken = std::fs::read_dir(&shots).expect("the screenshot folder").flatten().count();
-    assert_eq!(taken, SCREENSHOTS.len(), "screenshots taken in {}", shots.display());
+    let mut taken: Vec<String> = std::fs::read_dir(&shots)
+        .expect("the screenshot folder")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    taken.sort();
+    let mut expected: Vec<String> = SCREENSHOTS.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(taken, expected, "screenshots taken in {}", shots.display());
 }

@@ -1,4 +1,5 @@
-// Lector's web page: preview a feed, convert posts, follow each conversion live, play and share the audio.
+// Lector's web page: preview a feed, convert posts or subscribe to it, follow each conversion live,
+// and the library of what the server has, each narration with its read-along player (player.js).
 'use strict';
 
 (() => {
@@ -247,13 +248,16 @@
       const { data } = await call('GET', 'voices');
       voices = Array.isArray(data.voices) ? data.voices : [];
       defaultEngine = data.default_engine || null;
+      // `auto` reads each post with the voice that speaks its language: the usual choice, so
+      // offered first, and chosen when it is the service's default.
+      const auto = String(data.default_voice || '').toLowerCase() === 'auto';
       voiceSelect.replaceChildren(
+        option('auto', 'Automatic (by each post’s language)', auto),
         ...voices.map((v) => {
           const about = [v.language, v.gender].filter(Boolean).join(', ');
           return option(v.id, about ? `${v.name} (${about})` : v.name, v.id === data.default_voice);
         }),
       );
-      if (!voices.length) voiceSelect.append(option('', 'The service’s default voice', true));
       voiceSelect.disabled = false;
       fillEngines();
     } catch (error) {
@@ -311,6 +315,7 @@
       if (mine !== previewing) return;
       preview = envelope.data;
       renderPreview(kept);
+      rememberFeed(preview.feed.feed_url, preview.feed.title);
       const title = preview.feed.title ? `“${preview.feed.title}”` : 'the feed';
       say(`Found ${plural(preview.posts.length, 'post', 'posts')} in ${title}.`);
       postsSection.hidden = false;
@@ -353,7 +358,7 @@
   function postState(state) {
     switch (state) {
       case 'completed':
-        return 'Already converted with this voice: converting again shows it at once.';
+        return 'Already converted with this voice: converting again re-narrates only what changed, if anything did.';
       case 'processing':
       case 'requested':
         return 'Being converted with this voice right now.';
@@ -430,13 +435,146 @@
     summary.textContent = `${text}.`;
   }
 
-  // ---- conversions ---------------------------------------------------------------------------
+  // ---- the library: what the server has, newest first -----------------------------------------
 
-  const conversionsSection = $('#conversions-section');
   const conversionsList = $('#conversions');
+  const libraryStatus = $('#library-status');
+  const loadMoreButton = $('#load-more');
+  const filterFeed = $('#filter-feed');
+  const filterState = $('#filter-state');
   const rows = new Map(); // conversion id → row
 
-  function rowFor(id, title, statusUrl) {
+  // Filters live in the page's address, so a reload or a shared link keeps them.
+  const pageParams = new URLSearchParams(window.location.search);
+  const PAGE_SIZE = (() => {
+    const n = Number(pageParams.get('limit'));
+    return Number.isInteger(n) && n >= 1 && n <= 100 ? n : 20;
+  })();
+  const STATES = new Set(['requested', 'processing', 'completed', 'failed']);
+  const filters = {
+    feed: webHref(pageParams.get('feed')) ? pageParams.get('feed') : '',
+    state: STATES.has(pageParams.get('state')) ? pageParams.get('state') : '',
+  };
+  let libraryCursor = null;
+  let libraryGeneration = 0; // a new list (filters changed) makes older answers moot
+
+  const knownFeeds = new Map(); // feed address → its title, for the feed filter
+
+  function rememberFeed(url, title) {
+    if (!url) return;
+    const label = knownFeeds.get(url);
+    if (label && (label !== url || !title)) return;
+    knownFeeds.set(url, title || url);
+    renderFeedFilter();
+  }
+
+  function renderFeedFilter() {
+    if (filters.feed && !knownFeeds.has(filters.feed)) knownFeeds.set(filters.feed, filters.feed);
+    const feeds = [...knownFeeds].sort((a, b) => a[1].localeCompare(b[1]));
+    filterFeed.replaceChildren(
+      option('', 'Every feed', !filters.feed),
+      ...feeds.map(([url, label]) => option(url, label, url === filters.feed)),
+    );
+  }
+
+  function showFilters() {
+    renderFeedFilter();
+    filterState.value = filters.state;
+  }
+
+  function applyFilters() {
+    filters.feed = filterFeed.value;
+    filters.state = filterState.value;
+    const address = new URL(window.location.href);
+    for (const [key, value] of [['feed', filters.feed], ['state', filters.state]]) {
+      if (value) address.searchParams.set(key, value);
+      else address.searchParams.delete(key);
+    }
+    window.history.replaceState(null, '', address);
+    loadLibrary();
+  }
+
+  function libraryQuery(cursor) {
+    const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (filters.feed) q.set('feed_url', filters.feed);
+    if (filters.state) q.set('state', filters.state);
+    if (cursor) q.set('cursor', cursor);
+    return `conversions?${q}`;
+  }
+
+  function librarySummary() {
+    const filtered = filters.feed || filters.state;
+    if (rows.size === 0) {
+      return filtered
+        ? 'No narrations match these filters.'
+        : 'Nothing narrated yet: choose a feed above, pick posts and convert them, or subscribe to it.';
+    }
+    const more = libraryCursor ? ', more below' : '';
+    return `${plural(rows.size, 'narration', 'narrations')} shown${filtered ? ' (filtered)' : ''}${more}, newest first.`;
+  }
+
+  // The first page of the list (filters changed, or the page opened), or the next page.
+  async function loadLibrary({ more = false } = {}) {
+    const generation = more ? libraryGeneration : ++libraryGeneration;
+    if (!more) {
+      rows.clear();
+      conversionsList.replaceChildren();
+      libraryCursor = null;
+      loadMoreButton.hidden = true;
+      libraryStatus.textContent = 'Loading the library…';
+    } else {
+      busy(loadMoreButton, true, 'Loading…');
+    }
+    try {
+      const { data } = await call('GET', libraryQuery(more ? libraryCursor : null));
+      if (generation !== libraryGeneration) return;
+      const added = [];
+      for (const c of Array.isArray(data.conversions) ? data.conversions : []) {
+        if (rows.has(c.conversion_id)) continue;
+        added.push(show(c, 'end'));
+      }
+      libraryCursor = data.next_cursor || null;
+      loadMoreButton.hidden = !libraryCursor;
+      libraryStatus.textContent = librarySummary();
+      // Keyboard users carry on from the first of the rows just added.
+      if (more && added[0]) $('.conversion-title', added[0].el).focus();
+    } catch (error) {
+      if (generation !== libraryGeneration) return;
+      libraryStatus.textContent = `The library could not be loaded: ${error.message}`;
+    } finally {
+      if (more) busy(loadMoreButton, false, 'Load more');
+    }
+  }
+
+  // Conversions started since the list was loaded (by a subscription, say) go on top.
+  async function refreshLibraryHead() {
+    const generation = libraryGeneration;
+    try {
+      const { data } = await call('GET', libraryQuery(null));
+      if (generation !== libraryGeneration) return;
+      const fresh = (Array.isArray(data.conversions) ? data.conversions : []).filter((c) => !rows.has(c.conversion_id));
+      for (const c of fresh.reverse()) show(c, 'start');
+      if (fresh.length) {
+        libraryStatus.textContent = librarySummary();
+        say(`${plural(fresh.length, 'new narration', 'new narrations')} in the library.`);
+      }
+    } catch {
+      // the next refresh tries again
+    }
+  }
+
+  // A row for a conversion the list gave, kept up to date until it is final.
+  function show(c, where) {
+    const row = rowFor(c.conversion_id, c.title, c.status_url, where);
+    update(row, c);
+    if (!FINAL.has(c.state)) {
+      row.watched = true;
+      startPolling(row, POLL_MS);
+    }
+    return row;
+  }
+
+  function rowFor(id, title, statusUrl, where = 'start') {
     let row = rows.get(id);
     if (row) return row;
     const li = $('#conversion-template').content.firstElementChild.cloneNode(true);
@@ -451,8 +589,8 @@
       due: 0,
       failures: 0,
       data: null,
-      doneShown: false,
-      failShown: false,
+      watched: false,
+      player: null,
     };
     const embedId = `embed-${id}`;
     $('.conversion-embed-code', li).id = embedId;
@@ -462,8 +600,8 @@
     $('.conversion-progress', li).setAttribute('aria-label', `Progress of “${row.title}”`);
     setStage(row, 'Submitted');
     rows.set(id, row);
-    conversionsList.append(li);
-    conversionsSection.hidden = false;
+    if (where === 'end') conversionsList.append(li);
+    else conversionsList.prepend(li);
     return row;
   }
 
@@ -521,25 +659,69 @@
     }
   }
 
-  function stageText(c) {
+  // What a row says of its progress. A revision being made keeps the previous audio playing.
+  function stageText(c, playable) {
     const words = STAGES[c.stage] || c.stage;
     const { chunks_done: done = 0, chunks_total: total = 0 } = c.progress || {};
-    if (c.stage === 'synthesizing' && total > 0) return `${words}: ${done} of ${plural(total, 'part', 'parts')} done`;
-    return words;
+    const progress = c.stage === 'synthesizing' && total > 0 ? `${words}: ${done} of ${plural(total, 'part', 'parts')} done` : words;
+    if (playable && !FINAL.has(c.state)) {
+      return `Re-narrating the edited post (revision ${c.revision}): ${progress.toLowerCase()}. The previous narration plays meanwhile.`;
+    }
+    return progress;
+  }
+
+  function sentence(text) {
+    return text ? `${text.charAt(0).toUpperCase()}${text.slice(1)}.` : '';
+  }
+
+  function audioAddress(c) {
+    return webHref(c.revision_audio_url) || webHref(c.audio_url);
+  }
+
+  // The timeline of the audio served, with its revision in the query: the address is cached, and
+  // one revision's text must never come with another's audio.
+  function timelineAddress(c) {
+    const base = webHref(c.timeline_url);
+    if (!base) return '';
+    const url = new URL(base);
+    if (c.audio_revision) url.searchParams.set('r', String(c.audio_revision));
+    return url.toString();
+  }
+
+  function link(el, href, label) {
+    const url = webHref(href);
+    el.hidden = !url;
+    if (url) el.href = url;
+    else el.removeAttribute('href');
+    if (label) el.setAttribute('aria-label', label);
+    return Boolean(url);
   }
 
   function update(row, c) {
+    const before = row.data;
     row.data = c;
     if (c.title) row.title = c.title;
     const li = row.el;
     li.dataset.state = c.state;
     li.dataset.stage = c.stage;
     $('.conversion-title', li).textContent = row.title;
-    setStage(row, stageText(c));
+    rememberFeed(c.feed_url, c.feed_title);
+
+    const meta = [];
+    if (c.feed_title || c.feed_url) meta.push(c.feed_title || c.feed_url);
+    const date = formatDate(c.published_at || c.created_at);
+    if (date) meta.push(date);
+    const length = formatDuration(c.duration_seconds);
+    if (length) meta.push(`length ${length}`);
+    $('.conversion-meta', li).textContent = meta.join(' · ');
+
+    const src = audioAddress(c);
+    setStage(row, stageText(c, Boolean(src)));
 
     const bar = $('.conversion-progress', li);
     const { chunks_done: done = 0, chunks_total: total = 0 } = c.progress || {};
     bar.setAttribute('aria-label', `Progress of “${row.title}”`);
+    bar.hidden = FINAL.has(c.state);
     if (c.state === 'completed') {
       bar.max = Math.max(total, 1);
       bar.value = bar.max;
@@ -553,53 +735,88 @@
       bar.value = 0;
     }
 
-    if (c.state === 'completed' && !row.doneShown) showDone(row, c);
-    if (c.state === 'failed' && !row.failShown) showFailure(row, c);
+    const summaryBox = $('.conversion-summary', li);
+    summaryBox.textContent = sentence(c.synthesis_summary);
+    summaryBox.hidden = !c.synthesis_summary;
+
+    showPlayer(row, c, src);
+    showLinks(row, c, src);
+    if (c.state === 'failed') showFailure(row, c);
+    else $('.conversion-error', li).hidden = true;
+
+    // Said out loud only for what the reader watched change, not for what the list brought.
+    const changed = !before || before.state !== c.state || before.audio_revision !== c.audio_revision;
+    if (row.watched && changed && c.state === 'completed') {
+      say(before && before.audio_revision && before.audio_revision !== c.audio_revision
+        ? `“${row.title}”: the new narration is ready to play.`
+        : `“${row.title}” is ready to play.`);
+    }
+    if (row.watched && changed && c.state === 'failed') {
+      showError(`“${row.title}” could not be converted. ${failureReason(c)}`);
+    }
   }
 
-  function showDone(row, c) {
-    row.doneShown = true;
+  function showPlayer(row, c, src) {
+    const box = $('.conversion-player', row.el);
+    box.hidden = !src;
+    if (!src) return;
+    const audio = $('audio', box);
+    if (!row.player) {
+      audio.setAttribute('aria-label', `Narration of “${row.title}”`);
+      audio.src = src;
+      if (window.LectorPlayer) {
+        row.player = window.LectorPlayer.mount(box, {
+          timeline: timelineAddress(c),
+          title: row.title,
+          artist: c.feed_title || '',
+          artwork: c.feed_id ? apiUrl(`feeds/${encodeURIComponent(c.feed_id)}/cover.png`) : '',
+          headingLevel: 4,
+          lazy: true,
+        });
+      }
+    } else {
+      row.player.setSource(src, timelineAddress(c));
+    }
+  }
+
+  function showLinks(row, c, src) {
     const li = row.el;
-    const audioUrl = webHref(c.audio_url);
-    const audio = $('.conversion-audio', li);
-    audio.setAttribute('aria-label', `Narration of “${row.title}”`);
-    if (audioUrl) audio.src = audioUrl;
+    $('.conversion-done', li).hidden = !src;
+    if (!src) return;
     const download = $('.conversion-download', li);
-    if (audioUrl) download.href = audioUrl;
+    link(download, src, `Download the MP3 of “${row.title}”`);
     download.download = fileName(row.title);
-    download.setAttribute('aria-label', `Download the MP3 of “${row.title}”`);
-    const length = formatDuration(c.duration_seconds);
-    $('.conversion-duration', li).textContent = length ? `Length ${length}` : '';
     const copy = $('.conversion-copy', li);
     copy.setAttribute('aria-label', `Copy the embed code of “${row.title}”`);
     copy.hidden = !c.embed_html;
     $('.conversion-embed', li).hidden = !c.embed_html;
     $('.conversion-embed-code', li).value = c.embed_html || '';
-    const subscribe = $('.conversion-subscribe', li);
-    const podcast = webHref(c.podcast_url);
-    subscribe.hidden = !podcast;
-    if (podcast) {
-      subscribe.href = podcast;
-      subscribe.setAttribute('aria-label', 'Subscribe to the podcast of this feed');
-    }
-    $('.conversion-done', li).hidden = false;
-    say(`“${row.title}” is ready to play.`);
+    link($('.conversion-subscribe', li), c.podcast_url, `The podcast feed of “${c.feed_title || 'this feed'}”`);
+    const transcripts = $('.conversion-transcripts', li);
+    const any = [
+      link($('.conversion-vtt', li), c.transcript_vtt_url, `WebVTT transcript of “${row.title}”`),
+      link($('.conversion-srt', li), c.transcript_srt_url, `SRT transcript of “${row.title}”`),
+      link($('.conversion-json', li), c.transcript_json_url, `JSON transcript of “${row.title}”`),
+    ].some(Boolean);
+    $('.conversion-chapters-link', li).hidden = !link($('.conversion-chapters', li), c.chapters_url, `Chapters of “${row.title}”`);
+    transcripts.hidden = !any;
   }
 
-  function showFailure(row, c) {
-    row.failShown = true;
+  function failureReason(c) {
     const e = c.error || {};
-    const step = STEP_WORDS[e.state] || e.state;
     const parts = [];
     if (e.error) parts.push(e.error);
     if (e.cause) parts.push(e.cause);
-    const why = parts.join(': ') || 'no reason was recorded';
-    const text = step ? `Failed while ${step}. ${why}` : `Failed. ${why}`;
+    return parts.join(': ') || 'no reason was recorded';
+  }
+
+  function showFailure(row, c) {
+    const e = c.error || {};
+    const step = STEP_WORDS[e.state] || e.state;
+    const why = failureReason(c);
     const box = $('.conversion-error', row.el);
-    box.textContent = text;
+    box.textContent = step ? `Failed while ${step}. ${why}` : `Failed. ${why}`;
     box.hidden = false;
-    $('.conversion-progress', row.el).hidden = true;
-    showError(`“${row.title}” could not be converted. ${why}`);
   }
 
   async function copyEmbed(row) {
@@ -671,17 +888,503 @@
     if (!answer) return;
     const items = Array.isArray(answer.data.conversions) ? answer.data.conversions : [];
     const refused = [];
-    for (const item of items) {
+    // Newest first, as the library lists them.
+    for (const item of [...items].reverse()) {
       if (!item.conversion_id) {
         refused.push(`${titles.get(item.url) || item.url}: ${item.error || 'refused'}`);
         continue;
       }
-      const row = rowFor(item.conversion_id, titles.get(item.url), item.status_url);
+      const row = rowFor(item.conversion_id, titles.get(item.url), item.status_url, 'start');
+      // A row already listed moves to the top: it is what the reader is waiting for.
+      conversionsList.prepend(row.el);
+      row.watched = true;
       startPolling(row);
     }
-    if (refused.length) showError('Some posts could not be converted:', refused);
-    say(`${answer.message}. Progress shows below.`);
-    $('#conversions-heading').focus();
+    libraryStatus.textContent = librarySummary();
+    if (refused.length) showError('Some posts could not be converted:', refused.reverse());
+    say(`${answer.message}. Progress shows in the library.`);
+    $('#library-heading').focus();
+  }
+
+  // ---- subscriptions -------------------------------------------------------------------------
+
+  const subscriptionsList = $('#subscriptions');
+  const subscriptionsStatus = $('#subscriptions-status');
+  const subscriptionsMore = $('#subscriptions-more');
+  const subscribeButton = $('#subscribe-button');
+  const subscriptions = new Map(); // feed id → { el, data }
+  let subscriptionsCursor = null;
+
+  const FEED_STATES = {
+    active: 'Active',
+    failing: 'Failing: retried with backoff',
+    paused: 'Paused',
+    unsubscribed: 'Unsubscribed',
+  };
+  const NEXT_POLL_REASONS = {
+    first_poll: 'its first poll',
+    retry: 'a retry after the failure',
+    interval: 'the interval',
+    ttl: 'the feed’s ttl',
+    syndication_period: 'the feed’s update period',
+    max_age: 'the server’s max-age',
+    expires: 'the server’s Expires',
+    retry_after: 'the server’s Retry-After',
+    max_delay: 'the longest wait',
+  };
+
+  // Each action's visible words begin its accessible name, which also names the feed.
+  const SUBSCRIPTION_ACTIONS = [
+    ['.subscription-pause', 'Pause'],
+    ['.subscription-resume', 'Resume'],
+    ['.subscription-poll', 'Poll now'],
+    ['.subscription-show', 'Show its narrations'],
+    ['.subscription-unsubscribe', 'Unsubscribe'],
+  ];
+
+  const relative = new Intl.RelativeTimeFormat(document.documentElement.lang || undefined, { numeric: 'auto' });
+
+  function whenText(iso) {
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return '';
+    const seconds = (date.getTime() - Date.now()) / 1000;
+    const abs = Math.abs(seconds);
+    let rel;
+    if (abs < 45) rel = seconds >= 0 ? 'in a few seconds' : 'a few seconds ago';
+    else if (abs < 3600) rel = relative.format(Math.round(seconds / 60), 'minute');
+    else if (abs < 86400) rel = relative.format(Math.round(seconds / 3600), 'hour');
+    else rel = relative.format(Math.round(seconds / 86400), 'day');
+    const at = date.toLocaleString(document.documentElement.lang || undefined, {
+      month: 'short',
+      day: 'numeric',
+      hour: '2-digit',
+      minute: '2-digit',
+    });
+    return `${rel} (${at})`;
+  }
+
+  function timeElement(iso, text) {
+    const t = document.createElement('time');
+    t.dateTime = iso;
+    t.textContent = text;
+    return t;
+  }
+
+  function subscriptionRow(view, where = 'end') {
+    let sub = subscriptions.get(view.feed_id);
+    if (!sub) {
+      const li = $('#subscription-template').content.firstElementChild.cloneNode(true);
+      li.dataset.feedId = view.feed_id;
+      sub = { el: li, data: null };
+      subscriptions.set(view.feed_id, sub);
+      $('.subscription-pause', li).addEventListener('click', () => changeSubscription(sub, { paused: true }, 'paused'));
+      $('.subscription-resume', li).addEventListener('click', () => changeSubscription(sub, { paused: false }, 'resumed'));
+      $('.subscription-poll', li).addEventListener('click', () => pollNow(sub));
+      $('.subscription-unsubscribe', li).addEventListener('click', () => unsubscribe(sub));
+      lazyEditor(
+        $('.subscription-pronunciations', li),
+        () => `feeds/${encodeURIComponent(sub.data.feed_id)}/pronunciations`,
+        () => `“${sub.data.title || sub.data.url}”`,
+      );
+      $('.subscription-show', li).addEventListener('click', () => {
+        filters.feed = sub.data.url;
+        showFilters();
+        applyFilters();
+        $('#library-heading').focus();
+      });
+    }
+    if (where === 'start') subscriptionsList.prepend(sub.el);
+    else if (!sub.el.isConnected) subscriptionsList.append(sub.el);
+    renderSubscription(sub, view);
+    return sub;
+  }
+
+  function renderSubscription(sub, view) {
+    sub.data = view;
+    const li = sub.el;
+    const name = view.title || view.url;
+    rememberFeed(view.url, view.title);
+    li.dataset.state = view.state;
+    li.dataset.lastPoll = view.last_poll_at || '';
+    li.dataset.nextPoll = view.next_poll_at || '';
+    $('.subscription-title', li).textContent = name;
+    $('.subscription-url', li).textContent = view.title ? view.url : '';
+    $('.subscription-url', li).hidden = !view.title;
+    $('.badge', li).textContent = FEED_STATES[view.state] || view.state;
+    $('.badge', li).dataset.state = view.state;
+    const reason = view.state === 'paused' && view.paused_reason ? `(${view.paused_reason})` : '';
+    $('.subscription-reason', li).textContent = reason;
+
+    const last = $('.subscription-last', li);
+    if (view.last_poll_at) {
+      const status = view.last_status ? ` · HTTP ${view.last_status}` : '';
+      const seen = ` · ${plural(view.posts_seen || 0, 'post', 'posts')} seen, ${plural(view.conversions_requested || 0, 'narration', 'narrations')} asked for`;
+      last.replaceChildren(timeElement(view.last_poll_at, whenText(view.last_poll_at)), `${status}${seen}`);
+    } else {
+      last.replaceChildren(view.state === 'unsubscribed' ? 'Never polled' : 'Not polled yet: the first poll is under way');
+    }
+    const next = $('.subscription-next', li);
+    const polled = view.state === 'active' || view.state === 'failing';
+    if (polled && view.next_poll_at) {
+      const why = NEXT_POLL_REASONS[view.next_poll_reason];
+      const due = Date.parse(view.next_poll_at) <= Date.now();
+      next.replaceChildren(timeElement(view.next_poll_at, due ? 'due now' : whenText(view.next_poll_at)), why ? `, by ${why}` : '');
+    } else {
+      next.replaceChildren(view.state === 'paused' ? 'None while paused' : 'None');
+    }
+
+    const error = $('.subscription-error', li);
+    const e = view.last_error;
+    const showErrorBox = e && (view.state === 'failing' || view.paused_automatically);
+    error.hidden = !showErrorBox;
+    if (showErrorBox) {
+      const failures = view.consecutive_failures > 1 ? ` (${view.consecutive_failures} failures in a row)` : '';
+      error.textContent = `The last poll failed${failures}: ${[e.error, e.cause].filter(Boolean).join(': ')}`;
+    }
+
+    $('.subscription-pause', li).hidden = !polled;
+    $('.subscription-poll', li).hidden = !polled;
+    $('.subscription-resume', li).hidden = view.state !== 'paused';
+    $('.subscription-unsubscribe', li).hidden = view.state === 'unsubscribed';
+    link($('.subscription-podcast', li), view.podcast_url, `The podcast feed of “${name}”`);
+    for (const [selector, words] of SUBSCRIPTION_ACTIONS) $(selector, li).setAttribute('aria-label', `${words}: “${name}”`);
+  }
+
+  function subscriptionsSummary() {
+    if (subscriptions.size === 0) return 'No subscriptions yet: enter a feed’s address above and press Subscribe.';
+    const polled = [...subscriptions.values()].filter((s) => ['active', 'failing'].includes(s.data.state)).length;
+    return `${plural(subscriptions.size, 'subscription', 'subscriptions')}, ${polled} polled.`;
+  }
+
+  async function loadSubscriptions({ more = false } = {}) {
+    if (more) busy(subscriptionsMore, true, 'Loading…');
+    try {
+      const q = new URLSearchParams({ limit: '50' });
+      if (more && subscriptionsCursor) q.set('cursor', subscriptionsCursor);
+      const { data } = await call('GET', `feeds?${q}`);
+      for (const view of Array.isArray(data.feeds) ? data.feeds : []) subscriptionRow(view);
+      subscriptionsCursor = data.next_cursor || null;
+      subscriptionsMore.hidden = !subscriptionsCursor;
+      subscriptionsStatus.textContent = subscriptionsSummary();
+    } catch (error) {
+      subscriptionsStatus.textContent = `The subscriptions could not be loaded: ${error.message}`;
+    } finally {
+      if (more) busy(subscriptionsMore, false, 'Show more subscriptions');
+    }
+  }
+
+  async function subscribe() {
+    const url = feedInput.value.trim();
+    if (!url) {
+      showError('Enter the address of a feed to subscribe to.');
+      feedInput.setAttribute('aria-invalid', 'true');
+      feedInput.focus();
+      return;
+    }
+    clearError();
+    busy(subscribeButton, true, 'Subscribing…');
+    say('Reading the feed to subscribe to it…');
+    try {
+      const { status, message, data } = await call('POST', 'feeds', { url, ...chosenVoice() });
+      const sub = subscriptionRow(data, 'start');
+      subscriptionsStatus.textContent = subscriptionsSummary();
+      const name = data.title ? `“${data.title}”` : data.url;
+      say(status === 'skipped'
+        ? `Already subscribed to ${name}.`
+        : `Subscribed to ${name}: new posts will be narrated as they appear.`);
+      if (!data.last_poll_at) watchPoll(sub, '');
+    } catch (error) {
+      say('');
+      if (error.http === 400) feedInput.setAttribute('aria-invalid', 'true');
+      reportApiError(error, 'Could not subscribe');
+    } finally {
+      busy(subscribeButton, false, 'Subscribe');
+    }
+  }
+
+  async function changeSubscription(sub, body, done) {
+    const name = sub.data.title || sub.data.url;
+    clearError();
+    try {
+      const { data } = await call('PATCH', `feeds/${encodeURIComponent(sub.data.feed_id)}`, body);
+      renderSubscription(sub, data);
+      subscriptionsStatus.textContent = subscriptionsSummary();
+      say(`“${name}” ${done}.`);
+      // The button pressed is gone: focus goes to the one that undoes it.
+      $(body.paused ? '.subscription-resume' : '.subscription-pause', sub.el).focus();
+      if (body.paused === false) watchPoll(sub, data.last_poll_at || '');
+    } catch (error) {
+      reportApiError(error, `Could not change “${name}”`);
+    }
+  }
+
+  async function pollNow(sub) {
+    const name = sub.data.title || sub.data.url;
+    const before = sub.data.last_poll_at || '';
+    clearError();
+    const button = $('.subscription-poll', sub.el);
+    busy(button, true, 'Polling…');
+    try {
+      await call('POST', `feeds/${encodeURIComponent(sub.data.feed_id)}/poll`);
+      say(`Polling “${name}”…`);
+      await watchPoll(sub, before);
+      say(`“${name}” polled.`);
+    } catch (error) {
+      reportApiError(error, `Could not poll “${name}”`);
+    } finally {
+      busy(button, false, 'Poll now');
+      if (!button.hidden) button.focus();
+    }
+  }
+
+  // Follows a subscription until a poll newer than `before` is recorded (for 30 s at most), then
+  // looks for the narrations it started.
+  async function watchPoll(sub, before) {
+    try {
+      for (let i = 0; i < 30; i += 1) {
+        await new Promise((r) => setTimeout(r, 1000));
+        const { data } = await call('GET', `feeds/${encodeURIComponent(sub.data.feed_id)}`);
+        renderSubscription(sub, data);
+        if ((data.last_poll_at || '') !== before) break;
+      }
+      refreshLibraryHead();
+    } catch {
+      // the periodic refresh shows it later
+    }
+  }
+
+  async function unsubscribe(sub) {
+    const name = sub.data.title || sub.data.url;
+    if (!window.confirm(`Unsubscribe from “${name}”? No more posts will be narrated; its narrations and podcast feed stay.`)) return;
+    clearError();
+    try {
+      const { data } = await call('DELETE', `feeds/${encodeURIComponent(sub.data.feed_id)}`);
+      renderSubscription(sub, data);
+      subscriptionsStatus.textContent = subscriptionsSummary();
+      say(`Unsubscribed from “${name}”.`);
+      $('.subscription-title', sub.el).focus();
+    } catch (error) {
+      reportApiError(error, `Could not unsubscribe from “${name}”`);
+    }
+  }
+
+  // While the page is shown: the subscriptions' polls and the narrations they start.
+  const REFRESH_MS = 20000;
+  function refreshPeriodically() {
+    setInterval(() => {
+      if (document.visibilityState !== 'visible') return;
+      if (!subscriptionsCursor) loadSubscriptions();
+      if ([...subscriptions.values()].some((s) => ['active', 'failing'].includes(s.data.state))) refreshLibraryHead();
+    }, REFRESH_MS);
+  }
+
+  // ---- pronunciations ------------------------------------------------------------------------
+
+  // The kinds of rule, each with the field that says how to read the match.
+  const RULE_KINDS = {
+    substitute: { label: 'Say instead', field: 'say', hint: 'The words to say, e.g. Kubernetes' },
+    ipa: { label: 'Phonemes (IPA)', field: 'phonemes', hint: 'IPA, e.g. ˈlɛktɚ' },
+    say_as: { label: 'Read as', field: 'interpret_as' },
+  };
+  const INTERPRET_AS = [
+    ['characters', 'letter by letter'],
+    ['date', 'a date'],
+    ['number', 'a number'],
+  ];
+
+  // A table of rules read from and saved to `path` (`pronunciations` or
+  // `feeds/{id}/pronunciations`), built in `host` the first time it is opened.
+  function pronunciationEditor(host, path, name) {
+    const box = $('#pronunciations-template').content.firstElementChild.cloneNode(true);
+    const tbody = $('tbody', box);
+    const errorArea = $('.pron-error', box);
+    const status = $('.pron-status', box);
+    const empty = $('.pron-empty', box);
+    const addButton = $('.pron-add', box);
+    const saveButton = $('.pron-save', box);
+    $('caption', box).textContent = `Pronunciation rules for ${name}`;
+    host.append(box);
+    let loaded = false;
+
+    function showProblem(message) {
+      errorArea.textContent = message;
+      errorArea.hidden = !message;
+    }
+
+    function numberRows() {
+      [...tbody.rows].forEach((tr, i) => {
+        const n = i + 1;
+        $('.pron-kind', tr).setAttribute('aria-label', `Kind of rule ${n}`);
+        $('.pron-match', tr).setAttribute('aria-label', `Word or phrase of rule ${n}`);
+        $('.pron-value', tr).setAttribute('aria-label', `How to say rule ${n}`);
+        $('.pron-remove', tr).setAttribute('aria-label', `Remove rule ${n}`);
+      });
+      empty.hidden = tbody.rows.length > 0;
+    }
+
+    // The value cell: a text field, or for `say_as` the choice of reading.
+    function valueControl(kind, value) {
+      let control;
+      if (kind === 'say_as') {
+        control = document.createElement('select');
+        for (const [v, words] of INTERPRET_AS) control.append(option(v, words, v === value));
+      } else {
+        control = document.createElement('input');
+        control.type = 'text';
+        control.spellcheck = false;
+        control.autocomplete = 'off';
+        control.placeholder = RULE_KINDS[kind].hint;
+        control.value = value || '';
+      }
+      control.className = 'pron-value';
+      control.addEventListener('input', () => control.removeAttribute('aria-invalid'));
+      return control;
+    }
+
+    function addRow(rule = { kind: 'substitute', match: '', say: '' }) {
+      const kind = RULE_KINDS[rule.kind] ? rule.kind : 'substitute';
+      const tr = document.createElement('tr');
+      const kindSelect = document.createElement('select');
+      kindSelect.className = 'pron-kind';
+      for (const [k, about] of Object.entries(RULE_KINDS)) kindSelect.append(option(k, about.label, k === kind));
+      const match = document.createElement('input');
+      match.type = 'text';
+      match.className = 'pron-match';
+      match.spellcheck = false;
+      match.autocomplete = 'off';
+      match.value = rule.match || '';
+      match.addEventListener('input', () => match.removeAttribute('aria-invalid'));
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.className = 'pron-remove danger';
+      remove.textContent = 'Remove';
+      const cells = [kindSelect, match, valueControl(kind, rule[RULE_KINDS[kind].field]), remove].map((c) => {
+        const td = document.createElement('td');
+        td.append(c);
+        return td;
+      });
+      tr.append(...cells);
+      kindSelect.addEventListener('change', () => {
+        $('.pron-value', tr).replaceWith(valueControl(kindSelect.value, ''));
+        numberRows();
+      });
+      remove.addEventListener('click', () => {
+        // Focus stays in the table: on the next row's kind, or the previous one's, or Add.
+        const neighbour = tr.nextElementSibling || tr.previousElementSibling;
+        tr.remove();
+        numberRows();
+        (neighbour ? $('.pron-kind', neighbour) : addButton).focus();
+        status.textContent = 'Rule removed: save to keep the change.';
+      });
+      tbody.append(tr);
+      numberRows();
+      return tr;
+    }
+
+    function render(rules) {
+      tbody.replaceChildren();
+      for (const rule of Array.isArray(rules) ? rules : []) addRow(rule);
+      numberRows();
+    }
+
+    // The rows as rules; a row left incomplete is marked and named, and nothing is sent.
+    function collect() {
+      const rules = [];
+      const problems = [];
+      [...tbody.rows].forEach((tr, i) => {
+        const kind = $('.pron-kind', tr).value;
+        const match = $('.pron-match', tr);
+        const value = $('.pron-value', tr);
+        if (!match.value.trim()) {
+          match.setAttribute('aria-invalid', 'true');
+          problems.push([match, `rule ${i + 1} needs the word or phrase it matches`]);
+        }
+        if (!value.value.trim()) {
+          value.setAttribute('aria-invalid', 'true');
+          problems.push([value, `rule ${i + 1} needs how to say it`]);
+        }
+        rules.push({ kind, match: match.value.trim(), [RULE_KINDS[kind].field]: value.value.trim() });
+      });
+      return { rules, problems };
+    }
+
+    async function load() {
+      status.textContent = 'Loading the rules…';
+      try {
+        const { data } = await call('GET', path);
+        render(data.rules);
+        loaded = true;
+        status.textContent = tbody.rows.length ? `${plural(tbody.rows.length, 'rule', 'rules')}.` : '';
+      } catch (error) {
+        status.textContent = '';
+        showProblem(error.http === 404 || error.http === 405
+          ? 'This server keeps no pronunciation rules.'
+          : `The rules could not be loaded: ${error.message}`);
+        addButton.disabled = error.http === 404 || error.http === 405;
+        saveButton.disabled = addButton.disabled;
+      }
+    }
+
+    async function save() {
+      showProblem('');
+      const { rules, problems } = collect();
+      if (problems.length) {
+        showProblem(`Not saved: ${problems.map(([, words]) => words).join('; ')}.`);
+        problems[0][0].focus();
+        return;
+      }
+      busy(saveButton, true, 'Saving…');
+      status.textContent = '';
+      try {
+        const { data } = await call('PUT', path, { rules });
+        render(data.rules);
+        status.textContent = `Saved ${plural(tbody.rows.length, 'rule', 'rules')} for ${name}.`;
+      } catch (error) {
+        if (error.http === 401 || error.http === 403) reportApiError(error, `Could not save the rules for ${name}`);
+        showProblem(`Not saved: ${error.message}`);
+        markNamedRule(error.message);
+      } finally {
+        busy(saveButton, false, 'Save rules');
+      }
+    }
+
+    // The server names the bad rule: its match in quotes, or its number; that row is marked.
+    function markNamedRule(message) {
+      const rows = [...tbody.rows];
+      const byMatch = rows.find((tr) => {
+        const m = $('.pron-match', tr).value;
+        return m && (message.includes(`"${m}"`) || message.includes(`“${m}”`) || message.includes(`'${m}'`));
+      });
+      const number = /\brules?\s*(?:\[(\d+)\]|#?(\d+))/i.exec(message);
+      const byIndex = number ? rows[number[1] !== undefined ? Number(number[1]) : Number(number[2]) - 1] : null;
+      const row = byMatch || byIndex;
+      if (!row) return;
+      const field = $('.pron-match', row);
+      field.setAttribute('aria-invalid', 'true');
+      field.focus();
+    }
+
+    addButton.addEventListener('click', () => {
+      const tr = addRow();
+      $('.pron-kind', tr).focus();
+      status.textContent = '';
+    });
+    saveButton.addEventListener('click', save);
+    return {
+      open() {
+        if (!loaded) load();
+      },
+    };
+  }
+
+  // Each editor is built and loaded the first time its disclosure is opened.
+  function lazyEditor(details, path, name) {
+    let editor = null;
+    details.addEventListener('toggle', () => {
+      if (!details.open) return;
+      if (!editor) editor = pronunciationEditor(details, path(), name());
+      editor.open();
+    });
   }
 
   // ---- token ---------------------------------------------------------------------------------
@@ -731,6 +1434,7 @@
     runPreview();
   });
   feedInput.addEventListener('input', () => feedInput.removeAttribute('aria-invalid'));
+  subscribeButton.addEventListener('click', subscribe);
   voiceSelect.addEventListener('change', () => {
     fillEngines();
     if (preview) runPreview({ keepSelection: true, focus: false });
@@ -744,8 +1448,18 @@
     updateSelection();
   });
   $('#posts-form').addEventListener('submit', convert);
+  $('#library-filters').addEventListener('submit', (event) => event.preventDefault());
+  filterFeed.addEventListener('change', applyFilters);
+  filterState.addEventListener('change', applyFilters);
+  loadMoreButton.addEventListener('click', () => loadLibrary({ more: true }));
+  subscriptionsMore.addEventListener('click', () => loadSubscriptions({ more: true }));
 
   setupToken();
+  lazyEditor($('#global-pronunciations'), () => 'pronunciations', () => 'every feed');
+  showFilters();
   loadVoices();
+  loadSubscriptions();
+  loadLibrary();
   offerSample();
+  refreshPeriodically();
 })();

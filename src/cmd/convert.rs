@@ -8,10 +8,11 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use lector_core::ports::Voice;
-use lector_core::{ConversionId, ConversionState, ConversionStatus, Stage, VoiceEngine, VoiceId};
+use lector_core::{ConversionId, ConversionState, ConversionStatus, ObjectKey, Stage, VoiceEngine, VoiceId};
 use lector_pipeline::feed::{Feed, FeedError, Post, parse_feed};
 use lector_pipeline::fetch::{AllowList, Resource};
 use lector_pipeline::submit::{Submission, submit};
+use lector_pipeline::timeline::Timeline;
 use serde::Serialize;
 use url::Url;
 
@@ -324,6 +325,9 @@ async fn outcome(
             let path = out.join(file_name(&status));
             let bytes = system.objects().get(key).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             tokio::fs::write(&path, &bytes).await.with_context(|| format!("writing {}", path.display()))?;
+            if let Some(timings) = &status.timings_ref {
+                write_transcripts(system, timings, &path).await?;
+            }
             Some(path)
         }
         _ => None,
@@ -336,6 +340,25 @@ async fn outcome(
         duration_seconds: status.duration_seconds,
         error: status.error.as_ref().map(|e| format!("{} in {}: {}", e.error, e.state, e.cause)),
     })
+}
+
+/// The transcripts and chapters beside the MP3 `audio`: `.vtt`, `.srt`, `.transcript.json`
+/// (Podcasting 2.0) and `.chapters.json`, from the timings of its sentences.
+async fn write_transcripts(system: &LocalSystem, timings: &ObjectKey, audio: &Path) -> anyhow::Result<()> {
+    let bytes = system.objects().get(timings).await.map_err(|e| anyhow::anyhow!("{timings}: {e}"))?;
+    let timeline = Timeline::from_json(&bytes).with_context(|| format!("reading {timings}"))?;
+    let files = [
+        ("vtt", timeline.to_webvtt()),
+        ("srt", timeline.to_srt()),
+        ("transcript.json", timeline.to_json_transcript()),
+        ("chapters.json", timeline.to_json_chapters()),
+    ];
+    for (extension, text) in files {
+        let path = audio.with_extension(extension);
+        let text = text.with_context(|| format!("making {}", path.display()))?;
+        tokio::fs::write(&path, text).await.with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// `<title slug>-<id prefix>.mp3`.

@@ -5,6 +5,7 @@ pub mod asl;
 pub mod convert;
 pub mod events;
 pub mod feed;
+pub mod feeds;
 pub mod projections;
 pub mod pronunciations;
 pub mod replay;

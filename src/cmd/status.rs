@@ -46,11 +46,25 @@ pub fn render(s: &ConversionStatus) -> String {
         line("title", title.clone());
     }
     line("voice", format!("{} ({})", s.voice, s.engine));
+    if let Some(used) = &s.voice_used {
+        let language = s.language.as_deref().map(|l| format!(", language {l}")).unwrap_or_default();
+        line("spoken by", format!("{used}{language}"));
+    }
+    if let Some(note) = &s.language_note {
+        line("note", note.clone());
+    }
+    if s.revision > 1 {
+        let served = s.audio_revision.map(|r| format!(" (revision {r} is served)")).unwrap_or_default();
+        line("revision", format!("{}{served}", s.revision));
+    }
     if s.progress.chunks_total > 0 {
         line("progress", format!("{}/{} chunks", s.progress.chunks_done, s.progress.chunks_total));
     }
     if let (Some(audio), Some(duration)) = (&s.audio_ref, s.duration_seconds) {
         line("audio", format!("{audio} ({duration:.1} s)"));
+    }
+    if let Some(synthesis) = &s.synthesis {
+        line("cost", synthesis.describe());
     }
     if let Some(e) = &s.error {
         line("error", format!("{} in {}: {}", e.error, e.state, e.cause));

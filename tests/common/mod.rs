@@ -295,6 +295,14 @@ impl Http {
         self.send(self.client.get(url))
     }
 
+    pub fn patch_json(&self, url: &str, body: &Value) -> Answer {
+        self.send(self.client.patch(url).header("content-type", "application/json").body(body.to_string()))
+    }
+
+    pub fn delete(&self, url: &str) -> Answer {
+        self.send(self.client.delete(url))
+    }
+
     pub fn get_with(&self, url: &str, headers: &[(&str, &str)]) -> Answer {
         let mut request = self.client.get(url);
         for (k, v) in headers {
@@ -308,8 +316,10 @@ impl Http {
     }
 
     pub fn post_raw(&self, url: &str, body: &str, headers: &[(&str, &str)]) -> Answer {
-        let mut request =
-            self.client.post(url).header("content-type", "application/json").body(body.to_owned());
+        let mut request = self.client.post(url).body(body.to_owned());
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+            request = request.header("content-type", "application/json");
+        }
         for (k, v) in headers {
             request = request.header(*k, *v);
         }

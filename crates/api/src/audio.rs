@@ -13,9 +13,14 @@ use crate::error::ApiError;
 use crate::extract::{BaseUrl, IdPath};
 use crate::views::escape;
 
-/// The player page template (`web/embed.html`); `{{title}}`, `{{audio_url}}`, `{{post_url}}` and
-/// `{{duration}}` are filled in, escaped.
+/// The player page template (`web/embed.html`): its `{{name}}` placeholders are filled in by
+/// [`fill`], the values escaped, and the read-along player's script and style inlined, so the
+/// embed is one request and the page and the embed run the very same player.
 const EMBED_TEMPLATE: &str = include_str!("../../../web/embed.html");
+/// The read-along player (`web/player.js`), also served beside the page.
+pub const PLAYER_JS: &str = include_str!("../../../web/player.js");
+/// The player's style (`web/player.css`), also served beside the page.
+pub const PLAYER_CSS: &str = include_str!("../../../web/player.css");
 
 /// How long a presigned audio address stays valid: long enough for a player to start and seek
 /// through an hour of audio.
@@ -200,6 +205,35 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     (status, Html(html)).into_response()
 }
 
+/// `template` with each `{{name}}` replaced by its value, in one pass: a value is never read
+/// again for placeholders (a title may hold `{{player_js}}`). An unknown name is left as it is.
+pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + values.iter().map(|(_, v)| v.len()).sum::<usize>());
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        match after.find("}}").and_then(|close| {
+            let name = &after[..close];
+            values.iter().find(|(n, _)| *n == name).map(|(_, v)| (close, *v))
+        }) {
+            Some((close, value)) => {
+                out.push_str(value);
+                rest = &after[close + 2..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `GET /embed/{id}`: the read-along player in a page of its own, made to be framed by any site.
+/// The latest revision's audio is served at its own address, and its text read with that
+/// revision in the query, so that caches never pair one revision's text with another's audio.
 pub async fn embed(State(api): State<AppState>, base: BaseUrl, IdPath(id): IdPath) -> Response {
     let status = match load_status(&api, &id).await {
         Ok(status) => status,
@@ -212,16 +246,39 @@ pub async fn embed(State(api): State<AppState>, base: BaseUrl, IdPath(id): IdPat
         return page(StatusCode::NOT_FOUND, "Not ready", "This narration is not ready yet.");
     }
     let title = status.title.clone().unwrap_or_else(|| "Narrated post".into());
-    let html = EMBED_TEMPLATE
-        .replace("{{title}}", &escape(&title))
-        .replace("{{audio_url}}", &escape(&base.join(&format!("/conversions/{id}/audio"))))
-        .replace("{{post_url}}", &escape(status.post_url.as_str()))
-        .replace("{{duration}}", &escape(&clock_duration(status.duration_seconds.unwrap_or_default())));
+    let audio_url = match status.audio_revision {
+        Some(revision) => base.join(&crate::views::revision_audio_path(&id, revision)),
+        None => base.join(&format!("/conversions/{id}/audio")),
+    };
+    let timeline_url = match (&status.timings_ref, status.audio_revision) {
+        (Some(_), Some(revision)) => base.join(&format!("/conversions/{id}/timeline.json?r={revision}")),
+        (Some(_), None) => base.join(&format!("/conversions/{id}/timeline.json")),
+        (None, _) => String::new(),
+    };
+    let artwork_url =
+        status.feed_id.as_ref().map(|f| base.join(&format!("/feeds/{f}/cover.png"))).unwrap_or_default();
+    let artist = status.feed_title.clone().unwrap_or_default();
+    let duration = clock_duration(status.duration_seconds.unwrap_or_default());
+    let escaped = [
+        ("title", escape(&title)),
+        ("audio_url", escape(&audio_url)),
+        ("timeline_url", escape(&timeline_url)),
+        ("artwork_url", escape(&artwork_url)),
+        ("artist", escape(&artist)),
+        ("post_url", escape(status.post_url.as_str())),
+        ("duration", escape(&duration)),
+    ];
+    let mut values: Vec<(&str, &str)> = escaped.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    values.extend([("player_css", PLAYER_CSS), ("player_js", PLAYER_JS)]);
+    let html = fill(EMBED_TEMPLATE, &values);
     let mut response = Html(html).into_response();
-    // Made to be framed by any site.
+    // Made to be framed by any site; its script and style are inline, its text and artwork
+    // come from this API, its audio from wherever the store hands it out.
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("frame-ancestors *; default-src 'self' 'unsafe-inline'; media-src *"),
+        HeaderValue::from_static(
+            "frame-ancestors *; default-src 'self' 'unsafe-inline'; media-src *; base-uri 'none'; form-action 'none'",
+        ),
     );
     response
 }
@@ -244,6 +301,43 @@ mod tests {
         assert_eq!(r("items=0-1"), Ok(None));
         assert_eq!(r("bytes=5-1"), Ok(None));
         assert_eq!(parse_range(None, 1000), Ok(None));
+    }
+
+    #[test]
+    fn fill_replaces_each_placeholder_once_and_never_inside_a_value() {
+        let filled = fill(
+            "<h1>{{title}}</h1><script>{{js}}</script>{{unknown}}",
+            &[("title", "a {{js}} title"), ("js", "run()")],
+        );
+        assert_eq!(filled, "<h1>a {{js}} title</h1><script>run()</script>{{unknown}}");
+        assert_eq!(fill("{{open", &[("open", "x")]), "{{open");
+    }
+
+    #[test]
+    fn the_embed_template_names_only_what_the_handler_fills() {
+        let names: Vec<&str> = EMBED_TEMPLATE
+            .split("{{")
+            .skip(1)
+            .filter_map(|rest| rest.split_once("}}").map(|(n, _)| n))
+            .collect();
+        let filled = [
+            "title",
+            "audio_url",
+            "timeline_url",
+            "artwork_url",
+            "artist",
+            "post_url",
+            "duration",
+            "player_css",
+            "player_js",
+        ];
+        assert!(names.len() >= filled.len(), "placeholders: {names:?}");
+        for name in &names {
+            assert!(filled.contains(name), "the embed template names {{{{{name}}}}}, which is never filled");
+        }
+        for part in [PLAYER_JS, PLAYER_CSS] {
+            assert!(!part.contains("{{") && !part.contains("</script") && !part.contains("</style"));
+        }
     }
 
     #[test]

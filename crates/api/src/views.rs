@@ -20,6 +20,9 @@ pub struct ConversionView {
     pub transcript_srt_url: Option<String>,
     pub transcript_json_url: Option<String>,
     pub chapters_url: Option<String>,
+    /// The timeline the read-along player shows: every sentence's start, end and text, the
+    /// post's blocks and the chapters.
+    pub timeline_url: Option<String>,
     /// What the latest revision's speech cost, in words.
     pub synthesis_summary: Option<String>,
     pub embed_url: Option<String>,
@@ -47,6 +50,7 @@ impl ConversionView {
             transcript_srt_url: link(timed, format!("/conversions/{id}/transcript.srt")),
             transcript_json_url: link(timed, format!("/conversions/{id}/transcript.json")),
             chapters_url: link(timed, format!("/conversions/{id}/chapters.json")),
+            timeline_url: link(timed, format!("/conversions/{id}/timeline.json")),
             synthesis_summary: status.synthesis.as_ref().map(|s| s.describe()),
             embed_html: playable.then(|| embed_snippet(&embed_url, &title)),
             embed_url: playable.then_some(embed_url),
@@ -63,10 +67,11 @@ pub fn revision_audio_path(id: &lector_core::ConversionId, revision: u32) -> Str
     format!("/conversions/{id}/audio/r{revision}.mp3")
 }
 
-/// The `<iframe>` a publisher pastes into a page.
+/// The `<iframe>` a publisher pastes into a page: tall enough for the player, its controls and
+/// a few lines of the text read along.
 pub fn embed_snippet(embed_url: &str, title: &str) -> String {
     format!(
-        "<iframe src=\"{}\" title=\"{} (audio)\" width=\"100%\" height=\"130\" style=\"border:0\" loading=\"lazy\"></iframe>",
+        "<iframe src=\"{}\" title=\"{} (audio)\" width=\"100%\" height=\"360\" style=\"border:0\" loading=\"lazy\"></iframe>",
         escape(embed_url),
         escape(title)
     )

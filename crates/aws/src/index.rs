@@ -37,15 +37,15 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ScalarAttributeType, TableStatus, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    Projection, ProjectionType, ScalarAttributeType, TableStatus,
 };
 use chrono::SecondsFormat;
 use lector_core::index::{ConversionIndex, IndexError, ListPage, ListQuery};
 use lector_core::{ConversionId, ConversionStatus};
 
-use crate::backoff::Backoff;
 use crate::sdk::Failure;
+use crate::table::{self, RETRY};
 
 /// The list table's name, in the functions' environment.
 pub const INDEX_TABLE_VAR: &str = "LECTOR_INDEX_TABLE";
@@ -70,10 +70,6 @@ const STATE: &str = "state";
 /// The partition attribute of each index, for the table's definition (here and in
 /// `template.yaml`).
 pub const INDEXES: [(&str, &str); 3] = [(BY_CREATED, LISTED_ATTR), (BY_FEED, FEED), (BY_STATE, STATE)];
-
-/// Items per `BatchWriteItem`.
-const MAX_BATCH: usize = 25;
-const RETRY: Backoff = Backoff { base: Duration::from_millis(20), cap: Duration::from_secs(2), attempts: 6 };
 
 /// [`ConversionIndex`] on a DynamoDB table laid out as the module doc says.
 #[derive(Debug, Clone)]
@@ -115,8 +111,7 @@ impl DynamoConversionIndex {
     }
 
     fn error(&self, op: &str, failure: &Failure) -> IndexError {
-        let reason = format!("{op} on table {}: {}", self.table, failure.message);
-        if failure.transient { IndexError::Unavailable(reason) } else { IndexError::Failed(reason) }
+        table::index_error(&self.table, op, failure)
     }
 
     fn item(status: &ConversionStatus) -> Result<HashMap<String, AttributeValue>, IndexError> {
@@ -208,66 +203,6 @@ impl DynamoConversionIndex {
                 _ => return Ok(found),
             }
         }
-    }
-
-    /// Delete `keys` in batches, retrying what DynamoDB leaves unprocessed.
-    async fn delete_all(&self, keys: Vec<HashMap<String, AttributeValue>>) -> Result<(), IndexError> {
-        for chunk in keys.chunks(MAX_BATCH) {
-            let mut pending: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|key| {
-                    DeleteRequest::builder()
-                        .set_key(Some(key.clone()))
-                        .build()
-                        .map(|d| WriteRequest::builder().delete_request(d).build())
-                        .map_err(|e| IndexError::Failed(e.to_string()))
-                })
-                .collect::<Result<_, _>>()?;
-            let mut retry = 0;
-            while !pending.is_empty() {
-                let sent = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, std::mem::take(&mut pending))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(out) => {
-                        pending = out
-                            .unprocessed_items()
-                            .and_then(|u| u.get(&self.table))
-                            .cloned()
-                            .unwrap_or_default();
-                        if pending.is_empty() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        let failure = Failure::of(&e);
-                        if !failure.transient {
-                            return Err(self.error("BatchWriteItem", &failure));
-                        }
-                        pending = chunk
-                            .iter()
-                            .filter_map(|key| {
-                                DeleteRequest::builder().set_key(Some(key.clone())).build().ok()
-                            })
-                            .map(|d| WriteRequest::builder().delete_request(d).build())
-                            .collect();
-                    }
-                }
-                retry += 1;
-                if retry >= RETRY.attempts {
-                    return Err(IndexError::Unavailable(format!(
-                        "BatchWriteItem on table {}: {} deletes still unprocessed",
-                        self.table,
-                        pending.len()
-                    )));
-                }
-                RETRY.sleep(retry).await;
-            }
-        }
-        Ok(())
     }
 }
 
@@ -365,27 +300,8 @@ impl ConversionIndex for DynamoConversionIndex {
     }
 
     async fn clear(&self) -> Result<(), IndexError> {
-        let mut keys = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .projection_expression("#id")
-                .expression_attribute_names("#id", ID)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| self.error("Scan", &Failure::of(&e)))?;
-            keys.extend(out.items().iter().cloned());
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
-        self.delete_all(keys).await
+        let keys = table::scan_keys(&self.client, &self.table, ID).await?;
+        table::delete_keys(&self.client, &self.table, &keys).await
     }
 }
 

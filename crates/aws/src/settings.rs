@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_ssm::Client;
 use chrono::{DateTime, Utc};
+use lector_core::feed::event::PodcastOwner;
 use lector_core::ports::Clock;
 use lector_core::{VoiceEngine, VoiceId};
 use tokio::sync::Mutex;
@@ -84,6 +85,38 @@ pub struct RuntimeSettings {
     /// `allowed-hosts`: hosts fetched even though they resolve to private addresses (a
     /// StringList or a comma-separated String).
     pub allowed_hosts: Vec<String>,
+    /// `podcast-owner-name` and `podcast-owner-email`, both or neither: the owner of every
+    /// podcast feed whose subscription names none (Apple Podcasts requires one).
+    pub podcast_owner: Option<PodcastOwner>,
+    /// `websub-secret` (a SecureString): the secret every feed's WebSub secret is derived from.
+    /// Without it WebSub is off: no hub is asked and the callback routes refuse pushes.
+    pub websub_secret: Option<WebSubSecret>,
+}
+
+/// The WebSub secret as read: at least [`WebSubSecret::MIN_CHARS`] characters, and never in a
+/// log (its `Debug` shows only its length).
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebSubSecret(String);
+
+impl WebSubSecret {
+    /// The shortest secret accepted (as `lector_pipeline::websub::WebSubConfig` requires).
+    pub const MIN_CHARS: usize = 16;
+
+    /// The secret, or `None` when it is shorter than [`Self::MIN_CHARS`].
+    pub fn new(secret: &str) -> Option<Self> {
+        let secret = secret.trim();
+        (secret.chars().count() >= Self::MIN_CHARS).then(|| Self(secret.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for WebSubSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebSubSecret({} characters)", self.0.chars().count())
+    }
 }
 
 impl Default for RuntimeSettings {
@@ -92,6 +125,8 @@ impl Default for RuntimeSettings {
             default_voice: VoiceId::new("Joanna"),
             default_engine: VoiceEngine::Neural,
             allowed_hosts: Vec::new(),
+            podcast_owner: None,
+            websub_secret: None,
         }
     }
 }
@@ -176,6 +211,7 @@ impl SettingsSource {
 
     async fn read(&self) -> Result<RuntimeSettings, SettingsError> {
         let mut settings = RuntimeSettings::default();
+        let mut owner = OwnerParts::default();
         let mut pages = self
             .client
             .get_parameters_by_path()
@@ -196,14 +232,45 @@ impl SettingsSource {
             for parameter in page.parameters() {
                 let (Some(name), Some(value)) = (parameter.name(), parameter.value()) else { continue };
                 let short = name.strip_prefix(&self.path).unwrap_or(name);
-                apply(&mut settings, short, name, value)?;
+                apply(&mut settings, &mut owner, short, name, value)?;
             }
         }
+        settings.podcast_owner = owner.finish(&self.path)?;
         Ok(settings)
     }
 }
 
-fn apply(settings: &mut RuntimeSettings, short: &str, full: &str, value: &str) -> Result<(), SettingsError> {
+/// The podcast owner's two parameters as read, checked together once all are read.
+#[derive(Debug, Default)]
+struct OwnerParts {
+    name: Option<String>,
+    email: Option<String>,
+}
+
+impl OwnerParts {
+    fn finish(self, path: &str) -> Result<Option<PodcastOwner>, SettingsError> {
+        match (self.name, self.email) {
+            (None, None) => Ok(None),
+            (Some(name), Some(email)) => Ok(Some(PodcastOwner { name, email })),
+            (Some(_), None) => Err(SettingsError::Invalid {
+                name: format!("{path}podcast-owner-email"),
+                reason: "missing, while podcast-owner-name is set: set both or neither".into(),
+            }),
+            (None, Some(_)) => Err(SettingsError::Invalid {
+                name: format!("{path}podcast-owner-name"),
+                reason: "missing, while podcast-owner-email is set: set both or neither".into(),
+            }),
+        }
+    }
+}
+
+fn apply(
+    settings: &mut RuntimeSettings,
+    owner: &mut OwnerParts,
+    short: &str,
+    full: &str,
+    value: &str,
+) -> Result<(), SettingsError> {
     let invalid = |reason: String| SettingsError::Invalid { name: full.to_owned(), reason };
     match short {
         "default-voice" => {
@@ -223,6 +290,30 @@ fn apply(settings: &mut RuntimeSettings, short: &str, full: &str, value: &str) -
                 .filter(|h| !h.is_empty())
                 .map(str::to_ascii_lowercase)
                 .collect();
+        }
+        "podcast-owner-name" => {
+            let name = value.trim();
+            if name.is_empty() || name.len() > 255 {
+                return Err(invalid("a name of 1 to 255 characters".into()));
+            }
+            owner.name = Some(name.to_owned());
+        }
+        "podcast-owner-email" => {
+            let email = value.trim();
+            let at = email.find('@');
+            if at.is_none_or(|i| i == 0 || i == email.len() - 1)
+                || email.contains(char::is_whitespace)
+                || email.len() > 255
+            {
+                return Err(invalid(format!("'{email}' is not an email address")));
+            }
+            owner.email = Some(email.to_owned());
+        }
+        "websub-secret" => {
+            // The value is never part of the error.
+            settings.websub_secret = Some(WebSubSecret::new(value).ok_or_else(|| {
+                invalid(format!("a secret of at least {} characters", WebSubSecret::MIN_CHARS))
+            })?);
         }
         other => tracing::debug!(parameter = other, "unknown settings parameter ignored"),
     }
@@ -250,15 +341,57 @@ mod tests {
     #[test]
     fn parameters_are_checked() {
         let mut s = RuntimeSettings::default();
-        apply(&mut s, "default-voice", "/p/default-voice", " Matthew ").unwrap();
-        apply(&mut s, "allowed-hosts", "/p/allowed-hosts", "Intranet.example, ,127.0.0.1").unwrap();
-        apply(&mut s, "default-engine", "/p/default-engine", "long-form").unwrap();
+        let o = &mut OwnerParts::default();
+        apply(&mut s, o, "default-voice", "/p/default-voice", " Matthew ").unwrap();
+        apply(&mut s, o, "allowed-hosts", "/p/allowed-hosts", "Intranet.example, ,127.0.0.1").unwrap();
+        apply(&mut s, o, "default-engine", "/p/default-engine", "long-form").unwrap();
         assert_eq!((&s.default_voice, s.default_engine), (&VoiceId::new("Matthew"), VoiceEngine::LongForm));
         assert_eq!(s.allowed_hosts, ["intranet.example", "127.0.0.1"]);
         assert!(matches!(
-            apply(&mut s, "default-voice", "/p/default-voice", " "),
+            apply(&mut s, o, "default-voice", "/p/default-voice", " "),
             Err(SettingsError::Invalid { name, .. }) if name == "/p/default-voice"
         ));
-        assert!(apply(&mut s, "default-engine", "/p/default-engine", "loud").is_err());
+        assert!(apply(&mut s, o, "default-engine", "/p/default-engine", "loud").is_err());
+    }
+
+    #[test]
+    fn the_websub_secret_must_be_long_and_is_never_shown() {
+        let mut s = RuntimeSettings::default();
+        let o = &mut OwnerParts::default();
+        let err = apply(&mut s, o, "websub-secret", "/p/websub-secret", "short-secret").unwrap_err();
+        assert!(matches!(&err, SettingsError::Invalid { name, .. } if name == "/p/websub-secret"), "{err}");
+        assert!(!err.to_string().contains("short-secret"), "{err}");
+        assert_eq!(s.websub_secret, None);
+        apply(&mut s, o, "websub-secret", "/p/websub-secret", " a-secret-of-28-characters!! ").unwrap();
+        let secret = s.websub_secret.as_ref().expect("set");
+        assert_eq!(secret.expose(), "a-secret-of-28-characters!!");
+        assert!(!format!("{s:?}").contains("a-secret"), "{s:?}");
+    }
+
+    #[test]
+    fn the_podcast_owner_is_both_parameters_or_neither() {
+        let mut s = RuntimeSettings::default();
+        let mut o = OwnerParts::default();
+        apply(&mut s, &mut o, "podcast-owner-name", "/p/podcast-owner-name", " Ada Lovelace ").unwrap();
+        apply(&mut s, &mut o, "podcast-owner-email", "/p/podcast-owner-email", "ada@example.org").unwrap();
+        assert_eq!(
+            o.finish("/p/").unwrap(),
+            Some(PodcastOwner { name: "Ada Lovelace".into(), email: "ada@example.org".into() })
+        );
+        assert_eq!(OwnerParts::default().finish("/p/").unwrap(), None);
+        let half = OwnerParts { name: Some("Ada".into()), email: None }.finish("/p/").unwrap_err();
+        assert!(
+            matches!(&half, SettingsError::Invalid { name, .. } if name == "/p/podcast-owner-email"),
+            "{half:?}"
+        );
+        let half = OwnerParts { name: None, email: Some("a@b".into()) }.finish("/p/").unwrap_err();
+        assert!(matches!(&half, SettingsError::Invalid { name, .. } if name == "/p/podcast-owner-name"));
+        let mut o = OwnerParts::default();
+        for bad in ["ada", "@example.org", "ada@", "ada @example.org"] {
+            let err =
+                apply(&mut s, &mut o, "podcast-owner-email", "/p/podcast-owner-email", bad).unwrap_err();
+            assert!(err.to_string().contains("not an email address"), "{bad}: {err}");
+        }
+        assert!(apply(&mut s, &mut o, "podcast-owner-name", "/p/podcast-owner-name", "  ").is_err());
     }
 }

@@ -44,7 +44,7 @@ impl WorkflowError {
     }
 }
 
-fn error<E>(
+pub(crate) fn error<E>(
     op: &str,
     err: &SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
 ) -> WorkflowError
@@ -152,16 +152,29 @@ impl StepFunctions {
         &self.state_machine_arn
     }
 
-    /// Start the conversion's `attempt` with `input` (JSON). Starting it again with the same
-    /// input is a success that starts nothing.
-    #[tracing::instrument(skip(self, input), fields(conversion_id = %id))]
+    /// Start the conversion's `attempt` (of its first revision) with `input` (JSON). Starting
+    /// it again with the same input is a success that starts nothing.
     pub async fn start(
         &self,
         id: &ConversionId,
         attempt: u32,
         input: &str,
     ) -> Result<Started, WorkflowError> {
-        let name = execution_name(id, attempt);
+        self.start_revision(id, 1, attempt, input).await
+    }
+
+    /// Start `attempt` of the conversion's `revision` with `input` (JSON), under the name
+    /// [`ConversionId::revision_execution_name`] makes. Starting it again with the same input
+    /// is a success that starts nothing.
+    #[tracing::instrument(skip(self, input), fields(conversion_id = %id))]
+    pub async fn start_revision(
+        &self,
+        id: &ConversionId,
+        revision: u32,
+        attempt: u32,
+        input: &str,
+    ) -> Result<Started, WorkflowError> {
+        let name = id.revision_execution_name(revision, attempt);
         let mut retry = 0;
         loop {
             let sent = self

@@ -1,8 +1,9 @@
 //! The `Workflows` port of `lector-core` on Step Functions: what `start-conversion` and the
 //! operators' tools call, with the same meaning as the local engine's.
 //!
-//! - `start` takes the execution name `<conversion id>-<attempt>` that
-//!   [`lector_core::ConversionId::execution_name`] makes; a repeated start of a running attempt
+//! - `start` takes the execution name [`lector_core::ConversionId::revision_execution_name`]
+//!   makes: `<conversion id>-<attempt>` for the first revision, `<conversion id>-r<revision>-
+//!   <attempt>` for later ones; a repeated start of a running attempt
 //!   with the same input answers with that execution, any other reuse of the name is
 //!   [`WorkflowError::AlreadyExists`] (Step Functions and the local engine agree on this);
 //! - `redrive` resumes a failed execution with a client token made from the execution and its
@@ -19,7 +20,7 @@ use crate::workflow::{self, Started, StepFunctions};
 /// Client tokens are at most 64 characters.
 const MAX_TOKEN: usize = 64;
 
-fn port_error(e: workflow::WorkflowError) -> WorkflowError {
+pub(crate) fn port_error(e: workflow::WorkflowError) -> WorkflowError {
     match e {
         workflow::WorkflowError::Unavailable(reason) => WorkflowError::Unavailable(reason),
         workflow::WorkflowError::NameTaken { execution_arn, .. } => {
@@ -31,20 +32,38 @@ fn port_error(e: workflow::WorkflowError) -> WorkflowError {
     }
 }
 
-/// The conversion and attempt an execution name stands for.
-pub fn parse_execution_name(name: &str) -> Result<(ConversionId, u32), WorkflowError> {
+/// What an execution name stands for: a conversion, its revision (1 for the first) and the
+/// attempt (attempts count on across revisions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionName {
+    pub id: ConversionId,
+    pub revision: u32,
+    pub attempt: u32,
+}
+
+/// The conversion, revision and attempt an execution name stands for: `<id>-<attempt>` for
+/// the first revision, `<id>-r<revision>-<attempt>` for revision 2 and later. Only the names
+/// Lector makes are accepted (no `r1`, no leading zeros, no attempt 0).
+pub fn parse_execution_name(name: &str) -> Result<ExecutionName, WorkflowError> {
     let bad = || {
         WorkflowError::Failed(format!(
-            "execution name '{name}' is not '<conversion id>-<attempt>'; Lector names every execution so"
+            "execution name '{name}' is not '<conversion id>-<attempt>' or \
+             '<conversion id>-r<revision>-<attempt>'; Lector names every execution so"
         ))
     };
-    let (id, attempt) = name.rsplit_once('-').ok_or_else(bad)?;
-    let id: ConversionId = id.parse().map_err(|_| bad())?;
+    let (rest, attempt) = name.rsplit_once('-').ok_or_else(bad)?;
     let attempt: u32 = attempt.parse().map_err(|_| bad())?;
-    if attempt == 0 || id.execution_name(attempt) != name {
+    let (id, revision) = match rest.rsplit_once('-') {
+        Some((id, revision)) if revision.starts_with('r') => {
+            (id, revision[1..].parse::<u32>().map_err(|_| bad())?)
+        }
+        _ => (rest, 1),
+    };
+    let id: ConversionId = id.parse().map_err(|_| bad())?;
+    if attempt == 0 || revision == 0 || id.revision_execution_name(revision, attempt) != name {
         return Err(bad());
     }
-    Ok((id, attempt))
+    Ok(ExecutionName { id, revision, attempt })
 }
 
 fn status(s: &aws_sdk_sfn::types::ExecutionStatus) -> Result<ExecutionStatus, WorkflowError> {
@@ -74,9 +93,10 @@ pub fn redrive_token(execution_arn: &str, redrive_count: i32) -> String {
 #[async_trait]
 impl Workflows for StepFunctions {
     async fn start(&self, name: &str, input: &Value) -> Result<String, WorkflowError> {
-        let (id, attempt) = parse_execution_name(name)?;
-        let started =
-            StepFunctions::start(self, &id, attempt, &input.to_string()).await.map_err(port_error)?;
+        let ExecutionName { id, revision, attempt } = parse_execution_name(name)?;
+        let started = StepFunctions::start_revision(self, &id, revision, attempt, &input.to_string())
+            .await
+            .map_err(port_error)?;
         match started {
             Started::New { execution_arn } => Ok(execution_arn),
             Started::AlreadyStarted { execution_arn } => {
@@ -119,10 +139,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn execution_names_are_conversion_and_attempt() {
+    fn execution_names_are_conversion_revision_and_attempt() {
         let id: ConversionId = "0123456789abcdef0123".parse().unwrap();
-        assert_eq!(parse_execution_name(&id.execution_name(3)).unwrap(), (id.clone(), 3));
-        for bad in ["", "x-1", "0123456789abcdef0123", "0123456789abcdef0123-0", "0123456789abcdef0123-01"] {
+        let name = |revision, attempt| ExecutionName { id: id.clone(), revision, attempt };
+        assert_eq!(parse_execution_name(&id.execution_name(3)).unwrap(), name(1, 3));
+        assert_eq!(parse_execution_name(&id.revision_execution_name(1, 2)).unwrap(), name(1, 2));
+        assert_eq!(parse_execution_name(&id.revision_execution_name(2, 4)).unwrap(), name(2, 4));
+        assert_eq!(parse_execution_name("0123456789abcdef0123-r12-15").unwrap(), name(12, 15));
+        for bad in [
+            "",
+            "x-1",
+            "0123456789abcdef0123",
+            "0123456789abcdef0123-0",
+            "0123456789abcdef0123-01",
+            "0123456789abcdef0123-r1-2",
+            "0123456789abcdef0123-r0-2",
+            "0123456789abcdef0123-r02-2",
+            "0123456789abcdef0123-r2-0",
+            "0123456789abcdef0123-r-2",
+            "0123456789abcdef0123-rx-2",
+            "0123456789abcdef0123-2-2",
+        ] {
             assert!(parse_execution_name(bad).is_err(), "{bad:?} accepted");
         }
     }

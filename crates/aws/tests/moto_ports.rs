@@ -56,6 +56,19 @@ async fn a_running_attempt_started_again_is_the_same_execution() {
 }
 
 #[tokio::test]
+async fn a_later_revision_runs_under_its_own_execution_name() {
+    let sfn = state_machine(waiting(), None).await;
+    let port: &dyn Workflows = &sfn;
+    let id = conversion(7);
+    let name = id.revision_execution_name(2, 3);
+    let input = json!({"conversion_id": id.as_str(), "attempt": 3});
+    let started = port.start(&name, &input).await.unwrap();
+    assert_eq!(started, execution_arn(sfn.state_machine_arn(), &name));
+    assert_eq!(port.describe(&started).await.unwrap().name, name);
+    assert!(matches!(port.start("0123456789abcdef0123-r1-3", &input).await, Err(WorkflowError::Failed(_))));
+}
+
+#[tokio::test]
 async fn a_finished_attempt_is_not_started_again() {
     moto_execute_state_machines();
     let sfn = state_machine(failing(), None).await;

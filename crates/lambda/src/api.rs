@@ -5,6 +5,11 @@
 //! from SSM Parameter Store, and the router is built again when they change, so a changed
 //! parameter takes effect within the settings' five-minute cache.
 //!
+//! The `api` function keeps subscriptions too: their list is the feed table
+//! ([`DynamoFeedIndex`]), a poll on demand starts the polling state machine
+//! ([`StepFunctionsPolls`]), and the owner of podcast feeds whose subscription names none comes
+//! from the runtime settings (`podcast-owner-name`, `podcast-owner-email`).
+//!
 //! There is no token: the HTTP API's JWT authorizer checks callers of the writing routes before
 //! the function runs.
 
@@ -17,12 +22,15 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use lector_api::error::ApiError;
 use lector_api::{Api, ApiSettings};
+use lector_aws::feed_index::DynamoFeedIndex;
 use lector_aws::index::DynamoConversionIndex;
+use lector_aws::polls::StepFunctionsPolls;
 use lector_aws::sdk::SdkConfig;
 use lector_aws::settings::RuntimeSettings;
 use lector_aws::{DynamoEventStore, PollyVoice, S3ObjectStore};
-use lector_core::feed::index::FeedIndex;
-use lector_core::index::ConversionIndex;
+use lector_core::feed::FeedStatus;
+use lector_core::feed::index::{FeedIndex, FeedPage, FeedQuery};
+use lector_core::index::{ConversionIndex, IndexError};
 use lector_core::object::ObjectMeta;
 use lector_core::ports::{Clock, FeedPolls, ObjectError, ObjectStore, Voice};
 use lector_core::{
@@ -138,8 +146,8 @@ impl ApiFunction {
                 engines: self.engines.clone(),
                 preview_measure_limit: PREVIEW_MEASURE_LIMIT,
                 own_feeds: Vec::new(),
-                podcast_owner: None,
-                websub: None,
+                podcast_owner: settings.podcast_owner.clone(),
+                websub: crate::settings::websub(self.public_url.as_ref(), &settings),
             },
         );
         let router = (self.routes)(api);
@@ -178,19 +186,23 @@ pub async fn run_preview() -> Result<(), crate::Error> {
     serve::<NoStores>(PREVIEW_FUNCTION, lector_api::preview_router).await
 }
 
-/// Where a group's function keeps conversions, wired from its environment.
+/// What a group's function keeps conversions and subscriptions in.
+struct Built {
+    events: Arc<dyn EventStore>,
+    objects: Arc<dyn ObjectStore>,
+    feeds: Arc<dyn FeedIndex>,
+    polls: Arc<dyn FeedPolls>,
+}
+
+/// Where a group's function keeps conversions and subscriptions, wired from its environment.
 trait Stores: Sized {
     fn from_env(env: &Env) -> Result<Self, ConfigError>;
     /// `function` names the function in what its stores refuse.
-    fn build(
-        self,
-        function: &'static str,
-        sdk: &SdkConfig,
-        dynamodb: &aws_sdk_dynamodb::Client,
-    ) -> (Arc<dyn EventStore>, Arc<dyn ObjectStore>);
+    fn build(self, function: &'static str, sdk: &SdkConfig, dynamodb: &aws_sdk_dynamodb::Client) -> Built;
 }
 
-/// The conversions group's: the event table and the bucket.
+/// The conversions group's: the event table, the bucket, the list of subscriptions and the
+/// polling workflow.
 struct ConversionStores(StoreConfig);
 
 impl Stores for ConversionStores {
@@ -198,17 +210,14 @@ impl Stores for ConversionStores {
         StoreConfig::from_env(env).map(Self)
     }
 
-    fn build(
-        self,
-        _: &'static str,
-        sdk: &SdkConfig,
-        dynamodb: &aws_sdk_dynamodb::Client,
-    ) -> (Arc<dyn EventStore>, Arc<dyn ObjectStore>) {
-        let StoreConfig { table, bucket } = self.0;
-        (
-            Arc::new(DynamoEventStore::new(dynamodb.clone(), table)),
-            Arc::new(S3ObjectStore::new(aws_sdk_s3::Client::new(sdk), bucket)),
-        )
+    fn build(self, _: &'static str, sdk: &SdkConfig, dynamodb: &aws_sdk_dynamodb::Client) -> Built {
+        let StoreConfig { table, bucket, feed_table, poll_state_machine_arn } = self.0;
+        Built {
+            events: Arc::new(DynamoEventStore::new(dynamodb.clone(), table)),
+            objects: Arc::new(S3ObjectStore::new(aws_sdk_s3::Client::new(sdk), bucket)),
+            feeds: Arc::new(DynamoFeedIndex::new(dynamodb.clone(), feed_table)),
+            polls: Arc::new(StepFunctionsPolls::new(aws_sdk_sfn::Client::new(sdk), poll_state_machine_arn)),
+        }
     }
 }
 
@@ -220,13 +229,13 @@ impl Stores for NoStores {
         Ok(Self)
     }
 
-    fn build(
-        self,
-        function: &'static str,
-        _: &SdkConfig,
-        _: &aws_sdk_dynamodb::Client,
-    ) -> (Arc<dyn EventStore>, Arc<dyn ObjectStore>) {
-        (Arc::new(NoEvents { function }), Arc::new(NoObjects { function }))
+    fn build(self, function: &'static str, _: &SdkConfig, _: &aws_sdk_dynamodb::Client) -> Built {
+        Built {
+            events: Arc::new(NoEvents { function }),
+            objects: Arc::new(NoObjects { function }),
+            feeds: Arc::new(NoFeeds { function }),
+            polls: Arc::new(NoPolls { function }),
+        }
     }
 }
 
@@ -238,15 +247,15 @@ async fn serve<S: Stores>(name: &'static str, routes: fn(Api) -> Router) -> Resu
         .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let sdk = lector_aws::sdk::load_in_lambda().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let (events, objects) = stores.build(name, &sdk, &dynamodb);
+    let Built { events, objects, feeds, polls } = stores.build(name, &sdk, &dynamodb);
     let ports = ApiPorts {
         events,
         objects,
         voice: Arc::new(PollyVoice::new(aws_sdk_polly::Client::new(&sdk))),
         index: Arc::new(DynamoConversionIndex::new(dynamodb, config.index_table)),
         clock: Arc::new(SystemClock),
-        feeds: Arc::new(lector_core::feed::index::MemoryFeedIndex::default()),
-        polls: Arc::new(NoPolls),
+        feeds,
+        polls,
     };
     let settings = Arc::new(crate::settings::from_ssm(aws_sdk_ssm::Client::new(&sdk), &config.settings_path));
     let metrics = Metrics::stdout(config.namespace, function_name(&env, name));
@@ -259,14 +268,54 @@ async fn serve<S: Stores>(name: &'static str, routes: fn(Api) -> Router) -> Resu
     .await
 }
 
-/// Polls on demand where no polling workflow is wired: refused, named.
+/// Polls on demand in a function whose routes start none: refused, naming the function.
 #[derive(Debug, Clone, Copy)]
-pub struct NoPolls;
+pub struct NoPolls {
+    pub function: &'static str,
+}
 
 #[async_trait]
 impl FeedPolls for NoPolls {
     async fn poll_now(&self, _: &[lector_core::FeedId]) -> Result<String, lector_core::ports::WorkflowError> {
-        Err(lector_core::ports::WorkflowError::Failed("this function starts no polls".into()))
+        Err(lector_core::ports::WorkflowError::Failed(format!(
+            "the {} function starts no polls",
+            self.function
+        )))
+    }
+}
+
+/// The list of subscriptions of a function whose routes read none: every call is refused as a
+/// permanent failure naming the function, as [`NoObjects`] does for objects.
+#[derive(Debug, Clone, Copy)]
+pub struct NoFeeds {
+    pub function: &'static str,
+}
+
+impl NoFeeds {
+    fn refuse(&self, what: &str) -> IndexError {
+        IndexError::Failed(format!(
+            "the {} function has no list of subscriptions (asked to {what})",
+            self.function
+        ))
+    }
+}
+
+#[async_trait]
+impl FeedIndex for NoFeeds {
+    async fn get(&self, id: &lector_core::FeedId) -> Result<Option<FeedStatus>, IndexError> {
+        Err(self.refuse(&format!("read {id}")))
+    }
+    async fn put(&self, status: &FeedStatus) -> Result<(), IndexError> {
+        Err(self.refuse(&format!("write {}", status.feed_id)))
+    }
+    async fn list(&self, _: &FeedQuery) -> Result<FeedPage, IndexError> {
+        Err(self.refuse("list"))
+    }
+    async fn due(&self, _: chrono::DateTime<chrono::Utc>, _: usize) -> Result<Vec<FeedStatus>, IndexError> {
+        Err(self.refuse("find the due feeds"))
+    }
+    async fn clear(&self) -> Result<(), IndexError> {
+        Err(self.refuse("clear"))
     }
 }
 
@@ -353,6 +402,25 @@ mod tests {
             assert!(refused.to_string().contains("api-preview"), "{refused}");
         }
         assert_eq!(store.presigned_get(&key, std::time::Duration::from_secs(60)).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn no_feeds_and_no_polls_refuse_naming_their_function() {
+        let feeds = NoFeeds { function: PREVIEW_FUNCTION };
+        let id: lector_core::FeedId = "0123456789abcdef".parse().unwrap();
+        let refusals = [
+            feeds.get(&id).await.unwrap_err(),
+            feeds.list(&FeedQuery { limit: 5, ..FeedQuery::default() }).await.unwrap_err(),
+            feeds.due(chrono::Utc::now(), 5).await.unwrap_err(),
+            feeds.clear().await.unwrap_err(),
+        ];
+        for refused in refusals {
+            assert!(matches!(refused, IndexError::Failed(_)), "{refused}");
+            assert!(refused.to_string().contains("api-preview"), "{refused}");
+        }
+        let polls = NoPolls { function: PREVIEW_FUNCTION };
+        let refused = polls.poll_now(&[id]).await.unwrap_err();
+        assert!(!refused.is_transient() && refused.to_string().contains("api-preview"), "{refused}");
     }
 
     #[tokio::test]

@@ -6,8 +6,12 @@ use std::collections::HashMap;
 pub use lector_aws::settings::ConfigError;
 use lector_aws::settings::{BUCKET_VAR, SETTINGS_PATH_VAR, STATE_MACHINE_VAR, TABLE_VAR, require_all};
 
+/// The list of subscriptions' table.
+pub use lector_aws::feed_index::FEED_TABLE_VAR;
 /// The list projection's table.
 pub use lector_aws::index::INDEX_TABLE_VAR;
+/// The polling state machine, for the API's polls on demand.
+pub use lector_aws::polls::POLL_STATE_MACHINE_VAR;
 
 /// The CloudWatch namespace of the functions' metrics (`Lector/<stack>` in the template).
 pub const METRICS_NAMESPACE_VAR: &str = "LECTOR_METRICS_NAMESPACE";
@@ -67,6 +71,12 @@ impl StepConfig {
     }
 }
 
+/// The list of subscriptions' table, for the functions that read it.
+pub fn feed_table(env: &Env) -> Result<String, ConfigError> {
+    let [table] = env.require([FEED_TABLE_VAR])?;
+    Ok(table)
+}
+
 /// The SSM path of the runtime settings, for the functions that read them.
 pub fn settings_path(env: &Env) -> Result<String, ConfigError> {
     let [path] = env.require([SETTINGS_PATH_VAR])?;
@@ -87,20 +97,21 @@ impl StartConfig {
     }
 }
 
-/// What `project-conversions` needs: the log (to fold a stream again after a gap) and the list
-/// table.
+/// What `project-conversions` needs: the log (to fold a stream again after a gap), the list
+/// table and the list of subscriptions' table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectorConfig {
     pub table: String,
     pub index_table: String,
+    pub feed_table: String,
     pub namespace: String,
 }
 
 impl ProjectorConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let [table, index_table, namespace] =
-            env.require([TABLE_VAR, INDEX_TABLE_VAR, METRICS_NAMESPACE_VAR])?;
-        Ok(Self { table, index_table, namespace })
+        let [table, index_table, feed_table, namespace] =
+            env.require([TABLE_VAR, INDEX_TABLE_VAR, FEED_TABLE_VAR, METRICS_NAMESPACE_VAR])?;
+        Ok(Self { table, index_table, feed_table, namespace })
     }
 }
 
@@ -117,31 +128,39 @@ impl ApiConfig {
     pub fn from_env(env: &Env) -> Result<Self, ApiConfigError> {
         let [index_table, settings_path, namespace] =
             env.require([INDEX_TABLE_VAR, SETTINGS_PATH_VAR, METRICS_NAMESPACE_VAR])?;
-        let public_url = env
-            .optional(PUBLIC_URL_VAR)
-            .map(|raw| {
-                url::Url::parse(&raw)
-                    .ok()
-                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                    .ok_or(ApiConfigError::PublicUrl(raw))
-            })
-            .transpose()?;
+        let public_url = public_url(env)?;
         Ok(Self { index_table, settings_path, namespace, public_url })
     }
 }
 
-/// Where the `api` function keeps conversions: the event log and the objects. The preview
-/// keeps none and is given neither.
+/// The API's public address (`LECTOR_PUBLIC_URL`), when set: it must be an http(s) address.
+pub fn public_url(env: &Env) -> Result<Option<url::Url>, ApiConfigError> {
+    env.optional(PUBLIC_URL_VAR)
+        .map(|raw| {
+            url::Url::parse(&raw)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .ok_or(ApiConfigError::PublicUrl(raw))
+        })
+        .transpose()
+}
+
+/// Where the `api` function keeps conversions and subscriptions: the event log, the objects,
+/// the list of subscriptions and the polling workflow it starts polls on. The preview keeps
+/// none and is given none of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
     pub table: String,
     pub bucket: String,
+    pub feed_table: String,
+    pub poll_state_machine_arn: String,
 }
 
 impl StoreConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let [table, bucket] = env.require([TABLE_VAR, BUCKET_VAR])?;
-        Ok(Self { table, bucket })
+        let [table, bucket, feed_table, poll_state_machine_arn] =
+            env.require([TABLE_VAR, BUCKET_VAR, FEED_TABLE_VAR, POLL_STATE_MACHINE_VAR])?;
+        Ok(Self { table, bucket, feed_table, poll_state_machine_arn })
     }
 }
 
@@ -191,7 +210,15 @@ mod tests {
         let none = Env::from_pairs([]);
         let text =
             api_and_stores(ApiConfig::from_env(&none), StoreConfig::from_env(&none)).unwrap_err().to_string();
-        for var in [TABLE_VAR, INDEX_TABLE_VAR, BUCKET_VAR, SETTINGS_PATH_VAR, METRICS_NAMESPACE_VAR] {
+        for var in [
+            TABLE_VAR,
+            INDEX_TABLE_VAR,
+            BUCKET_VAR,
+            FEED_TABLE_VAR,
+            POLL_STATE_MACHINE_VAR,
+            SETTINGS_PATH_VAR,
+            METRICS_NAMESPACE_VAR,
+        ] {
             assert!(text.contains(var), "{var} not named in {text}");
         }
     }
@@ -206,14 +233,25 @@ mod tests {
         let config = ApiConfig::from_env(&Env::from_pairs(preview)).expect("the preview's variables suffice");
         assert_eq!(config.index_table, "conversions");
         let stores = StoreConfig::from_env(&Env::from_pairs(preview)).unwrap_err();
-        assert_eq!(stores, ConfigError::Missing(vec![TABLE_VAR.into(), BUCKET_VAR.into()]));
+        let store_vars = vec![
+            TABLE_VAR.to_owned(),
+            BUCKET_VAR.to_owned(),
+            FEED_TABLE_VAR.to_owned(),
+            POLL_STATE_MACHINE_VAR.to_owned(),
+        ];
+        assert_eq!(stores, ConfigError::Missing(store_vars.clone()));
         // Missing variables first, all of them; then a bad public URL.
         let bad_url = Env::from_pairs(preview.into_iter().chain([(PUBLIC_URL_VAR, "ftp://x")]));
         assert_eq!(
             api_and_stores(ApiConfig::from_env(&bad_url), StoreConfig::from_env(&bad_url)).unwrap_err(),
-            ApiConfigError::Missing(ConfigError::Missing(vec![TABLE_VAR.into(), BUCKET_VAR.into()]))
+            ApiConfigError::Missing(ConfigError::Missing(store_vars))
         );
-        let stores = [(TABLE_VAR, "events"), (BUCKET_VAR, "objects")];
+        let stores = [
+            (TABLE_VAR, "events"),
+            (BUCKET_VAR, "objects"),
+            (FEED_TABLE_VAR, "feeds"),
+            (POLL_STATE_MACHINE_VAR, "arn:aws:states:us-east-1:1:stateMachine:poll-feeds"),
+        ];
         let only_url =
             Env::from_pairs(preview.into_iter().chain(stores).chain([(PUBLIC_URL_VAR, "ftp://x")]));
         assert_eq!(

@@ -12,9 +12,10 @@
 //!   guarded fetcher that follows their allowed hosts;
 //! - [`diagnostic`]: a [`lector_core::StepError`] as a Lambda error whose type is the stable
 //!   error name Step Functions' `Retry` and `Catch` match on;
-//! - [`step`]: [`run_step`], one workflow step as a Lambda function;
-//! - [`start`], [`project`], [`api`]: the `start-conversion`, `project-conversions` and `api`
-//!   functions' handlers;
+//! - [`step`]: [`run_step`], one workflow step as a Lambda function (the conversion workflow's
+//!   and the polling workflow's: `list-due-feeds`, `poll-feed`);
+//! - [`start`], [`request`], [`project`], [`api`]: the `start-conversion`,
+//!   `request-conversions`, `project-conversions` and `api` functions' handlers;
 //! - [`voice`]: the Polly voice, measured;
 //! - [`runtime_api`]: a stub of Lambda's Runtime API, to drive a built function in tests and
 //!   to time its init;
@@ -29,6 +30,7 @@ pub mod diagnostic;
 pub mod init_ladder;
 pub mod metrics;
 pub mod project;
+pub mod request;
 pub mod runtime_api;
 pub mod settings;
 pub mod start;

@@ -10,6 +10,9 @@
 //! | `ConversionsFailed` | Count | Function, ErrorName | `record-failure`, a failure recorded |
 //! | `CharactersSynthesized` | Count | Function, Engine | `synthesize-chunk`, each Polly request |
 //! | `ChunkSynthesisLatency` | Milliseconds | Function, Engine | `synthesize-chunk`, each Polly request |
+//! | `FeedsDue` | Count | Function | `list-due-feeds`, the feeds one polling run takes |
+//! | `FeedPolls` | Count | Function, Outcome | `poll-feed`, each poll: `polled`, `failed` (the feed's failure, recorded) or `skipped` |
+//! | `ConversionsRequested` | Count | Function, Outcome | `request-conversions`: `created`, `revised` or `unchanged` |
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,11 +27,15 @@ pub const CONVERSIONS_COMPLETED: &str = "ConversionsCompleted";
 pub const CONVERSIONS_FAILED: &str = "ConversionsFailed";
 pub const CHARACTERS_SYNTHESIZED: &str = "CharactersSynthesized";
 pub const CHUNK_SYNTHESIS_LATENCY: &str = "ChunkSynthesisLatency";
+pub const FEEDS_DUE: &str = "FeedsDue";
+pub const FEED_POLLS: &str = "FeedPolls";
+pub const CONVERSIONS_REQUESTED: &str = "ConversionsRequested";
 
 /// The dimension every metric has.
 pub const FUNCTION: &str = "Function";
 pub const ERROR_NAME: &str = "ErrorName";
 pub const ENGINE: &str = "Engine";
+pub const OUTCOME: &str = "Outcome";
 
 /// A CloudWatch unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +148,21 @@ impl Metrics {
 
     pub fn conversion_failed(&self, error_name: &str) {
         self.put(CONVERSIONS_FAILED, Unit::Count, 1.0, &[(ERROR_NAME, error_name)]);
+    }
+
+    /// The feeds one run of the polling workflow takes.
+    pub fn feeds_due(&self, count: usize) {
+        self.put(FEEDS_DUE, Unit::Count, count as f64, &[]);
+    }
+
+    /// One poll of a feed, by what it did (`polled`, `failed`, `skipped`).
+    pub fn feed_polled(&self, outcome: &str) {
+        self.put(FEED_POLLS, Unit::Count, 1.0, &[(OUTCOME, outcome)]);
+    }
+
+    /// One post a subscription asked to convert, by what the submission did.
+    pub fn conversion_requested(&self, outcome: &str) {
+        self.put(CONVERSIONS_REQUESTED, Unit::Count, 1.0, &[(OUTCOME, outcome)]);
     }
 
     /// One synthesis request: its characters and how long the voice took.

@@ -9,7 +9,9 @@ use lector_aws::settings::{RuntimeSettings, SettingsError, SettingsSource};
 use lector_core::ports::Clock;
 use lector_core::{ErrorKind, StepError};
 use lector_pipeline::fetch::{AllowList, FetchPolicy, Fetcher};
+use lector_pipeline::websub::WebSubConfig;
 use tokio::sync::Mutex;
+use url::Url;
 
 /// The wall clock.
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,6 +31,20 @@ pub fn settings_error(e: SettingsError) -> StepError {
         SettingsError::Invalid { .. } | SettingsError::Refused(_) => ErrorKind::Internal,
     };
     StepError::new(kind, format!("runtime settings: {e}"))
+}
+
+/// WebSub as the settings and the API's public address set it up: on when both the
+/// `websub-secret` parameter and `LECTOR_PUBLIC_URL` are set (hubs call back at
+/// `<public URL>/websub/<feed id>`), off otherwise.
+pub fn websub(public_url: Option<&Url>, settings: &RuntimeSettings) -> Option<WebSubConfig> {
+    let secret = settings.websub_secret.as_ref()?;
+    let Some(base) = public_url else {
+        tracing::warn!("websub-secret is set but LECTOR_PUBLIC_URL is not: WebSub stays off");
+        return None;
+    };
+    WebSubConfig::new(base.clone(), secret.expose())
+        .inspect_err(|e| tracing::warn!(error = %e, "WebSub stays off"))
+        .ok()
 }
 
 /// Where settings come from: SSM on Lambda, fixed values in tests.
@@ -94,7 +110,21 @@ impl Fetchers {
 
 #[cfg(test)]
 mod tests {
+    use lector_aws::settings::WebSubSecret;
+
     use super::*;
+
+    #[test]
+    fn websub_is_on_only_with_a_secret_and_a_public_address() {
+        let url = Url::parse("https://listen.example/").unwrap();
+        let mut settings = RuntimeSettings::default();
+        assert!(websub(Some(&url), &settings).is_none(), "no secret");
+        settings.websub_secret = WebSubSecret::new("sixteen-chars-at-least");
+        assert!(websub(None, &settings).is_none(), "no public address");
+        let on = websub(Some(&url), &settings).expect("both set");
+        let feed: lector_core::FeedId = "0123456789abcdef".parse().unwrap();
+        assert_eq!(on.callback(&feed).as_str(), "https://listen.example/websub/0123456789abcdef");
+    }
 
     #[tokio::test]
     async fn a_fetcher_is_kept_until_the_allowed_hosts_change() {

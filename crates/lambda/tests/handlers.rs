@@ -111,6 +111,13 @@ async fn stream_batch(
     (serde_json::from_value(json!({ "Records": records })).unwrap(), events)
 }
 
+/// The lists of a projector that sees conversions only.
+fn lists(index: &DynamoConversionIndex) -> lector_lambda::project::Lists<'_> {
+    const NO_FEEDS: lector_lambda::api::NoFeeds =
+        lector_lambda::api::NoFeeds { function: "project-conversions" };
+    lector_lambda::project::Lists { conversions: index, feeds: &NO_FEEDS }
+}
+
 fn failures(response: &aws_lambda_events::event::streams::DynamoDbEventResponse) -> Vec<String> {
     response.batch_item_failures.iter().filter_map(|f| f.item_identifier.clone()).collect()
 }
@@ -124,7 +131,7 @@ async fn a_stream_batch_is_folded_into_the_list_table() {
     let b = request(&store, 2, false).await;
     let (batch, _) = stream_batch(&client, &table, None).await;
     let metrics = Metrics::with_sink("N", "project-conversions", Captured::default().sink());
-    let response = lector_lambda::project::handle(&index, &store, &metrics, batch).await;
+    let response = lector_lambda::project::handle(lists(&index), &store, &metrics, batch).await;
     assert!(failures(&response).is_empty(), "{response:?}");
     for id in [&a, &b] {
         let expected = ConversionStatus::fold(&store.read_stream(&id.stream(), 0).await.unwrap()).unwrap();
@@ -135,7 +142,7 @@ async fn a_stream_batch_is_folded_into_the_list_table() {
 
     // The same batch again (a retried invocation) changes nothing.
     let (again, _) = stream_batch(&client, &table, None).await;
-    let response = lector_lambda::project::handle(&index, &store, &metrics, again).await;
+    let response = lector_lambda::project::handle(lists(&index), &store, &metrics, again).await;
     assert!(failures(&response).is_empty());
     assert_eq!(index.get(&a).await.unwrap().map(|s| s.version), Some(2));
 }
@@ -150,7 +157,7 @@ async fn a_poison_record_is_reported_and_nothing_after_it_is_projected() {
     // Item 0 is the counter, 1 is a's request, 2 b's: b's record is damaged.
     let (batch, _) = stream_batch(&client, &table, Some(2)).await;
     let metrics = Metrics::with_sink("N", "project-conversions", Captured::default().sink());
-    let response = lector_lambda::project::handle(&index, &store, &metrics, batch).await;
+    let response = lector_lambda::project::handle(lists(&index), &store, &metrics, batch).await;
     assert_eq!(failures(&response), ["3"]);
     assert!(index.get(&a).await.unwrap().is_some());
     assert!(index.get(&b).await.unwrap().is_none());
@@ -167,7 +174,7 @@ async fn an_event_past_a_gap_is_folded_from_the_stream() {
     let mut only_last = batch;
     only_last.records.retain(|r| r.change.sequence_number.as_deref() == Some("3"));
     let metrics = Metrics::with_sink("N", "project-conversions", Captured::default().sink());
-    let response = lector_lambda::project::handle(&index, &store, &metrics, only_last).await;
+    let response = lector_lambda::project::handle(lists(&index), &store, &metrics, only_last).await;
     assert!(failures(&response).is_empty());
     assert_eq!(index.get(&id).await.unwrap(), ConversionStatus::fold(&events).unwrap());
 }
@@ -262,8 +269,8 @@ async fn ports() -> ApiPorts {
         voice: Arc::new(PollyVoice::new(aws_sdk_polly::Client::new(&moto_config().await))),
         index: Arc::new(index),
         clock: Arc::new(SystemClock),
-        feeds: Arc::new(lector_core::feed::index::MemoryFeedIndex::default()),
-        polls: Arc::new(lector_lambda::api::NoPolls),
+        feeds: Arc::new(lector_lambda::api::NoFeeds { function: "api" }),
+        polls: Arc::new(lector_lambda::api::NoPolls { function: "api" }),
     }
 }
 

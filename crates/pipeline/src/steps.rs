@@ -329,10 +329,17 @@ impl Step for PrepareSpeech {
         let rules = state.pronunciations();
         let markup = RuleMarkup::for_engine(chosen.engine);
         let mut speech = prepare_with(&article.document, language.as_deref(), limits, &rules, markup)?;
+        // The language the voice speaks, not the one detected: detection on a short or
+        // repetitive text can come and go with an edit, and a unit sounds the same either way.
+        let speaking = voices
+            .iter()
+            .find(|v| v.id == chosen.voice && v.engines.contains(&chosen.engine))
+            .map(|v| v.language.clone())
+            .or_else(|| language.clone());
         let spec = VoiceSpec {
             voice: chosen.voice.clone(),
             engine: chosen.engine,
-            language: language.clone(),
+            language: speaking,
             pronunciations: rules.clone(),
         };
         let fingerprint = ports.voice.fingerprint(&spec).await?;
@@ -340,7 +347,7 @@ impl Step for PrepareSpeech {
         // makes exactly the sentences it touches be spoken again.
         speech.assign_keys(|unit| unit_key(&spec, &fingerprint, &rules.key_of(&unit.text), &unit.ssml));
         (speech.voice, speech.engine, speech.language) =
-            (Some(spec.voice.clone()), Some(spec.engine), language.clone());
+            (Some(spec.voice.clone()), Some(spec.engine), spec.language.clone());
         let stored = stored_units(ports, &speech).await?;
         speech.plan_chunks(limits, |key| stored.contains(key));
         let units_cached = speech.units.iter().filter(|u| stored.contains(&u.key)).count() as u32;
@@ -572,10 +579,17 @@ impl Step for SynthesizeChunk {
             duration_seconds: 0.0,
             audio_ref: None,
         };
+        let mut checked = ports.clock.now();
         for &index in &chunk.units {
             let unit = speech.units.get(index as usize).ok_or_else(|| {
                 StepError::new(ErrorKind::Internal, format!("chunk {} names unit {index}", chunk.index))
             })?;
+            // A newer attempt (a revision of an edited post) may have started meanwhile: stop
+            // speaking for this one within a second rather than at the chunk's end.
+            if ports.clock.now() - checked >= chrono::Duration::seconds(1) {
+                check_attempt(&load(&*ports.events, id).await?.1, input.attempt)?;
+                checked = ports.clock.now();
+            }
             let audio = unit_audio(ports, unit, &spec).await?;
             let chars = unit.billed_chars as u64;
             if audio.synthesized {

@@ -47,3 +47,30 @@ pub fn decode_mp3(mp3: &[u8]) -> Decoded {
         claimed_frames: track.codec_params.n_frames,
     }
 }
+
+/// The decoded samples of a mono MP3 and their rate, with the encoder's delay and padding
+/// removed as the LAME header gives them (what a gapless player plays).
+pub fn decode_mp3_samples(mp3: &[u8]) -> (Vec<f32>, u32) {
+    use symphonia::core::audio::SampleBuffer;
+    let stream = MediaSourceStream::new(Box::new(Cursor::new(mp3.to_vec())), Default::default());
+    let mut hint = Hint::new();
+    hint.with_extension("mp3");
+    let options = FormatOptions { enable_gapless: true, ..FormatOptions::default() };
+    let probed = symphonia::default::get_probe()
+        .format(&hint, stream, &options, &MetadataOptions::default())
+        .expect("the MP3 is recognised");
+    let mut format = probed.format;
+    let track = format.default_track().expect("the MP3 has a track").clone();
+    let rate = track.codec_params.sample_rate.expect("a sample rate");
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .expect("a decoder");
+    let mut samples = Vec::new();
+    while let Ok(packet) = format.next_packet() {
+        let decoded = decoder.decode(&packet).expect("every packet decodes");
+        let mut buffer = SampleBuffer::<f32>::new(decoded.capacity() as u64, *decoded.spec());
+        buffer.copy_interleaved_ref(decoded);
+        samples.extend_from_slice(buffer.samples());
+    }
+    (samples, rate)
+}

@@ -4,6 +4,7 @@
 mod archive;
 mod capture;
 mod machines;
+mod polls;
 mod polly;
 mod publish;
 mod s3;

@@ -4,7 +4,8 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_ssm::types::ParameterType;
 use chrono::{DateTime, Duration, Utc};
-use lector_aws::settings::{RuntimeSettings, SettingsError, SettingsSource};
+use lector_aws::settings::{RuntimeSettings, SettingsError, SettingsSource, WebSubSecret};
+use lector_core::feed::event::PodcastOwner;
 use lector_core::ports::Clock;
 use lector_core::{VoiceEngine, VoiceId};
 use lector_testkit::services::{moto_config, unique_name};
@@ -37,6 +38,11 @@ async fn settings_are_read_from_the_path_and_cached_for_five_minutes() {
     put(&client, &format!("{path}default-engine"), "long-form", ParameterType::String).await;
     put(&client, &format!("{path}allowed-hosts"), "intranet.example,127.0.0.1", ParameterType::StringList)
         .await;
+    put(&client, &format!("{path}podcast-owner-name"), "Lector Radio", ParameterType::String).await;
+    put(&client, &format!("{path}podcast-owner-email"), "radio@lector.example", ParameterType::String).await;
+    // A SecureString, read decrypted.
+    put(&client, &format!("{path}websub-secret"), "hub-secret-of-the-stack", ParameterType::SecureString)
+        .await;
     let clock = Arc::new(TestClock(Mutex::new(DateTime::from_timestamp(1_750_000_000, 0).unwrap())));
     let source = SettingsSource::new(client.clone(), path.trim_end_matches('/'), clock.clone());
 
@@ -47,6 +53,11 @@ async fn settings_are_read_from_the_path_and_cached_for_five_minutes() {
             default_voice: VoiceId::new("Matthew"),
             default_engine: VoiceEngine::LongForm,
             allowed_hosts: vec!["intranet.example".into(), "127.0.0.1".into()],
+            podcast_owner: Some(PodcastOwner {
+                name: "Lector Radio".into(),
+                email: "radio@lector.example".into()
+            }),
+            websub_secret: WebSubSecret::new("hub-secret-of-the-stack"),
         }
     );
 
@@ -139,4 +150,18 @@ async fn an_outage_keeps_the_settings_read_before_and_fails_only_when_there_are_
         VoiceId::new("Ruth"),
         "stale settings beat no settings"
     );
+}
+
+#[tokio::test]
+async fn a_podcast_owner_without_an_email_is_named() {
+    let client = aws_sdk_ssm::Client::new(&moto_config().await);
+    let path = format!("/{}/", unique_name("lector"));
+    put(&client, &format!("{path}podcast-owner-name"), "Lector Radio", ParameterType::String).await;
+    let clock = Arc::new(TestClock(Mutex::new(Utc::now())));
+    let err = SettingsSource::new(client, &path, clock).get().await.unwrap_err();
+    assert!(
+        matches!(&err, SettingsError::Invalid { name, .. } if *name == format!("{path}podcast-owner-email")),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("set both or neither"), "{err}");
 }
