@@ -152,7 +152,12 @@ fn main() {
 
         // The baseline: the same units, the same voice, the same concurrency (the Map's 4).
         let speech = lector_pipeline::speech::prepare(&document, None, VoiceEngine::Espeak.limits()).unwrap();
-        let spec = VoiceSpec { voice: VoiceId::new("en-us"), engine: VoiceEngine::Espeak, language: None };
+        let spec = VoiceSpec {
+            voice: VoiceId::new("en-us"),
+            engine: VoiceEngine::Espeak,
+            language: None,
+            pronunciations: Default::default(),
+        };
         let plain = Arc::new(EspeakVoice::new());
         let started = Instant::now();
         let semaphore = Arc::new(tokio::sync::Semaphore::new(4));

@@ -40,6 +40,9 @@ enum Command {
     Projections(cmd::projections::Command),
     /// Write the JSON Schemas of the events to schemas/, or check them.
     Schemas(cmd::schemas::Args),
+    /// Show or set the pronunciation rules of a subscription or the global default.
+    #[command(subcommand)]
+    Pronunciations(cmd::pronunciations::Command),
 }
 
 /// Run the command line and return the process's exit code.
@@ -58,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Schemas(args) => cmd::schemas::run(args),
         Command::Projections(command) => cmd::projections::run(command),
         Command::Replay(args) => cmd::replay::run(args),
+        Command::Pronunciations(command) => cmd::pronunciations::run(command),
     };
     match result {
         Ok(code) => code,

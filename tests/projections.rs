@@ -43,6 +43,7 @@ async fn populate(lector: &Lector) -> Vec<lector_core::ConversionStatus> {
             post: None,
             content_hash: None,
             feed_language: None,
+            pronunciations: Vec::new(),
         })];
         if n % 5 != 0 {
             commands

@@ -214,6 +214,7 @@ impl Stack {
             post: None,
             content_hash: None,
             feed_language: None,
+            pronunciations: Vec::new(),
         };
         execute(&*self.events, &id, Command::Request(request), &meta("api")).await.expect("requested");
         let input = json!({"conversion_id": id.as_str(), "attempt": 1}).to_string();

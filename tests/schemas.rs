@@ -52,6 +52,7 @@ async fn every_event_type_the_domain_produces_matches_its_schema() {
             }),
             content_hash: Some("0011223344556677".into()),
             feed_language: Some("en".into()),
+            pronunciations: Vec::new(),
         }),
         Command::Start(ConversionStarted {
             execution_id: "arn:aws:states:local:0:execution:conversion:x-1".into(),
@@ -124,6 +125,7 @@ async fn every_event_type_the_domain_produces_matches_its_schema() {
             title: Some("A title, edited".into()),
             post: None,
             requested_by: "feed-subscription".into(),
+            pronunciations: Vec::new(),
         }),
     ];
     for command in commands {

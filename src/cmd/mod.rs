@@ -7,6 +7,7 @@ pub mod events;
 pub mod feed;
 pub mod feeds;
 pub mod projections;
+pub mod pronunciations;
 pub mod replay;
 pub mod schemas;
 pub mod serve;

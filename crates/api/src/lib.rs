@@ -4,7 +4,7 @@
 //!
 //! - [`error`]: every answer, error or not, is the `{status, message, data}` envelope;
 //! - [`extract`]: JSON bodies, ids, queries and the base URL, each refusing bad input in words;
-//! - [`conversions`], [`feeds`], [`audio`], [`service`]: the handlers;
+//! - [`conversions`], [`feeds`], [`pronunciations`], [`audio`], [`service`]: the handlers;
 //! - [`ROUTES`]: the route table, checked against `openapi.yaml` by a test, each route in its
 //!   [`Endpoints`] group: on AWS each group is its own function ([`conversions_router`],
 //!   [`preview_router`]); `lector serve` serves them all ([`router`]).
@@ -30,6 +30,7 @@ pub mod conversions;
 pub mod error;
 pub mod extract;
 pub mod feeds;
+pub mod pronunciations;
 pub mod service;
 pub mod subscriptions;
 pub mod transcripts;
@@ -184,6 +185,10 @@ pub const ROUTES: &[(&str, &str, bool, Endpoints)] = &[
     ("DELETE", "/feeds/{feed_id}", true, Endpoints::Conversions),
     ("POST", "/feeds/{feed_id}/poll", true, Endpoints::Conversions),
     ("GET", "/feeds/{feed_id}/events", false, Endpoints::Conversions),
+    ("GET", "/feeds/{feed_id}/pronunciations", false, Endpoints::Conversions),
+    ("PUT", "/feeds/{feed_id}/pronunciations", true, Endpoints::Conversions),
+    ("GET", "/pronunciations", false, Endpoints::Conversions),
+    ("PUT", "/pronunciations", true, Endpoints::Conversions),
     // A hub holds no token: a push is authenticated by its signature.
     ("GET", "/websub/{feed_id}", false, Endpoints::Conversions),
     ("POST", "/websub/{feed_id}", false, Endpoints::Conversions),
@@ -230,6 +235,8 @@ fn conversion_routes() -> Router<AppState> {
         )
         .route("/feeds/{feed_id}/poll", post(subscriptions::poll_now))
         .route("/feeds/{feed_id}/events", get(subscriptions::events))
+        .route("/feeds/{feed_id}/pronunciations", get(pronunciations::get_feed).put(pronunciations::put_feed))
+        .route("/pronunciations", get(pronunciations::get_global).put(pronunciations::put_global))
         .route("/websub/{feed_id}", get(websub::verify).post(websub::push))
         .route("/conversions", post(conversions::submit_one).get(conversions::list))
         .route("/conversions/batch", post(conversions::submit_batch))

@@ -120,7 +120,7 @@ fn owner(name: Option<String>, email: Option<String>) -> Result<Option<PodcastOw
     }
 }
 
-fn feed_error(e: FeedExecuteError) -> ApiError {
+pub(crate) fn feed_error(e: FeedExecuteError) -> ApiError {
     match e {
         FeedExecuteError::Rejected(FeedError::NotSubscribed) => ApiError::not_found("no such subscription"),
         FeedExecuteError::Rejected(FeedError::NotActive(state)) => {

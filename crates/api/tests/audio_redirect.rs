@@ -86,6 +86,7 @@ async fn audio_redirects_to_a_presigned_address_when_the_store_has_one() {
             post: None,
             content_hash: None,
             feed_language: None,
+            pronunciations: Vec::new(),
         }),
         Command::Start(ConversionStarted { execution_id: "e".into(), attempt: 1 }),
         Command::RecordArticle(ArticleFetched {

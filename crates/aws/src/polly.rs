@@ -9,6 +9,7 @@ use aws_sdk_polly::operation::synthesize_speech::SynthesizeSpeechError;
 use aws_sdk_polly::types::{Engine, LanguageCode, OutputFormat, TextType, VoiceId as PollyVoiceId};
 use bytes::Bytes;
 use lector_core::ports::{Voice, VoiceError, VoiceSpec};
+use lector_core::pronunciation::{Pronunciations, Rule};
 use lector_core::voice::VoiceInfo;
 use lector_core::{VoiceEngine, VoiceId};
 
@@ -52,17 +53,97 @@ pub enum PollySetupError {
     NoCredentials(String),
 }
 
-/// [`Voice`] on Amazon Polly's `SynthesizeSpeech` (SSML, MP3).
+/// [`Voice`] on Amazon Polly's `SynthesizeSpeech` (SSML, MP3). Pronunciation rules that
+/// substitute words or give their IPA go to Polly as a PLS lexicon, made once per rule set and
+/// language (`PutLexicon`) and named on each request (`LexiconNames`); say-as rules are in the
+/// SSML already.
 #[derive(Debug, Clone)]
 pub struct PollyVoice {
     client: Client,
     sample_rate: Option<SampleRate>,
+    /// The lexicons this process has put, by name.
+    lexicons: std::sync::Arc<tokio::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Each voice's language, asked once (a lexicon applies only in its voice's language).
+    languages: std::sync::Arc<tokio::sync::OnceCell<std::collections::HashMap<String, String>>>,
+}
+
+/// A PLS lexicon of a rule set's substitutions (as aliases) and IPA (as phonemes), in one
+/// language: its name (`[0-9A-Za-z]{1,20}`, from the rules' hash) and its document. `None`
+/// when the set has no such rule.
+pub fn lexicon(rules: &Pronunciations, language: &str) -> Option<(String, String)> {
+    let entries: Vec<Rule> =
+        rules.rules.iter().filter(|r| !matches!(r, Rule::SayAs { .. })).cloned().collect();
+    if entries.is_empty() {
+        return None;
+    }
+    let hash = Pronunciations::new(entries.clone()).hash();
+    let lang: String = language.chars().filter(char::is_ascii_alphanumeric).take(6).collect();
+    let name: String = format!("lx{lang}{hash}").chars().take(20).collect();
+    let escape =
+        |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let mut pls = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<lexicon version=\"1.0\" \
+         xmlns=\"http://www.w3.org/2005/01/pronunciation-lexicon\" alphabet=\"ipa\" xml:lang=\"{}\">\n",
+        escape(language)
+    );
+    for rule in &entries {
+        let grapheme = escape(rule.matches());
+        match rule {
+            Rule::Substitute { say, .. } => pls.push_str(&format!(
+                "  <lexeme><grapheme>{grapheme}</grapheme><alias>{}</alias></lexeme>\n",
+                escape(say)
+            )),
+            Rule::Ipa { phonemes, .. } => pls.push_str(&format!(
+                "  <lexeme><grapheme>{grapheme}</grapheme><phoneme>{}</phoneme></lexeme>\n",
+                escape(phonemes)
+            )),
+            Rule::SayAs { .. } => {}
+        }
+    }
+    pls.push_str("</lexicon>\n");
+    Some((name, pls))
 }
 
 impl PollyVoice {
     /// Each engine at its best MP3 rate ([`SampleRate::for_engine`]).
     pub fn new(client: Client) -> Self {
-        Self { client, sample_rate: None }
+        Self { client, sample_rate: None, lexicons: Default::default(), languages: Default::default() }
+    }
+
+    /// The language of `voice`, as Polly lists it.
+    async fn voice_language(&self, voice: &VoiceId) -> Result<Option<String>, VoiceError> {
+        let languages = self
+            .languages
+            .get_or_try_init(|| async {
+                let voices = self.voices().await?;
+                Ok::<_, VoiceError>(
+                    voices.into_iter().map(|v| (v.id.as_str().to_owned(), v.language)).collect(),
+                )
+            })
+            .await?;
+        Ok(languages.get(voice.as_str()).cloned())
+    }
+
+    /// The name of the lexicon of `spec`'s rules in its voice's language, put first when this
+    /// process has not put it yet; `None` when the rules need no lexicon.
+    async fn lexicon_for(&self, spec: &VoiceSpec) -> Result<Option<String>, VoiceError> {
+        if !spec.pronunciations.rules.iter().any(|r| !matches!(r, Rule::SayAs { .. })) {
+            return Ok(None);
+        }
+        let Some(language) = self.voice_language(&spec.voice).await? else {
+            return Err(VoiceError::UnsupportedVoice(format!("Polly lists no voice {}", spec.voice)));
+        };
+        let Some((name, content)) = lexicon(&spec.pronunciations, &language) else { return Ok(None) };
+        let mut put = self.lexicons.lock().await;
+        if !put.contains(&name) {
+            self.client.put_lexicon().name(&name).content(content).send().await.map_err(|e| {
+                let failure = Failure::of(&e);
+                let reason = format!("putting the lexicon {name}: {}", failure.message);
+                if failure.transient { VoiceError::Unavailable(reason) } else { VoiceError::Refused(reason) }
+            })?;
+            put.insert(name.clone());
+        }
+        Ok(Some(name))
     }
 
     /// Polly with an SDK config from the usual chain, once it is known to have a region and
@@ -218,9 +299,11 @@ impl Voice for PollyVoice {
         let engine = polly_engine(spec.engine).ok_or_else(|| {
             VoiceError::UnsupportedVoice(format!("engine {} is not an Amazon Polly engine", spec.engine))
         })?;
+        let lexicon = self.lexicon_for(spec).await?;
         let out = self
             .client
             .synthesize_speech()
+            .set_lexicon_names(lexicon.map(|name| vec![name]))
             .text(ssml)
             .text_type(TextType::Ssml)
             .voice_id(PollyVoiceId::from(spec.voice.as_str()))
@@ -284,8 +367,12 @@ mod tests {
             EngineNotSupportedException, InvalidSsmlException, LanguageNotSupportedException,
             ServiceFailureException, TextLengthExceededException,
         };
-        let spec =
-            VoiceSpec { voice: VoiceId::new("Joanna"), engine: VoiceEngine::Generative, language: None };
+        let spec = VoiceSpec {
+            voice: VoiceId::new("Joanna"),
+            engine: VoiceEngine::Generative,
+            language: None,
+            pronunciations: Default::default(),
+        };
         let map = |err, status| synthesize_error(&service_error(err, status), &spec);
 
         let engine = SynthesizeSpeechError::EngineNotSupportedException(
@@ -323,7 +410,12 @@ mod tests {
             .region(aws_sdk_polly::config::Region::new("us-east-1"))
             .build();
         let voice = PollyVoice::new(Client::from_conf(config));
-        let spec = |engine| VoiceSpec { voice: VoiceId::new("Joanna"), engine, language: None };
+        let spec = |engine| VoiceSpec {
+            voice: VoiceId::new("Joanna"),
+            engine,
+            language: None,
+            pronunciations: Default::default(),
+        };
         assert_eq!(voice.fingerprint(&spec(VoiceEngine::Standard)).await.unwrap(), "polly; mp3 22050 Hz");
         assert_eq!(voice.fingerprint(&spec(VoiceEngine::Neural)).await.unwrap(), "polly; mp3 24000 Hz");
         let fixed = voice.with_sample_rate(SampleRate::Hz22050);

@@ -89,6 +89,8 @@ pub struct Revision {
     pub title: Option<String>,
     pub post: Option<PostInfo>,
     pub requested_by: String,
+    /// The pronunciation rules in force for the new revision.
+    pub pronunciations: Vec<crate::pronunciation::Rule>,
 }
 
 /// Why a command was refused. Each variant says what the caller should do.
@@ -156,6 +158,15 @@ impl Conversion {
             Some(revision) => revision.content_ref.as_ref(),
             None => self.request.as_ref().and_then(|r| r.content_ref.as_ref()),
         }
+    }
+
+    /// The pronunciation rules the current revision is read with.
+    pub fn pronunciations(&self) -> crate::pronunciation::Pronunciations {
+        let rules = match &self.revision_request {
+            Some(revision) => revision.pronunciations.clone(),
+            None => self.request.as_ref().map(|r| r.pronunciations.clone()).unwrap_or_default(),
+        };
+        crate::pronunciation::Pronunciations::new(rules)
     }
 
     /// The title the feed gave the post, the latest revision's first.
@@ -332,9 +343,12 @@ pub fn decide(state: &Conversion, command: Command) -> Result<Vec<Decided>, Doma
             if revision.requested_by.trim().is_empty() {
                 return Err(DomainError::Invalid("requested_by is empty".into()));
             }
-            // The same text again (a repeated delivery of the same change, or an unchanged
-            // resubmission): nothing to make.
-            if revision.content_hash.is_some() && revision.content_hash == state.content_hash {
+            // The same text read with the same rules again (a repeated delivery of the same
+            // change, or an unchanged resubmission): nothing to make.
+            if revision.content_hash.is_some()
+                && revision.content_hash == state.content_hash
+                && revision.pronunciations == state.pronunciations().rules
+            {
                 return Ok(vec![]);
             }
             let next = state.revision + 1;
@@ -347,6 +361,7 @@ pub fn decide(state: &Conversion, command: Command) -> Result<Vec<Decided>, Doma
                 title: revision.title,
                 post: revision.post,
                 requested_by: revision.requested_by,
+                pronunciations: revision.pronunciations,
             };
             let next = next.to_string();
             one(&["revision", &next], ConversionEvent::ConversionRevisionRequested(event))

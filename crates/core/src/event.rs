@@ -51,6 +51,10 @@ pub struct ConversionRequested {
     /// The language the feed declares, used when the article declares none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feed_language: Option<String>,
+    /// The pronunciation rules in force when it was requested (the subscription's over the
+    /// global default), so that every run of this revision reads them alike.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pronunciations: Vec<crate::pronunciation::Rule>,
 }
 
 /// What a feed says of a post, beyond its address and title.
@@ -103,6 +107,9 @@ pub struct ConversionRevisionRequested {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post: Option<PostInfo>,
     pub requested_by: String,
+    /// The pronunciation rules in force for this revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pronunciations: Vec<crate::pronunciation::Rule>,
 }
 
 /// A workflow execution took the conversion.

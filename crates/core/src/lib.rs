@@ -10,6 +10,8 @@
 //! - [`status`]: the status projection, a pure fold of a stream;
 //! - [`store`] and [`ports`]: the ports the adapters of `lector-local` and `lector-aws`
 //!   implement; [`service`] runs a command against the event store port;
+//! - [`pronunciation`]: how words are to be said (substitutions, IPA, say-as), per
+//!   subscription and by default;
 //! - [`step_error`]: the stable error names the workflow retries and catches on;
 //! - [`response`]: the API's `{status, message, data}` envelope.
 
@@ -21,6 +23,7 @@ pub mod id;
 pub mod index;
 pub mod object;
 pub mod ports;
+pub mod pronunciation;
 pub mod response;
 pub mod schedule;
 pub mod schema;

@@ -70,6 +70,10 @@ pub struct VoiceSpec {
     pub engine: VoiceEngine,
     /// BCP 47 language of the text, when known.
     pub language: Option<String>,
+    /// The pronunciation rules in force for the whole text. The SSML already carries the
+    /// rules an engine takes inline; an engine that takes them as a lexicon (Amazon Polly)
+    /// makes one of these.
+    pub pronunciations: crate::pronunciation::Pronunciations,
 }
 
 /// Why a synthesis failed.

@@ -28,6 +28,7 @@ fn requested() -> ConversionEvent {
         post: None,
         content_hash: None,
         feed_language: None,
+        pronunciations: Vec::new(),
     })
 }
 
@@ -342,6 +343,7 @@ fn revision(hash: Option<&str>) -> Command {
         title: Some("A post, edited".into()),
         post: None,
         requested_by: "feed".into(),
+        pronunciations: Vec::new(),
     })
 }
 

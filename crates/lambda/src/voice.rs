@@ -131,7 +131,12 @@ mod tests {
     #[tokio::test]
     async fn no_voice_refuses_every_request_naming_its_function() {
         let voice = NoVoice { function: "prepare-speech" };
-        let spec = VoiceSpec { voice: VoiceId::new("Joanna"), engine: VoiceEngine::Neural, language: None };
+        let spec = VoiceSpec {
+            voice: VoiceId::new("Joanna"),
+            engine: VoiceEngine::Neural,
+            language: None,
+            pronunciations: Default::default(),
+        };
         let refused = voice.synthesize("<speak>Hi.</speak>", &spec).await.unwrap_err();
         assert!(matches!(&refused, VoiceError::Refused(why) if why.contains("prepare-speech")), "{refused}");
         assert!(matches!(voice.voices().await, Err(VoiceError::Refused(_))));
@@ -144,7 +149,12 @@ mod tests {
             Arc::new(Silence),
             Metrics::with_sink("N", "synthesize-chunk", captured.sink()),
         );
-        let spec = VoiceSpec { voice: VoiceId::new("Joanna"), engine: VoiceEngine::Neural, language: None };
+        let spec = VoiceSpec {
+            voice: VoiceId::new("Joanna"),
+            engine: VoiceEngine::Neural,
+            language: None,
+            pronunciations: Default::default(),
+        };
         voice.synthesize("<speak>Ten chars.</speak>", &spec).await.unwrap();
         assert!(voice.synthesize("<speak>refuse</speak>", &spec).await.is_err());
         let lines = captured.lines();

@@ -64,6 +64,7 @@ async fn request(store: &dyn EventStore, n: u32, started: bool) -> ConversionId 
         post: None,
         content_hash: None,
         feed_language: None,
+        pronunciations: Vec::new(),
     };
     execute(store, &id, Command::Request(requested), &meta(&id)).await.expect("requested");
     if started {

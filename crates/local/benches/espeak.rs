@@ -39,8 +39,12 @@ async fn main() {
         std::env::args().skip(1).find(|a| a != "--bench").and_then(|a| a.parse().ok()).unwrap_or(6);
     let voice = EspeakVoice::new();
     let version = voice.check().await.expect("espeak-ng is installed (apt-get install espeak-ng)");
-    let spec =
-        VoiceSpec { voice: VoiceId::new("en-us"), engine: VoiceEngine::Espeak, language: Some("en".into()) };
+    let spec = VoiceSpec {
+        voice: VoiceId::new("en-us"),
+        engine: VoiceEngine::Espeak,
+        language: Some("en".into()),
+        pronunciations: Default::default(),
+    };
     let ssml: Vec<String> = (0..chunks).map(chunk_ssml).collect();
     // Warm the page cache and the voice list.
     voice.synthesize(&ssml[0], &spec).await.expect("synthesis");

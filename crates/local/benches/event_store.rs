@@ -131,6 +131,7 @@ fn conversion_stream(id: &ConversionId) -> Vec<NewEvent> {
             post: None,
             content_hash: None,
             feed_language: None,
+            pronunciations: Vec::new(),
         }),
         ConversionEvent::ConversionStarted(ConversionStarted { execution_id: "exec".into(), attempt: 1 }),
         ConversionEvent::ArticleFetched(ArticleFetched {

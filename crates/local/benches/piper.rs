@@ -177,11 +177,13 @@ async fn main() {
         voice: VoiceId::new("en-us"),
         engine: VoiceEngine::Espeak,
         language: Some("en-US".into()),
+        pronunciations: Default::default(),
     };
     let piper_spec = VoiceSpec {
         voice: VoiceId::new("en_US-joe-medium"),
         engine: VoiceEngine::Piper,
         language: Some("en-US".into()),
+        pronunciations: Default::default(),
     };
     let warm = Arc::new(units.iter().take(2).cloned().collect::<Vec<_>>());
 

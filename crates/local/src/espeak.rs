@@ -161,6 +161,199 @@ impl EspeakVoice {
     }
 }
 
+/// Why IPA could not be put into espeak-ng's own phoneme input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IpaError {
+    /// A symbol this mapping does not know.
+    #[error("espeak-ng cannot say the IPA '{ipa}': no espeak-ng phoneme for '{symbol}' (U+{code:04X})")]
+    Unmappable { ipa: String, symbol: char, code: u32 },
+}
+
+/// IPA symbols (after NFD) and espeak-ng's phoneme mnemonics for them, two-symbol sequences
+/// first: the vowels, diphthongs and consonants of English, French and German.
+const IPA_TO_ESPEAK: &[(&str, &str)] = &[
+    ("eɪ", "eI"),
+    ("aɪ", "aI"),
+    ("ɔɪ", "OI"),
+    ("aʊ", "aU"),
+    ("oʊ", "oU"),
+    ("əʊ", "@U"),
+    ("ɪə", "i@"),
+    ("eə", "e@"),
+    ("ʊə", "U@"),
+    ("ɔʏ", "OY"),
+    ("tʃ", "tS"),
+    ("dʒ", "dZ"),
+    ("ɜː", "3:"),
+    ("ɝ", "3:"),
+    // ç, after NFD.
+    ("c\u{0327}", "C"),
+    ("ɪ", "I"),
+    ("i", "i"),
+    ("ɛ", "E"),
+    ("æ", "a"),
+    ("ɑ", "A"),
+    ("ɒ", "0"),
+    ("ɔ", "O"),
+    ("ʊ", "U"),
+    ("u", "u"),
+    ("ʌ", "V"),
+    ("ə", "@"),
+    ("ɚ", "3"),
+    ("ɜ", "3"),
+    ("e", "e"),
+    ("o", "o"),
+    ("a", "a"),
+    ("y", "y"),
+    ("ʏ", "Y"),
+    ("ø", "Y"),
+    ("œ", "W"),
+    ("ɐ", "6"),
+    ("ɨ", "i"),
+    ("ɯ", "u"),
+    ("ɤ", "o"),
+    ("p", "p"),
+    ("b", "b"),
+    ("t", "t"),
+    ("d", "d"),
+    ("k", "k"),
+    ("g", "g"),
+    ("ɡ", "g"),
+    ("f", "f"),
+    ("v", "v"),
+    ("s", "s"),
+    ("z", "z"),
+    ("h", "h"),
+    ("m", "m"),
+    ("n", "n"),
+    ("l", "l"),
+    ("j", "j"),
+    ("w", "w"),
+    ("c", "c"),
+    ("q", "q"),
+    ("x", "x"),
+    ("θ", "T"),
+    ("ð", "D"),
+    ("ʃ", "S"),
+    ("ʒ", "Z"),
+    ("ŋ", "N"),
+    ("ɹ", "r"),
+    ("r", "r"),
+    ("ɾ", "r"),
+    ("ʁ", "R"),
+    ("ʀ", "R"),
+    ("ç", "C"),
+    ("ɲ", "n^"),
+    ("ʎ", "l^"),
+    ("ʔ", "?"),
+    ("ɫ", "l"),
+    ("ɥ", "j"),
+    ("β", "B"),
+    ("ɣ", "Q"),
+    ("χ", "x"),
+    ("ʝ", "j"),
+    ("ɟ", "J"),
+    ("ʋ", "v"),
+    // Stress and length.
+    ("ˈ", "'"),
+    ("ˌ", ","),
+    ("ː", ":"),
+    (" ", " "),
+    // Nasal vowels: the vowel's mnemonic, then `~`.
+    ("\u{0303}", "~"),
+    // Marks espeak-ng does without: half-length, syllable breaks, aspiration, ties, syllabic
+    // and non-syllabic marks, linking.
+    ("ˑ", ""),
+    (".", ""),
+    ("ʰ", ""),
+    ("\u{0361}", ""),
+    ("\u{035C}", ""),
+    ("\u{0329}", ""),
+    ("\u{032F}", ""),
+    ("‿", ""),
+    ("|", ""),
+    ("-", ""),
+];
+
+/// IPA as espeak-ng's phoneme mnemonics (what it reads between `[[` and `]]`).
+pub fn ipa_to_espeak(ipa: &str) -> Result<String, IpaError> {
+    use unicode_normalization::UnicodeNormalization;
+    let ipa_nfd: String = ipa.trim().nfd().collect();
+    let mut out = String::with_capacity(ipa_nfd.len());
+    let mut rest = ipa_nfd.as_str();
+    while let Some(c) = rest.chars().next() {
+        match IPA_TO_ESPEAK.iter().find(|(from, _)| rest.starts_with(from)) {
+            Some((from, to)) => {
+                out.push_str(to);
+                rest = &rest[from.len()..];
+            }
+            None => {
+                return Err(IpaError::Unmappable { ipa: ipa.to_owned(), symbol: c, code: c as u32 });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The SSML with each `<phoneme alphabet="ipa" ph="...">` element replaced by espeak-ng's own
+/// phoneme input, `[[...]]`: espeak-ng reads a `phoneme` element's text and ignores its IPA.
+pub fn phonemes_for_espeak(ssml: &str) -> Result<String, IpaError> {
+    let mut out = String::with_capacity(ssml.len());
+    let mut rest = ssml;
+    while let Some(open) = rest.find("<phoneme") {
+        let after = &rest[open + "<phoneme".len()..];
+        let (Some(tag_end), true) = (after.find('>'), after.starts_with([' ', '>', '/'])) else {
+            out.push_str(&rest[..open + 1]);
+            rest = &rest[open + 1..];
+            continue;
+        };
+        let tag = &after[..tag_end];
+        let ph = attribute_value(tag, "ph").unwrap_or_default();
+        let (body_end, skip) = if tag.ends_with('/') {
+            (tag_end + 1, 0)
+        } else {
+            match after[tag_end..].find("</phoneme>") {
+                Some(close) => (tag_end + close, "</phoneme>".len()),
+                None => break,
+            }
+        };
+        out.push_str(&rest[..open]);
+        out.push_str("[[");
+        out.push_str(&ipa_to_espeak(&unescape(&ph))?);
+        out.push_str("]]");
+        rest = &after[body_end + skip..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The value of `name="..."` (or `'...'`) in a tag's attributes, still escaped.
+fn attribute_value(tag: &str, name: &str) -> Option<String> {
+    let mut search = tag;
+    loop {
+        let at = search.find(name)?;
+        let before_ok = at == 0 || search[..at].ends_with(char::is_whitespace);
+        let rest = search[at + name.len()..].trim_start();
+        if before_ok && let Some(value) = rest.strip_prefix('=') {
+            let value = value.trim_start();
+            let quote = value.chars().next()?;
+            if quote == '"' || quote == '\'' {
+                let inner = &value[1..];
+                return inner.find(quote).map(|end| inner[..end].to_owned());
+            }
+        }
+        search = &search[at + name.len()..];
+    }
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
 /// A voice name is passed as an argument: it must not be taken for an option or a path.
 fn valid_voice_name(voice: &str) -> bool {
     !voice.is_empty()
@@ -214,7 +407,8 @@ impl Voice for EspeakVoice {
         if crate::ssml::parse(ssml).is_ok_and(|items| !crate::ssml::has_speech(&items)) {
             return Err(VoiceError::Refused("the SSML has nothing to speak".into()));
         }
-        let (samples, rate) = self.speak(ssml, voice).await?;
+        let ssml = phonemes_for_espeak(ssml).map_err(|e| VoiceError::Refused(e.to_string()))?;
+        let (samples, rate) = self.speak(&ssml, voice).await?;
         let bitrate = self.bitrate;
         let mp3 = tokio::task::spawn_blocking(move || encode_mono(&samples, rate, bitrate))
             .await
@@ -338,6 +532,35 @@ mod tests {
         wav.extend([1, 0, 2, 0, 0xff, 0xff]);
         assert_eq!(parse_wav(&wav).unwrap(), (vec![1, 2, -1], 22_050));
         assert!(parse_wav(b"RIFF").is_err());
+    }
+
+    #[test]
+    fn ipa_becomes_espeaks_mnemonics() {
+        assert_eq!(ipa_to_espeak("ˈlɛktɚ").unwrap(), "'lEkt3");
+        assert_eq!(ipa_to_espeak("kəˈmjuːnɪˌkeɪt").unwrap(), "k@'mju:nI,keIt");
+        assert_eq!(ipa_to_espeak("ˈθɪŋ ðə dʒʌdʒ").unwrap(), "'TIN D@ dZVdZ");
+        // French nasal vowels and uvular r, in either normal form; German ç and ʏ.
+        assert_eq!(ipa_to_espeak("bɔ̃ʒuʁ").unwrap(), "bO~ZuR");
+        assert_eq!(ipa_to_espeak("b\u{00F5}").unwrap(), "bo~", "a precomposed nasal vowel");
+        assert_eq!(ipa_to_espeak("ɪç ʏ").unwrap(), "IC Y");
+        assert_eq!(
+            ipa_to_espeak("ǃxóõ"),
+            Err(IpaError::Unmappable { ipa: "ǃxóõ".into(), symbol: 'ǃ', code: 0x01C3 })
+        );
+        assert!(ipa_to_espeak("ʘ").unwrap_err().to_string().contains("no espeak-ng phoneme for 'ʘ'"));
+    }
+
+    #[test]
+    fn phoneme_elements_become_espeaks_phoneme_input_and_nothing_else_changes() {
+        let ssml = "<speak>The <phoneme alphabet=\"ipa\" ph=\"ˈlɛktɚ\">Lector</phoneme> app, \
+                    <sub alias=\"Kubernetes\">K8s</sub> &amp; <phoneme ph='ɑ̃'>an</phoneme>.</speak>";
+        assert_eq!(
+            phonemes_for_espeak(ssml).unwrap(),
+            "<speak>The [['lEkt3]] app, <sub alias=\"Kubernetes\">K8s</sub> &amp; [[A~]].</speak>"
+        );
+        let plain = "<speak>No phonemes <phonemes/> here.</speak>";
+        assert_eq!(phonemes_for_espeak(plain).unwrap(), plain);
+        assert!(phonemes_for_espeak("<speak><phoneme ph=\"ǃ\">x</phoneme></speak>").is_err());
     }
 
     #[test]

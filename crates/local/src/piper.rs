@@ -589,8 +589,58 @@ impl PiperVoice {
         ]
     }
 
+    /// The phoneme ids of each sentence of an SSML document, in order, as they go to the model
+    /// (IPA from a `<phoneme>`, as pronunciation rules write it, goes in as it is).
+    pub async fn sentence_ids(
+        &self,
+        ssml_text: &str,
+        voice_id: &VoiceId,
+    ) -> Result<Vec<Vec<i64>>, VoiceError> {
+        let (_, batches) = self.batches(ssml_text, voice_id).await?;
+        Ok(batches
+            .into_iter()
+            .filter_map(|b| match b {
+                Batch::Ids(ids) => Some(ids),
+                Batch::Silence(_) => None,
+            })
+            .collect())
+    }
+
+    /// The phoneme ids of `ipa` alone, as one sentence of the voice would have them.
+    pub fn ipa_ids(&self, ipa: &str, voice_id: &VoiceId) -> Result<Vec<Vec<i64>>, VoiceError> {
+        Ok(self.voice(voice_id)?.ids.sentence_ids(ipa))
+    }
+
     /// The samples of one SSML document, at the voice's sample rate.
     pub async fn samples(&self, ssml_text: &str, voice_id: &VoiceId) -> Result<(Vec<i16>, u32), VoiceError> {
+        let (voice, batches) = self.batches(ssml_text, voice_id).await?;
+        let rate = voice.found.config.audio.sample_rate;
+        let scales = self.scales(&voice.found.config);
+        let speaker = voice.found.config.num_speakers > 1;
+        let samples = voice
+            .pool
+            .run(move |session| {
+                let mut out: Vec<i16> = Vec::new();
+                for batch in batches {
+                    match batch {
+                        Batch::Silence(d) => {
+                            out.extend(std::iter::repeat_n(0, (d.as_secs_f64() * f64::from(rate)) as usize))
+                        }
+                        Batch::Ids(ids) => out.extend(to_pcm(&infer(session, ids, scales, speaker)?)),
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        Ok((samples, rate))
+    }
+
+    /// What to synthesize for one SSML document: sentences as phoneme ids, and silences.
+    async fn batches(
+        &self,
+        ssml_text: &str,
+        voice_id: &VoiceId,
+    ) -> Result<(Arc<LoadedVoice>, Vec<Batch>), VoiceError> {
         let voice = self.voice(voice_id)?;
         let items = ssml::parse(ssml_text).map_err(|e| VoiceError::Refused(e.to_string()))?;
         if !ssml::has_speech(&items) {
@@ -613,7 +663,6 @@ impl PiperVoice {
             }
         }
         let group_ipa = self.phonemizer.ipa(voice.found.espeak_voice(), &plan.groups).await?;
-        let rate = voice.found.config.audio.sample_rate;
         let mut batches: Vec<Batch> = Vec::new();
         for piece in &plan.pieces {
             match piece {
@@ -627,24 +676,7 @@ impl PiperVoice {
                 Piece::Silence(d) => batches.push(Batch::Silence(*d)),
             }
         }
-        let scales = self.scales(&voice.found.config);
-        let speaker = voice.found.config.num_speakers > 1;
-        let samples = voice
-            .pool
-            .run(move |session| {
-                let mut out: Vec<i16> = Vec::new();
-                for batch in batches {
-                    match batch {
-                        Batch::Silence(d) => {
-                            out.extend(std::iter::repeat_n(0, (d.as_secs_f64() * f64::from(rate)) as usize))
-                        }
-                        Batch::Ids(ids) => out.extend(to_pcm(&infer(session, ids, scales, speaker)?)),
-                    }
-                }
-                Ok(out)
-            })
-            .await?;
-        Ok((samples, rate))
+        Ok((voice, batches))
     }
 
     async fn voice_fingerprint(&self, voice: &LoadedVoice) -> Result<String, VoiceError> {

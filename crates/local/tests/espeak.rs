@@ -13,7 +13,12 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
 fn spec(voice: &str) -> VoiceSpec {
-    VoiceSpec { voice: VoiceId::new(voice), engine: VoiceEngine::Espeak, language: Some("en-US".into()) }
+    VoiceSpec {
+        voice: VoiceId::new(voice),
+        engine: VoiceEngine::Espeak,
+        language: Some("en-US".into()),
+        pronunciations: Default::default(),
+    }
 }
 
 /// Decodes every packet and returns (samples per channel, sample rate).
@@ -107,7 +112,12 @@ async fn what_cannot_work_is_named() {
     assert!(matches!(err, VoiceError::UnsupportedVoice(_)), "{err}");
     let err = voice.synthesize("<speak>hi</speak>", &spec("--path=/tmp")).await.unwrap_err();
     assert!(matches!(err, VoiceError::UnsupportedVoice(_)), "{err}");
-    let polly = VoiceSpec { voice: VoiceId::new("Joanna"), engine: VoiceEngine::Neural, language: None };
+    let polly = VoiceSpec {
+        voice: VoiceId::new("Joanna"),
+        engine: VoiceEngine::Neural,
+        language: None,
+        pronunciations: Default::default(),
+    };
     assert!(matches!(
         voice.synthesize("<speak>hi</speak>", &polly).await,
         Err(VoiceError::UnsupportedVoice(_))

@@ -39,7 +39,12 @@ fn piper() -> PiperVoice {
 }
 
 fn spec(voice: &str, engine: VoiceEngine) -> VoiceSpec {
-    VoiceSpec { voice: VoiceId::new(voice), engine, language: Some("en-US".into()) }
+    VoiceSpec {
+        voice: VoiceId::new(voice),
+        engine,
+        language: Some("en-US".into()),
+        pronunciations: Default::default(),
+    }
 }
 
 /// Each local voice with a voice it has.
@@ -200,4 +205,34 @@ async fn the_router_sends_each_engine_to_its_voice_and_lists_them_all() {
         matches!(&err, VoiceError::UnsupportedVoice(m) if m.contains("neural") && m.contains("piper")),
         "{err}"
     );
+}
+
+/// A contiguous run of `part` inside `whole`.
+fn holds(whole: &[i64], part: &[i64]) -> bool {
+    !part.is_empty() && whole.windows(part.len()).any(|w| w == part)
+}
+
+#[tokio::test]
+async fn piper_speaks_a_pronunciation_rules_ipa_in_place_of_the_words_phonemes() {
+    let piper = piper();
+    let voice = VoiceId::new(JOE);
+    // The SSML the pipeline writes for an IPA rule on "Lector".
+    let ruled = "<speak>The <phoneme alphabet=\"ipa\" ph=\"ˈlɛktɚ\">Lector</phoneme> app reads.</speak>";
+    let plain = "<speak>The Lector app reads.</speak>";
+    let with_rule = piper.sentence_ids(ruled, &voice).await.unwrap();
+    let without = piper.sentence_ids(plain, &voice).await.unwrap();
+    assert_eq!((with_rule.len(), without.len()), (1, 1), "one sentence each");
+    // The rule's IPA as the voice's ids, without the sentence's start and end: `^`, pad, then
+    // each phoneme and its pad, then `$`.
+    let rule_ids = piper.ipa_ids("ˈlɛktɚ", &voice).unwrap();
+    let inner = &rule_ids[0][2..rule_ids[0].len() - 1];
+    assert!(holds(&with_rule[0], inner), "the rule's phonemes go in as they are");
+    assert!(!holds(&without[0], inner), "espeak-ng says the word otherwise");
+    // The sentence starts the same way either way: the "ð" of espeak-ng's "The".
+    assert_eq!(with_rule[0][..4], without[0][..4]);
+    assert_ne!(with_rule, without, "the rule changed the phonemes");
+    // An IPA symbol the voice has no id for is refused, named.
+    let unknown = "<speak><phoneme alphabet=\"ipa\" ph=\"☃\">x</phoneme></speak>";
+    let err = piper.sentence_ids(unknown, &voice).await.unwrap_err();
+    assert!(matches!(&err, VoiceError::Refused(m) if m.contains('☃')), "{err}");
 }

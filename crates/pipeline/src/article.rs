@@ -108,6 +108,8 @@ pub fn extract_article(html: &str, url: Option<&Url>) -> Result<Article, Article
         max_elements_to_parse: limits.max_elements,
         ..Config::default()
     };
+    // The parts marked for skipping go before extraction, which may unwrap their elements.
+    dom.select(crate::document::SKIP_SELECTOR).remove();
     let mut reader =
         Readability::with_document(dom, url.map(Url::as_str), Some(config)).map_err(map_error)?;
     // Must be asked before parsing, which changes the document.
@@ -187,6 +189,19 @@ mod tests {
         );
         assert!(!a.text().contains("Home"), "navigation kept: {}", a.text());
         assert!(a.words > 200);
+    }
+
+    #[test]
+    fn parts_of_a_page_marked_for_skipping_are_not_read() {
+        let para = "This is a sentence of a real article with enough words to be read. ".repeat(8);
+        let html = page(&format!(
+            "<article><h1>Skipping</h1><p>{para}</p><p data-lector-skip>Sponsored words here.</p>\
+             <p>{para}</p><div class=\"box lector-skip\"><p>Boxed words here.</p></div><p>{para}</p></article>"
+        ));
+        let a = extract_article(&html, None).unwrap();
+        assert!(a.text().contains("real article"), "{}", a.text());
+        assert!(!a.text().contains("Sponsored"), "{}", a.text());
+        assert!(!a.text().contains("Boxed"), "{}", a.text());
     }
 
     #[test]

@@ -717,7 +717,11 @@ impl Walker {
             let Some(name) = child.node_name() else { continue };
             let name = name.to_ascii_lowercase();
             let name = name.as_str();
-            if SKIP.contains(&name) || child.has_attr("hidden") || is_footnote_mark(&child, name) {
+            if SKIP.contains(&name)
+                || child.has_attr("hidden")
+                || is_marked_skip(&child)
+                || is_footnote_mark(&child, name)
+            {
                 continue;
             }
             match name {
@@ -776,6 +780,18 @@ impl Walker {
             }
         }
     }
+}
+
+/// The class that marks a part of a post not to be read.
+pub const SKIP_CLASS: &str = "lector-skip";
+/// The parts of a post not to be read, as a CSS selector.
+pub const SKIP_SELECTOR: &str = "[data-lector-skip], .lector-skip";
+
+/// An element the author marked not to be read: `data-lector-skip`, or the class
+/// [`SKIP_CLASS`].
+fn is_marked_skip(node: &NodeRef) -> bool {
+    node.has_attr("data-lector-skip")
+        || node.attr("class").is_some_and(|c| c.split_whitespace().any(|class| class == SKIP_CLASS))
 }
 
 /// `<sup>` footnote marks (`1`, `[2]`, `*`) and links to footnotes are not part of the prose.
@@ -841,6 +857,17 @@ mod tests {
             let expected = std.iter().filter(|w| w.chars().any(char::is_alphanumeric)).count();
             assert_eq!(count_words(text), expected, "{text:?}");
         }
+    }
+
+    #[test]
+    fn parts_marked_for_skipping_are_not_read() {
+        let doc = Document::from_html(
+            "<p>Read this.</p><div data-lector-skip><p>Not this.</p></div>\
+             <p>And <span class=\"note lector-skip\">not this either,</span> this.</p>\
+             <aside class=\"lector-skipped\">But this.</aside>",
+        );
+        let texts: Vec<&str> = doc.blocks.iter().map(Block::text).collect();
+        assert_eq!(texts, ["Read this.", "And this.", "But this."]);
     }
 
     #[test]

@@ -481,6 +481,15 @@ pub async fn request_conversions(
         _ => return Ok(None),
     };
     let mut submission = submission;
+    // The subscription's rules over the global default's, as they are now.
+    if let Some(feed_url) = &submission.feed_url {
+        let feed = lector_core::FeedId::derive(feed_url);
+        let rules = lector_core::pronunciation::in_force(&*ports.events, Some(&feed)).await.map_err(|e| {
+            let kind = if e.is_transient() { ErrorKind::Transient } else { ErrorKind::Internal };
+            StepError::new(kind, format!("the pronunciation rules of {feed}: {e}"))
+        })?;
+        submission.pronunciations = Some(rules);
+    }
     if let Some(key) = content_ref {
         let html = ports.objects.get(&key).await?;
         submission.content_html = Some(String::from_utf8_lossy(&html).into_owned());

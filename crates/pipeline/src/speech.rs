@@ -5,6 +5,7 @@
 //! reuses the stored audio.
 
 use lector_core::ports::VoiceSpec;
+use lector_core::pronunciation::{Pronunciations, Rule};
 use lector_core::voice::{SpeechLimits, VoiceEngine, VoiceId};
 use lector_core::{ErrorKind, ObjectKey, StepError};
 use serde::{Deserialize, Serialize};
@@ -86,12 +87,20 @@ pub struct Speech {
     /// The language the units are read in (BCP 47).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// The pronunciation rules in force, put into the units' SSML (or the engine's lexicon).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pronunciations: Vec<Rule>,
 }
 
 impl Speech {
-    /// The voice the units were keyed for, once chosen.
+    /// The voice the units were keyed for, once chosen, with the rules in force.
     pub fn voice_spec(&self) -> Option<VoiceSpec> {
-        Some(VoiceSpec { voice: self.voice.clone()?, engine: self.engine?, language: self.language.clone() })
+        Some(VoiceSpec {
+            voice: self.voice.clone()?,
+            engine: self.engine?,
+            language: self.language.clone(),
+            pronunciations: Pronunciations::new(self.pronunciations.clone()),
+        })
     }
 
     /// Characters spoken over all units.
@@ -205,6 +214,62 @@ pub fn prepare(doc: &Document, language: Option<&str>, limits: SpeechLimits) -> 
     units(&narrate(doc, language), limits)
 }
 
+/// [`prepare`], with the pronunciation rules put into each unit's SSML as `markup` says.
+pub fn prepare_with(
+    doc: &Document,
+    language: Option<&str>,
+    limits: SpeechLimits,
+    rules: &Pronunciations,
+    markup: RuleMarkup,
+) -> Result<Speech, SpeechError> {
+    units_with(&narrate(doc, language), limits, rules, markup)
+}
+
+/// How pronunciation rules go into a unit's SSML for an engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleMarkup {
+    /// Every rule inline: `<sub alias>`, `<phoneme alphabet="ipa">`, `<say-as>` (espeak-ng and
+    /// Piper, which read them from the SSML).
+    Inline,
+    /// Only say-as inline: substitutions and IPA go in the engine's lexicon (Amazon Polly's
+    /// PLS lexicons, made from [`VoiceSpec::pronunciations`]).
+    SayAsOnly,
+}
+
+impl RuleMarkup {
+    pub fn for_engine(engine: VoiceEngine) -> Self {
+        if engine.is_local() { RuleMarkup::Inline } else { RuleMarkup::SayAsOnly }
+    }
+}
+
+/// `text` as escaped SSML with `rules` marked up where they occur.
+pub fn render(text: &str, rules: &Pronunciations, markup: RuleMarkup) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut at = 0;
+    for found in rules.find(text) {
+        out.push_str(&escape(&text[at..found.start]));
+        let words = escape(&text[found.start..found.end]);
+        match (&rules.rules[found.rule], markup) {
+            (Rule::Substitute { say, .. }, RuleMarkup::Inline) => {
+                out.push_str(&format!("<sub alias=\"{}\">{words}</sub>", escape(say)));
+            }
+            (Rule::Ipa { phonemes, .. }, RuleMarkup::Inline) => {
+                out.push_str(&format!(
+                    "<phoneme alphabet=\"ipa\" ph=\"{}\">{words}</phoneme>",
+                    escape(phonemes)
+                ));
+            }
+            (Rule::SayAs { interpret_as, .. }, _) => {
+                out.push_str(&format!("<say-as interpret-as=\"{}\">{words}</say-as>", interpret_as.as_str()));
+            }
+            (Rule::Substitute { .. } | Rule::Ipa { .. }, RuleMarkup::SayAsOnly) => out.push_str(&words),
+        }
+        at = found.end;
+    }
+    out.push_str(&escape(&text[at..]));
+    out
+}
+
 /// Escapes text for SSML: `&`, `<`, `>`, `"` and `'`, so that no text can become markup.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
@@ -223,7 +288,7 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// A piece of a sentence that fits one request: its escaped SSML, its plain text.
+/// A piece of a sentence that fits one request: its SSML, its plain text.
 struct Piece {
     ssml: String,
     text: String,
@@ -233,6 +298,16 @@ struct Piece {
 /// sentence alone is over the limits (cut between words, else between characters); each
 /// pause goes at the end of the unit before it.
 pub fn units(narration: &Narration, limits: SpeechLimits) -> Result<Speech, SpeechError> {
+    units_with(narration, limits, &Pronunciations::default(), RuleMarkup::Inline)
+}
+
+/// [`units`], each unit's SSML with the rules that occur in its text marked up.
+pub fn units_with(
+    narration: &Narration,
+    limits: SpeechLimits,
+    rules: &Pronunciations,
+    markup: RuleMarkup,
+) -> Result<Speech, SpeechError> {
     if narration.is_empty() {
         return Err(SpeechError::NothingToSay);
     }
@@ -244,7 +319,8 @@ pub fn units(narration: &Narration, limits: SpeechLimits) -> Result<Speech, Spee
     if room_total < 8 || room_billed < 2 {
         return Err(SpeechError::LimitsTooSmall(limits));
     }
-    let mut speech = Speech { blocks: narration.blocks.clone(), ..Speech::default() };
+    let mut speech =
+        Speech { blocks: narration.blocks.clone(), pronunciations: rules.rules.clone(), ..Speech::default() };
     let mut sentence = 0usize;
     for part in &narration.parts {
         match part {
@@ -258,7 +334,7 @@ pub fn units(narration: &Narration, limits: SpeechLimits) -> Result<Speech, Spee
                 let block = narration.sentence_blocks.get(sentence).copied().unwrap_or(0);
                 sentence += 1;
                 let mut pieces = Vec::new();
-                split_to_fit(s, room_total, room_billed, &mut pieces);
+                split_to_fit(s, room_total, room_billed, &|t| render(t, rules, markup), &mut pieces);
                 for piece in pieces {
                     speech.units.push(Unit {
                         index: speech.units.len() as u32,
@@ -279,9 +355,15 @@ pub fn units(narration: &Narration, limits: SpeechLimits) -> Result<Speech, Spee
 }
 
 /// Adds `sentence` as one piece, or as several when it alone is over the room.
-fn split_to_fit(sentence: &str, room_total: usize, room_billed: usize, out: &mut Vec<Piece>) {
-    let fits = |text: &str| text.chars().count() <= room_billed && escape(text).chars().count() <= room_total;
-    let piece = |text: &str| Piece { ssml: escape(text), text: text.to_owned() };
+fn split_to_fit(
+    sentence: &str,
+    room_total: usize,
+    room_billed: usize,
+    ssml: &dyn Fn(&str) -> String,
+    out: &mut Vec<Piece>,
+) {
+    let fits = |text: &str| text.chars().count() <= room_billed && ssml(text).chars().count() <= room_total;
+    let piece = |text: &str| Piece { ssml: ssml(text), text: text.to_owned() };
     if fits(sentence) {
         out.push(piece(sentence));
         return;
@@ -325,7 +407,12 @@ mod tests {
     const POLLY: SpeechLimits = SpeechLimits { max_billed_chars: 3_000, max_total_chars: 6_000 };
 
     fn spec() -> VoiceSpec {
-        VoiceSpec { voice: VoiceId::new("en-us"), engine: VoiceEngine::Espeak, language: Some("en".into()) }
+        VoiceSpec {
+            voice: VoiceId::new("en-us"),
+            engine: VoiceEngine::Espeak,
+            language: Some("en".into()),
+            pronunciations: Default::default(),
+        }
     }
 
     fn keyed(doc: &Document) -> Speech {
@@ -421,6 +508,59 @@ mod tests {
                 .unwrap();
         assert!(legacy.is_legacy());
         assert_eq!(legacy.chunks[0].ssml.as_deref(), Some("<speak>A.</speak>"));
+    }
+
+    fn rules(lector_ipa: &str) -> Pronunciations {
+        use lector_core::pronunciation::InterpretAs;
+        Pronunciations::new(vec![
+            Rule::Substitute { matches: "K8s".into(), say: "Kubernetes & co".into() },
+            Rule::Ipa { matches: "Lector".into(), phonemes: lector_ipa.into() },
+            Rule::SayAs { matches: "NASA".into(), interpret_as: InterpretAs::Characters },
+        ])
+    }
+
+    #[test]
+    fn rules_are_marked_up_where_their_words_are_and_nowhere_else() {
+        let text = "Run K8s & Lector at NASA, not Lectors or k8s.";
+        assert_eq!(
+            render(text, &rules("ˈlɛktɚ"), RuleMarkup::Inline),
+            "Run <sub alias=\"Kubernetes &amp; co\">K8s</sub> &amp; \
+             <phoneme alphabet=\"ipa\" ph=\"ˈlɛktɚ\">Lector</phoneme> at \
+             <say-as interpret-as=\"characters\">NASA</say-as>, not Lectors or k8s."
+        );
+        // For a lexicon engine only say-as is inline.
+        assert_eq!(
+            render(text, &rules("ˈlɛktɚ"), RuleMarkup::SayAsOnly),
+            "Run K8s &amp; Lector at <say-as interpret-as=\"characters\">NASA</say-as>, not Lectors or k8s."
+        );
+        assert_eq!(render(text, &Pronunciations::default(), RuleMarkup::Inline), escape(text));
+        assert_eq!(RuleMarkup::for_engine(VoiceEngine::Piper), RuleMarkup::Inline);
+        assert_eq!(RuleMarkup::for_engine(VoiceEngine::Neural), RuleMarkup::SayAsOnly);
+    }
+
+    #[test]
+    fn a_changed_rule_re_keys_exactly_the_units_it_touches() {
+        let doc = Document::new(vec![Block::Paragraph {
+            text: "The sea was calm. Lector read it. We run K8s. Lector and K8s agree. Gulls flew.".into(),
+        }]);
+        let keys = |rules: &Pronunciations| -> Vec<(String, String)> {
+            let mut speech = prepare_with(&doc, Some("en"), POLLY, rules, RuleMarkup::Inline).unwrap();
+            speech.assign_keys(|u| unit_key(&spec(), "espeak-ng 1.51", &rules.key_of(&u.text), &u.ssml));
+            speech.units.into_iter().map(|u| (u.text, u.key)).collect()
+        };
+        let none = keys(&Pronunciations::default());
+        let before = keys(&rules("ˈlɛktɚ"));
+        let after = keys(&rules("ˈlɛktər"));
+        let differ = |a: &[(String, String)], b: &[(String, String)]| -> Vec<String> {
+            a.iter().zip(b).filter(|(x, y)| x.1 != y.1).map(|(x, _)| x.0.clone()).collect()
+        };
+        assert_eq!(differ(&none, &before), ["Lector read it.", "We run K8s.", "Lector and K8s agree."]);
+        assert_eq!(differ(&before, &after), ["Lector read it.", "Lector and K8s agree."]);
+        // A sentence no rule touches keeps the key it had before there were rules.
+        assert_eq!(none[0], before[0]);
+        let speech = prepare_with(&doc, Some("en"), POLLY, &rules("ˈlɛktɚ"), RuleMarkup::Inline).unwrap();
+        assert_eq!(speech.voice_spec(), None, "no voice yet");
+        assert_eq!(speech.pronunciations, rules("ˈlɛktɚ").rules);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use crate::article::{Article, extract_article};
 use crate::fetch::{Fetcher, Resource, decode_html};
-use crate::speech::{Speech, Unit, prepare, unit_key};
+use crate::speech::{RuleMarkup, Speech, Unit, prepare_with, unit_key};
 use crate::stitch::{inspect, stitch};
 use crate::timeline::{Segment, Timeline};
 use crate::voices::choose_voice;
@@ -325,7 +325,10 @@ impl Step for PrepareSpeech {
         let voices = ports.voice.voices().await?;
         let chosen = choose_voice(&voices, request.engine, &request.voice, language.as_deref())?;
         let limits = ports.voice.limits(chosen.engine);
-        let mut speech = prepare(&article.document, language.as_deref(), limits)?;
+        // The rules the revision was requested with: a redrive reads the same ones.
+        let rules = state.pronunciations();
+        let markup = RuleMarkup::for_engine(chosen.engine);
+        let mut speech = prepare_with(&article.document, language.as_deref(), limits, &rules, markup)?;
         // The language the voice speaks, not the one detected: detection on a short or
         // repetitive text can come and go with an edit, and a unit sounds the same either way.
         let speaking = voices
@@ -333,9 +336,16 @@ impl Step for PrepareSpeech {
             .find(|v| v.id == chosen.voice && v.engines.contains(&chosen.engine))
             .map(|v| v.language.clone())
             .or_else(|| language.clone());
-        let spec = VoiceSpec { voice: chosen.voice.clone(), engine: chosen.engine, language: speaking };
+        let spec = VoiceSpec {
+            voice: chosen.voice.clone(),
+            engine: chosen.engine,
+            language: speaking,
+            pronunciations: rules.clone(),
+        };
         let fingerprint = ports.voice.fingerprint(&spec).await?;
-        speech.assign_keys(|unit| unit_key(&spec, &fingerprint, "", &unit.ssml));
+        // Only the rules that occur in a unit's text take part in its key: changing a rule
+        // makes exactly the sentences it touches be spoken again.
+        speech.assign_keys(|unit| unit_key(&spec, &fingerprint, &rules.key_of(&unit.text), &unit.ssml));
         (speech.voice, speech.engine, speech.language) =
             (Some(spec.voice.clone()), Some(spec.engine), spec.language.clone());
         let stored = stored_units(ports, &speech).await?;

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use lector_core::conversion::{Command, Revision};
 use lector_core::event::{ConversionRequested, PostInfo, RevisionReason};
 use lector_core::ports::{Clock, ObjectStore};
+use lector_core::pronunciation::{Pronunciations, RulesError, in_force};
 use lector_core::service::{execute, load};
 use lector_core::{ConversionId, EventMeta, EventStore, FeedId, ObjectKey, StepError, VoiceEngine, VoiceId};
 use url::Url;
@@ -38,6 +39,8 @@ pub struct Submission {
     pub revision_reason: RevisionReason,
     /// The event that caused the submission (a subscription's `PostDiscovered`), if any.
     pub causation_id: Option<String>,
+    /// The pronunciation rules to read it with; `None` for the global default's.
+    pub pronunciations: Option<Pronunciations>,
 }
 
 impl Submission {
@@ -57,6 +60,7 @@ impl Submission {
             requested_by: requested_by.into(),
             revision_reason: RevisionReason::Resubmitted,
             causation_id: None,
+            pronunciations: None,
         }
     }
 }
@@ -88,7 +92,7 @@ pub async fn submit(
     events: &dyn EventStore,
     objects: &dyn ObjectStore,
     clock: &dyn Clock,
-    submission: Submission,
+    mut submission: Submission,
 ) -> Result<Submitted, StepError> {
     let id = ConversionId::derive(&submission.post_url, &submission.voice, submission.engine);
     let content_hash = match &submission.content_html {
@@ -97,6 +101,10 @@ pub async fn submit(
     };
     let (_, state) = load(events, &id).await?;
     let is_new = state.request.is_none();
+    let rules = match submission.pronunciations.take() {
+        Some(rules) => rules,
+        None => in_force(events, None).await.map_err(rules_error)?,
+    };
     // Submitted again: a new revision when the text is known to differ, or when the feed says
     // the post changed and does not carry its text (the page is read again).
     let feed_says_changed = submission.revision_reason == RevisionReason::PostChanged;
@@ -104,6 +112,9 @@ pub async fn submit(
         Some(hash) => state.content_hash.as_ref() == Some(hash),
         None => !feed_says_changed,
     };
+    // Read with other rules than the current revision's: the sentences they touch are spoken
+    // again.
+    let unchanged = unchanged && state.pronunciations() == rules;
     if !is_new && unchanged {
         return Ok(Submitted { conversion_id: id, outcome: Outcome::Unchanged, created: false });
     }
@@ -140,6 +151,7 @@ pub async fn submit(
             post: submission.post,
             content_hash,
             feed_language: submission.feed_language,
+            pronunciations: rules.rules,
         })
     } else {
         Command::Revise(Revision {
@@ -149,6 +161,7 @@ pub async fn submit(
             title: submission.title,
             post: submission.post,
             requested_by: submission.requested_by,
+            pronunciations: rules.rules,
         })
     };
     let executed = execute(events, &id, command, &meta).await?;
@@ -158,4 +171,10 @@ pub async fn submit(
         (false, false) => Outcome::Revised { revision: executed.state.revision },
     };
     Ok(Submitted { conversion_id: id, created: outcome != Outcome::Unchanged, outcome })
+}
+
+fn rules_error(e: RulesError) -> StepError {
+    let kind =
+        if e.is_transient() { lector_core::ErrorKind::Transient } else { lector_core::ErrorKind::Internal };
+    StepError::new(kind, format!("the pronunciation rules: {e}"))
 }

@@ -901,6 +901,7 @@ pub mod feed_index {
             hub: None,
             hub_expires_at: None,
             subscribed_by: "contract".into(),
+            pronunciations: Vec::new(),
             created_at: at(created),
             updated_at: at(created),
             version,

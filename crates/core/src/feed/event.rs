@@ -11,6 +11,7 @@ use url::Url;
 use crate::event::{DecodeError, EventType, upcast};
 use crate::id::FeedId;
 use crate::object::ObjectKey;
+use crate::pronunciation::PronunciationsChanged;
 use crate::schedule::{FailureKind, PollReason};
 use crate::voice::{VoiceEngine, VoiceId};
 
@@ -299,11 +300,13 @@ pub enum FeedEvent {
     FeedUnsubscribed(FeedUnsubscribed),
     HubSubscriptionRequested(HubSubscriptionRequested),
     HubSubscriptionVerified(HubSubscriptionVerified),
+    /// The subscription's pronunciation rules were replaced.
+    PronunciationsChanged(PronunciationsChanged),
 }
 
 impl FeedEvent {
     /// Every event type with its current schema version.
-    pub const TYPES: [EventType; 11] = [
+    pub const TYPES: [EventType; 12] = [
         EventType { name: "FeedSubscribed", schema_version: 1 },
         EventType { name: "FeedPolled", schema_version: 1 },
         EventType { name: "FeedPollFailed", schema_version: 1 },
@@ -315,6 +318,7 @@ impl FeedEvent {
         EventType { name: "FeedUnsubscribed", schema_version: 1 },
         EventType { name: "HubSubscriptionRequested", schema_version: 1 },
         EventType { name: "HubSubscriptionVerified", schema_version: 1 },
+        EventType { name: "PronunciationsChanged", schema_version: 1 },
     ];
 
     pub fn event_type(&self) -> &'static str {
@@ -330,6 +334,7 @@ impl FeedEvent {
             FeedEvent::FeedUnsubscribed(_) => "FeedUnsubscribed",
             FeedEvent::HubSubscriptionRequested(_) => "HubSubscriptionRequested",
             FeedEvent::HubSubscriptionVerified(_) => "HubSubscriptionVerified",
+            FeedEvent::PronunciationsChanged(_) => "PronunciationsChanged",
         }
     }
 

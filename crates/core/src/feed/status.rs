@@ -120,6 +120,9 @@ pub struct FeedStatus {
     pub hub: Option<Url>,
     pub hub_expires_at: Option<DateTime<Utc>>,
     pub subscribed_by: String,
+    /// The subscription's pronunciation rules (`GET /feeds/{feed_id}/pronunciations`).
+    #[serde(default)]
+    pub pronunciations: Vec<crate::pronunciation::Rule>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The stream version this status was folded up to.
@@ -176,6 +179,7 @@ fn apply(status: Option<FeedStatus>, event: &FeedEvent, recorded: &RecordedEvent
             hub: None,
             hub_expires_at: None,
             subscribed_by: s.subscribed_by.clone(),
+            pronunciations: Vec::new(),
             created_at: at,
             updated_at: at,
             version: recorded.version,
@@ -283,6 +287,7 @@ fn apply(status: Option<FeedStatus>, event: &FeedEvent, recorded: &RecordedEvent
         }
         FeedEvent::FeedUnsubscribed(_) => s.state = FeedState::Unsubscribed,
         FeedEvent::HubSubscriptionRequested(_) => {}
+        FeedEvent::PronunciationsChanged(p) => s.pronunciations = p.rules.clone(),
         FeedEvent::HubSubscriptionVerified(v) => {
             s.hub = Some(v.hub.clone());
             s.hub_expires_at = Some(v.expires_at);

@@ -15,6 +15,7 @@ use crate::feed::event::{
 };
 use crate::id::{EventId, FeedId};
 use crate::object::ObjectKey;
+use crate::pronunciation::{Pronunciations, PronunciationsChanged};
 use crate::schedule::{self, FailureKind, PollReason};
 use crate::voice::{VoiceEngine, VoiceId};
 
@@ -76,6 +77,8 @@ pub struct Subscription {
     pub hub: Option<HubSubscriptionVerified>,
     /// The last request made of a hub, awaiting (or past) its verification.
     pub hub_requested: Option<HubSubscriptionRequested>,
+    /// The subscription's pronunciation rules (over the global default's).
+    pub pronunciations: Pronunciations,
     /// The number of events folded: the version an append must expect.
     pub version: u64,
 }
@@ -131,11 +134,24 @@ pub enum FeedCommand {
     RecordPoll(PollResult),
     RecordFailure(PollFailure),
     ChangeSettings(FeedSettingsChanged),
-    Pause { reason: String, by: String },
-    Resume { by: String, at: DateTime<Utc> },
-    Unsubscribe { by: String },
+    Pause {
+        reason: String,
+        by: String,
+    },
+    Resume {
+        by: String,
+        at: DateTime<Utc>,
+    },
+    Unsubscribe {
+        by: String,
+    },
     RequestHub(HubSubscriptionRequested),
     VerifyHub(HubSubscriptionVerified),
+    /// Replace the subscription's pronunciation rules.
+    SetPronunciations {
+        rules: Pronunciations,
+        by: String,
+    },
 }
 
 /// Why a command was refused.
@@ -430,6 +446,23 @@ pub fn decide(state: &Subscription, command: FeedCommand) -> Result<Vec<Decided>
                 event: FeedEvent::HubSubscriptionRequested(request),
             }])
         }
+        FeedCommand::SetPronunciations { rules, by } => {
+            state.subscribed()?;
+            if by.trim().is_empty() {
+                return Err(FeedError::Invalid("changed_by is empty".into()));
+            }
+            rules.validate().map_err(|e| FeedError::Invalid(e.to_string()))?;
+            if rules == state.pronunciations {
+                return Ok(vec![]);
+            }
+            Ok(vec![Decided {
+                event_id: at_version("pronunciations"),
+                event: FeedEvent::PronunciationsChanged(PronunciationsChanged {
+                    rules: rules.rules,
+                    changed_by: by,
+                }),
+            }])
+        }
         FeedCommand::VerifyHub(verified) => {
             state.subscribed()?;
             if state.hub.as_ref() == Some(&verified) {
@@ -571,6 +604,7 @@ pub fn evolve(mut state: Subscription, event: &FeedEvent) -> Subscription {
         FeedEvent::FeedUnsubscribed(_) => state.lifecycle = Lifecycle::Unsubscribed,
         FeedEvent::HubSubscriptionRequested(r) => state.hub_requested = Some(r.clone()),
         FeedEvent::HubSubscriptionVerified(v) => state.hub = Some(v.clone()),
+        FeedEvent::PronunciationsChanged(p) => state.pronunciations = Pronunciations::new(p.rules.clone()),
     }
     state
 }
