@@ -156,6 +156,8 @@ struct Stack {
     workflow: StepFunctions,
     event_table: String,
     list_table: String,
+    /// The list of subscriptions' table, which `projections --aws` checks beside the list.
+    feed_table: String,
     /// Step Functions' endpoint for the binary: moto, or a recorder in front of it.
     sfn_endpoint: String,
 }
@@ -168,6 +170,10 @@ impl Stack {
         let list_table = unique_name("list");
         event_store::create_table(&dynamodb, &event_table).await.expect("the event table is created");
         list_table::create_table(&dynamodb, &list_table).await.expect("the list table is created");
+        let feed_table = unique_name("feeds");
+        lector_aws::feed_index::create_table(&dynamodb, &feed_table)
+            .await
+            .expect("the feed table is created");
         let sfn = aws_sdk_sfn::Client::new(&moto_config().await);
         let failing = json!({"StartAt": "FetchArticle", "States": {"FetchArticle": {
             "Type": "Fail", "Error": "Lector.NotFound", "Cause": "the page answered 404"}}});
@@ -185,6 +191,7 @@ impl Stack {
             workflow: StepFunctions::new(sfn, machine.state_machine_arn()),
             event_table,
             list_table,
+            feed_table,
             sfn_endpoint: moto().endpoint.clone(),
         }
     }
@@ -269,6 +276,7 @@ impl Stack {
             .env("AWS_ENDPOINT_URL_SFN", &self.sfn_endpoint)
             .env("LECTOR_EVENT_TABLE", &self.event_table)
             .env("LECTOR_INDEX_TABLE", &self.list_table)
+            .env("LECTOR_FEED_TABLE", &self.feed_table)
             .env("LECTOR_STATE_MACHINE_ARN", self.workflow.state_machine_arn());
         command.output().expect("lector runs")
     }
