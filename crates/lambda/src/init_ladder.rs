@@ -61,8 +61,9 @@ pub fn clients_of(function: &str) -> Option<&'static [Client]> {
     Some(match function {
         // Every step: the event log and the objects; fetching adds the settings, speaking Polly.
         "fetch-article" => &[DynamoDb, S3, Ssm],
-        "prepare-speech" | "stitch-audio" | "record-failure" => &[DynamoDb, S3],
-        "synthesize-chunk" => &[DynamoDb, S3, Polly],
+        "record-failure" => &[DynamoDb, S3],
+        // Choosing the voice (DescribeVoices) and re-making a missing unit speak too.
+        "prepare-speech" | "synthesize-chunk" | "stitch-audio" => &[DynamoDb, S3, Polly],
         "api" => &[DynamoDb, S3, Ssm, Polly],
         "api-preview" => &[DynamoDb, Ssm, Polly],
         "project-conversions" => &[DynamoDb],
