@@ -61,7 +61,7 @@ use lector_core::feed::index::{FeedIndex, FeedPage, FeedQuery};
 use lector_core::index::IndexError;
 
 use crate::sdk::Failure;
-use crate::table::{self, Item, RETRY};
+use crate::table::{self, Item};
 
 /// The feed table's name, in the functions' environment.
 pub const FEED_TABLE_VAR: &str = "LECTOR_FEED_TABLE";
@@ -212,33 +212,22 @@ impl DynamoFeedIndex {
         }
         let mut keys = Vec::with_capacity(want);
         let mut start: Option<Item> = None;
-        let mut retry = 0;
         loop {
-            let sent = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression(&key_condition)
-                .set_expression_attribute_names(Some(names.clone()))
-                .set_expression_attribute_values(Some(values.clone()))
-                .scan_index_forward(forward)
-                .limit(i32::try_from(want - keys.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.clone())
-                .send()
-                .await;
-            let out = match sent {
-                Ok(out) => out,
-                Err(e) => {
-                    let failure = Failure::of(&e);
-                    retry += 1;
-                    if !failure.transient || retry >= RETRY.attempts {
-                        return Err(self.error("Query", &failure));
-                    }
-                    RETRY.sleep(retry).await;
-                    continue;
-                }
-            };
+            let out = table::retrying(|| {
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(index)
+                    .key_condition_expression(&key_condition)
+                    .set_expression_attribute_names(Some(names.clone()))
+                    .set_expression_attribute_values(Some(values.clone()))
+                    .scan_index_forward(forward)
+                    .limit(i32::try_from(want - keys.len()).unwrap_or(i32::MAX))
+                    .set_exclusive_start_key(start.clone())
+                    .send()
+            })
+            .await
+            .map_err(|failure| self.error("Query", &failure))?;
             keys.extend(out.items().iter().cloned());
             match out.last_evaluated_key() {
                 Some(last) if !last.is_empty() && keys.len() < want => start = Some(last.clone()),
@@ -267,36 +256,24 @@ impl DynamoFeedIndex {
 #[async_trait]
 impl FeedIndex for DynamoFeedIndex {
     async fn get(&self, id: &FeedId) -> Result<Option<FeedStatus>, IndexError> {
-        let mut retry = 0;
-        loop {
-            let sent = self
-                .client
+        let out = table::retrying(|| {
+            self.client
                 .get_item()
                 .table_name(&self.table)
                 .key(ID, s(id.as_str()))
                 .consistent_read(true)
                 .send()
-                .await;
-            match sent {
-                Ok(out) => return out.item().map(Self::status_of).transpose(),
-                Err(e) => {
-                    let failure = Failure::of(&e);
-                    retry += 1;
-                    if !failure.transient || retry >= RETRY.attempts {
-                        return Err(self.error("GetItem", &failure));
-                    }
-                    RETRY.sleep(retry).await;
-                }
-            }
-        }
+        })
+        .await
+        .map_err(|failure| self.error("GetItem", &failure))?;
+        out.item().map(Self::status_of).transpose()
     }
 
     /// A conditional put: written only when the table holds no status of the feed or an older
     /// one, so deliveries out of order never lower a status.
     async fn put(&self, status: &FeedStatus) -> Result<(), IndexError> {
         let item = Self::item(status)?;
-        let mut retry = 0;
-        loop {
+        table::retrying(|| async {
             let sent = self
                 .client
                 .put_item()
@@ -309,19 +286,13 @@ impl FeedIndex for DynamoFeedIndex {
                 .send()
                 .await;
             match sent {
-                Ok(_) => return Ok(()),
                 // The same or a later version is there already.
-                Err(e) if is_condition_failed(&e) => return Ok(()),
-                Err(e) => {
-                    let failure = Failure::of(&e);
-                    retry += 1;
-                    if !failure.transient || retry >= RETRY.attempts {
-                        return Err(self.error("PutItem", &failure));
-                    }
-                    RETRY.sleep(retry).await;
-                }
+                Err(e) if is_condition_failed(&e) => Ok(()),
+                other => other.map(drop),
             }
-        }
+        })
+        .await
+        .map_err(|failure| self.error("PutItem", &failure))
     }
 
     async fn list(&self, query: &FeedQuery) -> Result<FeedPage, IndexError> {

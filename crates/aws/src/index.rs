@@ -45,7 +45,7 @@ use lector_core::index::{ConversionIndex, IndexError, ListPage, ListQuery};
 use lector_core::{ConversionId, ConversionStatus};
 
 use crate::sdk::Failure;
-use crate::table::{self, RETRY};
+use crate::table;
 
 /// The list table's name, in the functions' environment.
 pub const INDEX_TABLE_VAR: &str = "LECTOR_INDEX_TABLE";
@@ -167,34 +167,23 @@ impl DynamoConversionIndex {
         let want = limit + 1;
         let mut found = Vec::with_capacity(want);
         let mut start: Option<HashMap<String, AttributeValue>> = None;
-        let mut retry = 0;
         loop {
-            let sent = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression(&key_condition)
-                .set_filter_expression(filter.clone())
-                .set_expression_attribute_names(Some(names.clone()))
-                .set_expression_attribute_values(Some(values.clone()))
-                .scan_index_forward(false)
-                .limit((want - found.len()) as i32)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await;
-            let out = match sent {
-                Ok(out) => out,
-                Err(e) => {
-                    let failure = Failure::of(&e);
-                    retry += 1;
-                    if !failure.transient || retry >= RETRY.attempts {
-                        return Err(self.error("Query", &failure));
-                    }
-                    RETRY.sleep(retry).await;
-                    continue;
-                }
-            };
+            let out = table::retrying(|| {
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(index)
+                    .key_condition_expression(&key_condition)
+                    .set_filter_expression(filter.clone())
+                    .set_expression_attribute_names(Some(names.clone()))
+                    .set_expression_attribute_values(Some(values.clone()))
+                    .scan_index_forward(false)
+                    .limit((want - found.len()) as i32)
+                    .set_exclusive_start_key(start.clone())
+                    .send()
+            })
+            .await
+            .map_err(|failure| self.error("Query", &failure))?;
             for item in out.items() {
                 found.push(Self::status_of(item)?);
             }
@@ -215,36 +204,24 @@ fn is_condition_failed(
 #[async_trait]
 impl ConversionIndex for DynamoConversionIndex {
     async fn get(&self, id: &ConversionId) -> Result<Option<ConversionStatus>, IndexError> {
-        let mut retry = 0;
-        loop {
-            let sent = self
-                .client
+        let out = table::retrying(|| {
+            self.client
                 .get_item()
                 .table_name(&self.table)
                 .key(ID, s(id.as_str()))
                 .consistent_read(true)
                 .send()
-                .await;
-            match sent {
-                Ok(out) => return out.item().map(Self::status_of).transpose(),
-                Err(e) => {
-                    let failure = Failure::of(&e);
-                    retry += 1;
-                    if !failure.transient || retry >= RETRY.attempts {
-                        return Err(self.error("GetItem", &failure));
-                    }
-                    RETRY.sleep(retry).await;
-                }
-            }
-        }
+        })
+        .await
+        .map_err(|failure| self.error("GetItem", &failure))?;
+        out.item().map(Self::status_of).transpose()
     }
 
     /// A conditional put: written only when the table holds no status of the conversion or an
     /// older one, so deliveries out of order never lower a status.
     async fn put(&self, status: &ConversionStatus) -> Result<(), IndexError> {
         let item = Self::item(status)?;
-        let mut retry = 0;
-        loop {
+        table::retrying(|| async {
             let sent = self
                 .client
                 .put_item()
@@ -257,19 +234,13 @@ impl ConversionIndex for DynamoConversionIndex {
                 .send()
                 .await;
             match sent {
-                Ok(_) => return Ok(()),
                 // The same or a later version is there already.
-                Err(e) if is_condition_failed(&e) => return Ok(()),
-                Err(e) => {
-                    let failure = Failure::of(&e);
-                    retry += 1;
-                    if !failure.transient || retry >= RETRY.attempts {
-                        return Err(self.error("PutItem", &failure));
-                    }
-                    RETRY.sleep(retry).await;
-                }
+                Err(e) if is_condition_failed(&e) => Ok(()),
+                other => other.map(drop),
             }
-        }
+        })
+        .await
+        .map_err(|failure| self.error("PutItem", &failure))
     }
 
     async fn list(&self, query: &ListQuery) -> Result<ListPage, IndexError> {

@@ -146,3 +146,36 @@ pub(crate) async fn batch_get(client: &Client, table: &str, keys: &[Item]) -> Re
     }
     Ok(found)
 }
+
+/// Send a request again after a transient failure, with [`RETRY`]'s backoff; a permanent
+/// failure, or the last one when the attempts are spent, is returned. `call` builds the request
+/// anew each time, so a retried page starts where the failed one did.
+pub(crate) async fn retrying<T, E, F, Fut>(mut call: F) -> Result<T, Failure>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<
+            Output = Result<
+                T,
+                aws_sdk_dynamodb::error::SdkError<
+                    E,
+                    aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+                >,
+            >,
+        >,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let mut retry = 0;
+    loop {
+        match call().await {
+            Ok(out) => return Ok(out),
+            Err(e) => {
+                let failure = Failure::of(&e);
+                retry += 1;
+                if !failure.transient || retry >= RETRY.attempts {
+                    return Err(failure);
+                }
+                RETRY.sleep(retry).await;
+            }
+        }
+    }
+}
