@@ -260,22 +260,20 @@ impl ArchiveReplays {
     }
 
     /// Run `call` again while it fails transiently, with backoff.
-    async fn retrying<T, F, Fut>(&self, mut call: F) -> Result<T, ArchiveError>
+    async fn retrying<T, F, Fut>(&self, call: F) -> Result<T, ArchiveError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, ArchiveError>>,
     {
-        let mut retry = 0;
-        loop {
-            match call().await {
-                Err(e) if e.is_transient() && retry + 1 < RETRY.attempts => {
-                    retry += 1;
-                    tracing::warn!(archive = %self.archive, error = %e, retry, "retrying");
-                    RETRY.sleep(retry).await;
+        RETRY
+            .retry(call, |e: &ArchiveError| {
+                let transient = e.is_transient();
+                if transient {
+                    tracing::warn!(archive = %self.archive, error = %e, "retrying");
                 }
-                done => return done,
-            }
-        }
+                transient
+            })
+            .await
     }
 
     /// The archive, and the bus it archives.
@@ -363,39 +361,35 @@ impl ArchiveReplays {
             if rules.is_empty() { String::new() } else { format!(", rules {}", rules.join(", ")) }
         );
         // A start whose answer was lost and then finds its own replay is still a new one.
-        let mut sent = false;
-        let mut retry = 0;
-        loop {
-            let out = self
-                .client
-                .start_replay()
-                .replay_name(&name)
-                .description(&description)
-                .event_source_arn(&archive.arn)
-                .event_start_time(aws_time(window.since))
-                .event_end_time(aws_time(window.until))
-                .destination(destination.clone())
-                .send()
-                .await;
-            match out {
-                Ok(_) => return Ok(Started::New(self.describe(&name).await?)),
-                Err(SdkError::ServiceError(ctx))
-                    if matches!(ctx.err(), StartReplayError::ResourceAlreadyExistsException(_)) =>
-                {
-                    let replay = self.describe(&name).await?;
-                    return Ok(if sent { Started::New(replay) } else { Started::Existing(replay) });
-                }
-                Err(e) => {
-                    let err = error("StartReplay", &e);
-                    retry += 1;
-                    if !err.is_transient() || retry >= RETRY.attempts {
-                        return Err(err);
+        let tries = std::cell::Cell::new(0u32);
+        let existed = self
+            .retrying(|| {
+                tries.set(tries.get() + 1);
+                let sent = self
+                    .client
+                    .start_replay()
+                    .replay_name(&name)
+                    .description(&description)
+                    .event_source_arn(&archive.arn)
+                    .event_start_time(aws_time(window.since))
+                    .event_end_time(aws_time(window.until))
+                    .destination(destination.clone())
+                    .send();
+                async move {
+                    match sent.await {
+                        Ok(_) => Ok(false),
+                        Err(SdkError::ServiceError(ctx))
+                            if matches!(ctx.err(), StartReplayError::ResourceAlreadyExistsException(_)) =>
+                        {
+                            Ok(true)
+                        }
+                        Err(e) => Err(error("StartReplay", &e)),
                     }
-                    sent = true;
-                    RETRY.sleep(retry).await;
                 }
-            }
-        }
+            })
+            .await?;
+        let replay = self.describe(&name).await?;
+        Ok(if existed && tries.get() == 1 { Started::Existing(replay) } else { Started::New(replay) })
     }
 
     /// The replay named `name`.

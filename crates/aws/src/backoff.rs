@@ -25,6 +25,26 @@ impl Backoff {
     pub async fn sleep(&self, retry: u32) {
         tokio::time::sleep(self.delay(retry)).await;
     }
+
+    /// Run `call` again, after a delay, while its failure is `transient`, up to `attempts` in
+    /// all; the success, the permanent failure or the last transient one is returned. `call`
+    /// makes the request anew each time.
+    pub async fn retry<T, E, F, Fut>(&self, mut call: F, transient: impl Fn(&E) -> bool) -> Result<T, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let mut retry = 0;
+        loop {
+            match call().await {
+                Err(e) if transient(&e) && retry + 1 < self.attempts => {
+                    retry += 1;
+                    self.sleep(retry).await;
+                }
+                done => return done,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -40,5 +60,47 @@ mod tests {
                 assert!(b.delay(retry) <= Duration::from_millis(ceiling));
             }
         }
+    }
+
+    #[tokio::test]
+    async fn retry_stops_at_success_at_a_permanent_failure_and_after_the_attempts() {
+        let b = Backoff { base: Duration::from_micros(1), cap: Duration::from_micros(1), attempts: 4 };
+        let calls = std::cell::Cell::new(0);
+        let transient = |e: &&str| *e == "busy";
+
+        let out: Result<u32, &str> = b
+            .retry(
+                || {
+                    calls.set(calls.get() + 1);
+                    async { if calls.get() < 3 { Err("busy") } else { Ok(7) } }
+                },
+                transient,
+            )
+            .await;
+        assert_eq!((out, calls.get()), (Ok(7), 3));
+
+        calls.set(0);
+        let out: Result<u32, &str> = b
+            .retry(
+                || {
+                    calls.set(calls.get() + 1);
+                    async { Err("gone") }
+                },
+                transient,
+            )
+            .await;
+        assert_eq!((out, calls.get()), (Err("gone"), 1));
+
+        calls.set(0);
+        let out: Result<u32, &str> = b
+            .retry(
+                || {
+                    calls.set(calls.get() + 1);
+                    async { Err("busy") }
+                },
+                transient,
+            )
+            .await;
+        assert_eq!((out, calls.get()), (Err("busy"), 4));
     }
 }

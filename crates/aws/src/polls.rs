@@ -67,30 +67,21 @@ impl FeedPolls for StepFunctionsPolls {
             )));
         }
         let input = json!({ "feed_ids": feeds }).to_string();
-        let mut retry = 0;
-        loop {
-            // A new name for each try: a start whose answer was lost may have started, and a
-            // second run of the same feeds only fetches them again.
-            let sent = self
-                .client
-                .start_execution()
-                .state_machine_arn(&self.state_machine_arn)
-                .name(execution_name(Utc::now()))
-                .input(&input)
-                .send()
-                .await;
-            match sent {
-                Ok(out) => return Ok(out.execution_arn().to_owned()),
-                Err(e) => {
-                    let err = workflow::error("StartExecution", &e);
-                    retry += 1;
-                    if !err.is_transient() || retry >= RETRY.attempts {
-                        return Err(port_error(err));
-                    }
-                    RETRY.sleep(retry).await;
-                }
-            }
-        }
+        // A new name for each try: a start whose answer was lost may have started, and a
+        // second run of the same feeds only fetches them again.
+        RETRY
+            .retry(
+                || async {
+                    let name = execution_name(Utc::now());
+                    workflow::start_execution(&self.client, &self.state_machine_arn, &name, &input)
+                        .await
+                        .map(|out| out.execution_arn().to_owned())
+                        .map_err(|e| workflow::error("StartExecution", &e))
+                },
+                workflow::WorkflowError::is_transient,
+            )
+            .await
+            .map_err(port_error)
     }
 }
 

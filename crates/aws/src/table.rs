@@ -164,18 +164,13 @@ where
         >,
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let mut retry = 0;
-    loop {
-        match call().await {
-            Ok(out) => return Ok(out),
-            Err(e) => {
-                let failure = Failure::of(&e);
-                retry += 1;
-                if !failure.transient || retry >= RETRY.attempts {
-                    return Err(failure);
-                }
-                RETRY.sleep(retry).await;
-            }
-        }
-    }
+    RETRY
+        .retry(
+            || {
+                let sent = call();
+                async move { sent.await.map_err(|e| Failure::of(&e)) }
+            },
+            |f| f.transient,
+        )
+        .await
 }

@@ -44,6 +44,19 @@ impl WorkflowError {
     }
 }
 
+/// One `StartExecution` request: an execution of `state_machine_arn` named `name`, given `input`.
+pub(crate) async fn start_execution(
+    client: &Client,
+    state_machine_arn: &str,
+    name: &str,
+    input: &str,
+) -> Result<
+    aws_sdk_sfn::operation::start_execution::StartExecutionOutput,
+    SdkError<StartExecutionError, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+> {
+    client.start_execution().state_machine_arn(state_machine_arn).name(name).input(input).send().await
+}
+
 pub(crate) fn error<E>(
     op: &str,
     err: &SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
@@ -175,32 +188,25 @@ impl StepFunctions {
         input: &str,
     ) -> Result<Started, WorkflowError> {
         let name = id.revision_execution_name(revision, attempt);
-        let mut retry = 0;
-        loop {
-            let sent = self
-                .client
-                .start_execution()
-                .state_machine_arn(&self.state_machine_arn)
-                .name(&name)
-                .input(input)
-                .send()
-                .await;
-            match sent {
-                Ok(out) => return Ok(Started::New { execution_arn: out.execution_arn().to_owned() }),
-                Err(SdkError::ServiceError(ctx))
-                    if matches!(ctx.err(), StartExecutionError::ExecutionAlreadyExists(_)) =>
-                {
-                    return self.already_started(&name, input).await;
-                }
-                Err(e) => {
-                    let err = error("StartExecution", &e);
-                    retry += 1;
-                    if !err.is_transient() || retry >= RETRY.attempts {
-                        return Err(err);
+        let started = RETRY
+            .retry(
+                || async {
+                    match start_execution(&self.client, &self.state_machine_arn, &name, input).await {
+                        Ok(out) => Ok(Some(out.execution_arn().to_owned())),
+                        Err(SdkError::ServiceError(ctx))
+                            if matches!(ctx.err(), StartExecutionError::ExecutionAlreadyExists(_)) =>
+                        {
+                            Ok(None)
+                        }
+                        Err(e) => Err(error("StartExecution", &e)),
                     }
-                    RETRY.sleep(retry).await;
-                }
-            }
+                },
+                WorkflowError::is_transient,
+            )
+            .await?;
+        match started {
+            Some(execution_arn) => Ok(Started::New { execution_arn }),
+            None => self.already_started(&name, input).await,
         }
     }
 
