@@ -139,6 +139,6 @@ pub async fn push(
             FeedCommand::RecordFailure(lector_pipeline::poll::failure(&e.into(), now, PollSource::Push))
         }
     };
-    let outcome = record(&ports, &id, command, now).await.map_err(ApiError::from_step)?;
+    let (outcome, _) = record(&ports, &id, state, command, now).await.map_err(ApiError::from_step)?;
     Ok(success("push recorded", outcome))
 }

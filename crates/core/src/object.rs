@@ -57,6 +57,11 @@ impl ObjectKey {
         Self(format!("feeds/{feed}/posts/{hash}.html"))
     }
 
+    /// A subscription's state folded up to a version of its stream (a snapshot).
+    pub fn feed_snapshot(feed: &crate::id::FeedId) -> Self {
+        Self(format!("feeds/{feed}/snapshot.json"))
+    }
+
     /// The chunks of an attempt, as one JSON document.
     pub fn speech_chunks(id: &ConversionId, attempt: u32) -> Self {
         Self(format!("work/{id}/{attempt}/chunks.json"))

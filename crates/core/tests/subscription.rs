@@ -6,11 +6,16 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use lector_core::feed::event::*;
 use lector_core::feed::index::{FeedIndex, MemoryFeedIndex, check_feeds, rebuild_feeds};
-use lector_core::feed::service::execute_feed;
+use lector_core::feed::service::{
+    FeedSnapshot, SNAPSHOT_EVERY, SNAPSHOT_FORMAT, execute_feed, execute_feed_on, load_feed,
+    load_feed_snapshot, save_feed_snapshot,
+};
 use lector_core::feed::subscription::{FeedCommand, FeedError, FeedItem, PollFailure, PollResult, decide};
 use lector_core::feed::{FeedState, FeedStatus, Subscription};
+use lector_core::object::ObjectMeta;
+use lector_core::ports::{ObjectError, ObjectStore};
 use lector_core::schedule::{FailureKind, PollReason};
-use lector_core::{EventMeta, EventStore, FeedId, VoiceEngine, VoiceId};
+use lector_core::{EventMeta, EventStore, FeedId, ObjectKey, VoiceEngine, VoiceId};
 use lector_testkit::memory::MemoryEventStore;
 use url::Url;
 
@@ -276,4 +281,112 @@ fn two_pollers_racing_on_one_feed_discover_each_post_once() {
         let versions: Vec<u64> = events.iter().map(|e| e.version).collect();
         assert_eq!(versions, (1..=events.len() as u64).collect::<Vec<_>>());
     });
+}
+
+/// Objects in a map: the snapshot's store for these tests.
+#[derive(Default)]
+struct MapObjects(std::sync::Mutex<std::collections::HashMap<String, bytes::Bytes>>);
+
+#[async_trait::async_trait]
+impl ObjectStore for MapObjects {
+    async fn put(&self, key: &ObjectKey, body: bytes::Bytes, _: &str) -> Result<(), ObjectError> {
+        self.0.lock().unwrap().insert(key.as_str().to_owned(), body);
+        Ok(())
+    }
+    async fn get(&self, key: &ObjectKey) -> Result<bytes::Bytes, ObjectError> {
+        self.0.lock().unwrap().get(key.as_str()).cloned().ok_or_else(|| ObjectError::NotFound(key.clone()))
+    }
+    async fn get_range(&self, key: &ObjectKey, start: u64, end: u64) -> Result<bytes::Bytes, ObjectError> {
+        let all = self.get(key).await?;
+        Ok(all.slice(start.min(all.len() as u64) as usize..end.min(all.len() as u64) as usize))
+    }
+    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>, ObjectError> {
+        let objects = self.0.lock().unwrap();
+        Ok(objects.get(key.as_str()).map(|b| ObjectMeta {
+            key: key.clone(),
+            size: b.len() as u64,
+            content_type: None,
+        }))
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, ObjectError> {
+        let objects = self.0.lock().unwrap();
+        let mut keys: Vec<&String> = objects.keys().filter(|k| k.starts_with(prefix)).collect();
+        keys.sort();
+        keys.into_iter()
+            .map(|k| {
+                let key = ObjectKey::new(k).map_err(|e| ObjectError::Failed(e.to_string()))?;
+                Ok(ObjectMeta { key, size: objects[k].len() as u64, content_type: None })
+            })
+            .collect()
+    }
+}
+
+/// `polls` polls through the snapshot, as the PollFeed step makes them.
+async fn poll_through_snapshots(store: &MemoryEventStore, objects: &MapObjects, polls: i64) -> u64 {
+    let mut last_snapshot = 0;
+    for n in 0..polls {
+        let loaded = load_feed_snapshot(store, objects, &feed_id()).await.unwrap();
+        last_snapshot = loaded.snapshot_version;
+        let meta =
+            EventMeta { occurred_at: t(n * 20), correlation_id: feed_id().to_string(), causation_id: None };
+        let items = vec![item(&format!("p{n}"), "h", n * 20)];
+        let done =
+            execute_feed_on(store, &feed_id(), loaded.state, poll(n * 20, Some(items)), &meta).await.unwrap();
+        save_feed_snapshot(objects, &feed_id(), &done, loaded.snapshot_version).await.unwrap();
+    }
+    last_snapshot
+}
+
+#[tokio::test]
+async fn a_poll_folds_from_the_snapshot_and_gets_the_state_of_the_whole_stream() {
+    let store = MemoryEventStore::new();
+    let objects = MapObjects::default();
+    let meta = EventMeta { occurred_at: t(0), correlation_id: feed_id().to_string(), causation_id: None };
+    let FeedEvent::FeedSubscribed(s) = subscribed(0, true) else { unreachable!() };
+    execute_feed(&store, &feed_id(), FeedCommand::Subscribe(s), &meta).await.unwrap();
+
+    let from = poll_through_snapshots(&store, &objects, 80).await;
+    let (events, whole) = load_feed(&store, &feed_id()).await.unwrap();
+    // 1 subscription + 80 × (a discovery, a conversion asked, the poll).
+    assert!(events.len() as u64 > 2 * SNAPSHOT_EVERY, "{} events", events.len());
+    assert!(from > 0, "the last polls started from a snapshot");
+    assert!(
+        whole.version - from <= SNAPSHOT_EVERY + 3,
+        "read {} events past the snapshot",
+        whole.version - from
+    );
+    let through = load_feed_snapshot(&store, &objects, &feed_id()).await.unwrap();
+    assert_eq!(through.state, whole, "the snapshot and the events after it fold to the whole stream's state");
+    assert_eq!(through.state.posts.len(), 80);
+}
+
+#[tokio::test]
+async fn a_snapshot_that_is_not_of_this_stream_or_unreadable_is_ignored() {
+    let store = MemoryEventStore::new();
+    let objects = MapObjects::default();
+    let meta = EventMeta { occurred_at: t(0), correlation_id: feed_id().to_string(), causation_id: None };
+    let FeedEvent::FeedSubscribed(s) = subscribed(0, true) else { unreachable!() };
+    execute_feed(&store, &feed_id(), FeedCommand::Subscribe(s), &meta).await.unwrap();
+    poll_through_snapshots(&store, &objects, 30).await;
+    let (_, whole) = load_feed(&store, &feed_id()).await.unwrap();
+    let key = ObjectKey::feed_snapshot(&feed_id());
+
+    // Another log's snapshot (its last event is not this stream's), folded further than the log.
+    let mut forged: FeedSnapshot = serde_json::from_slice(&objects.get(&key).await.unwrap()).unwrap();
+    forged.last_event_id = lector_core::EventId::derive(&["another log"]);
+    forged.state.posts.clear();
+    objects.put(&key, serde_json::to_vec(&forged).unwrap().into(), "application/json").await.unwrap();
+    let loaded = load_feed_snapshot(&store, &objects, &feed_id()).await.unwrap();
+    assert_eq!((loaded.snapshot_version, &loaded.state), (0, &whole));
+
+    // Another format, and bytes that are not a snapshot.
+    forged.format = SNAPSHOT_FORMAT + 1;
+    objects.put(&key, serde_json::to_vec(&forged).unwrap().into(), "application/json").await.unwrap();
+    assert_eq!(load_feed_snapshot(&store, &objects, &feed_id()).await.unwrap().snapshot_version, 0);
+    objects
+        .put(&key, bytes::Bytes::from_static(b"{\"format\": 1, \"trunc"), "application/json")
+        .await
+        .unwrap();
+    let loaded = load_feed_snapshot(&store, &objects, &feed_id()).await.unwrap();
+    assert_eq!((loaded.snapshot_version, &loaded.state), (0, &whole));
 }

@@ -17,7 +17,9 @@ use chrono::{DateTime, Utc};
 use lector_core::event::{PostInfo, RevisionReason};
 use lector_core::feed::FeedEvent;
 use lector_core::feed::event::{FeedDetails, FeedImage, PollSource};
-use lector_core::feed::service::{FeedExecuteError, execute_feed, load_feed};
+use lector_core::feed::service::{
+    FeedExecuteError, FeedExecuted, execute_feed_on, load_feed_snapshot, save_feed_snapshot,
+};
 use lector_core::feed::subscription::{FeedCommand, FeedItem, PollFailure, PollResult, Subscription};
 use lector_core::schedule::{PollReason, next_poll};
 use lector_core::{ErrorKind, EventMeta, FeedId, ObjectKey, RecordedEvent, StepError};
@@ -150,7 +152,8 @@ impl Step for PollFeed {
             next_poll_at: None,
             reason: Some(reason),
         };
-        let (_, state) = load_feed(&*ports.events, id).await?;
+        let loaded = load_feed_snapshot(&*ports.events, &*ports.objects, id).await?;
+        let state = loaded.state;
         let now = ports.clock.now();
         let Some(url) = state.url.clone() else { return Ok(skipped("the feed is not subscribed to".into())) };
         if !state.is_active() {
@@ -167,9 +170,20 @@ impl Step for PollFeed {
             }
             Err(e) => FeedCommand::RecordFailure(failure(&e, now, PollSource::Poll)),
         };
-        let outcome = record(ports, id, command, now).await?;
-        if outcome.outcome == PollOutcome::Polled {
-            request_hub(ports, id, now).await;
+        let (outcome, executed) = record(ports, id, state, command, now).await?;
+        if let Some(executed) = executed {
+            match save_feed_snapshot(&*ports.objects, id, &executed, loaded.snapshot_version).await {
+                Ok(saved) => {
+                    tracing::debug!(feed_id = %id, saved, version = executed.state.version, "snapshot")
+                }
+                // A cache: the next poll reads a little more of the stream.
+                Err(e) => {
+                    tracing::warn!(feed_id = %id, error = %e, "the subscription's snapshot was not stored")
+                }
+            }
+            if outcome.outcome == PollOutcome::Polled {
+                request_hub(ports, id, executed.state, now).await;
+            }
         }
         Ok(outcome)
     }
@@ -178,9 +192,8 @@ impl Step for PollFeed {
 /// Ask the feed's WebSub hub to push it, when this deployment can be reached and no lease is
 /// held (or the one held ends within a day), unless it was asked within the hour. A hub that
 /// refuses is logged; polling goes on.
-async fn request_hub(ports: &StepPorts, id: &FeedId, now: DateTime<Utc>) {
+async fn request_hub(ports: &StepPorts, id: &FeedId, state: Subscription, now: DateTime<Utc>) {
     let (Some(websub), Some(fetcher)) = (ports.websub.as_deref(), ports.fetcher.as_deref()) else { return };
-    let Ok((_, state)) = load_feed(&*ports.events, id).await else { return };
     let Some((hub, topic)) = crate::websub::hub_to_request(&state, now) else { return };
     let asked_lately = state.hub_requested.as_ref().is_some_and(|r| {
         r.hub == hub && r.topic == topic && now - r.requested_at < chrono::Duration::hours(1)
@@ -208,7 +221,8 @@ async fn request_hub(ports: &StepPorts, id: &FeedId, now: DateTime<Utc>) {
                 requested_at: now,
             };
             let meta = EventMeta { occurred_at: now, correlation_id: id.to_string(), causation_id: None };
-            if let Err(e) = execute_feed(&*ports.events, id, FeedCommand::RequestHub(request), &meta).await {
+            let command = FeedCommand::RequestHub(request);
+            if let Err(e) = execute_feed_on(&*ports.events, id, state, command, &meta).await {
                 tracing::warn!(feed_id = %id, error = %e, "the hub request was made but not recorded");
             }
         }
@@ -217,42 +231,47 @@ async fn request_hub(ports: &StepPorts, id: &FeedId, now: DateTime<Utc>) {
     }
 }
 
-/// Record a poll's (or a push's) outcome and say what it did.
+/// Record a poll's (or a push's) outcome, decided on `state` (the subscription as loaded before
+/// the fetch), and say what it did; with what was appended and the subscription as it then is,
+/// unless the subscription refused it.
 pub async fn record(
     ports: &StepPorts,
     id: &FeedId,
+    state: Subscription,
     command: FeedCommand,
     now: DateTime<Utc>,
-) -> Result<PollFeedOutput, StepError> {
+) -> Result<(PollFeedOutput, Option<FeedExecuted>), StepError> {
     let failed = match &command {
         FeedCommand::RecordFailure(f) => Some(format!("{}: {}", f.error, f.cause)),
         _ => None,
     };
     let meta = EventMeta { occurred_at: now, correlation_id: id.to_string(), causation_id: None };
-    let done = match execute_feed(&*ports.events, id, command, &meta).await {
+    let done = match execute_feed_on(&*ports.events, id, state, command, &meta).await {
         Ok(done) => done,
         // Paused or unsubscribed while the poll ran: what it found is not recorded.
         Err(FeedExecuteError::Rejected(e)) => {
-            return Ok(PollFeedOutput {
+            let skipped = PollFeedOutput {
                 feed_id: id.clone(),
                 outcome: PollOutcome::Skipped,
                 new: 0,
                 changed: 0,
                 next_poll_at: None,
                 reason: Some(e.to_string()),
-            });
+            };
+            return Ok((skipped, None));
         }
         Err(e) => return Err(e.into()),
     };
     let count = |t: &str| done.appended.iter().filter(|e| e.event_type == t).count() as u32;
-    Ok(PollFeedOutput {
+    let output = PollFeedOutput {
         feed_id: id.clone(),
         outcome: if failed.is_some() { PollOutcome::Failed } else { PollOutcome::Polled },
         new: count("PostDiscovered"),
         changed: count("PostChanged"),
         next_poll_at: done.state.next_poll_at,
         reason: failed,
-    })
+    };
+    Ok((output, Some(done)))
 }
 
 /// What a poll read, as the command that records it: the new and changed posts' full text

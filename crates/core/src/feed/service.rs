@@ -2,10 +2,14 @@
 //! read; on a conflict (another poller, a push, a user), read again and decide again, so two
 //! writers never record the same post twice.
 
+use bytes::Bytes;
+
 use crate::envelope::{EventMeta, NewEvent, RecordedEvent};
 use crate::feed::event::FeedEvent;
 use crate::feed::subscription::{FeedCommand, FeedError, Subscription, decide, evolve};
-use crate::id::FeedId;
+use crate::id::{EventId, FeedId};
+use crate::object::ObjectKey;
+use crate::ports::{ObjectError, ObjectStore};
 use crate::service::{ExecuteError, MAX_DECISIONS};
 use crate::store::{EventStore, ExpectedVersion, MAX_EVENTS_PER_APPEND, StoreError};
 
@@ -50,14 +54,94 @@ pub async fn load_feed(
     id: &FeedId,
 ) -> Result<(Vec<RecordedEvent>, Subscription), FeedExecuteError> {
     let events = store.read_stream(&id.stream(), 0).await?;
-    let mut state = Subscription::default();
-    for recorded in &events {
+    let state = fold_onto(Subscription::default(), &events)?;
+    Ok((events, state))
+}
+
+fn fold_onto(mut state: Subscription, events: &[RecordedEvent]) -> Result<Subscription, FeedExecuteError> {
+    for recorded in events {
         let event =
             FeedEvent::from_parts(&recorded.event_type, recorded.schema_version, recorded.data.clone())
                 .map_err(|e| FeedExecuteError::Log(ExecuteError::Decode(e)))?;
         state = evolve(state, &event);
     }
-    Ok((events, state))
+    Ok(state)
+}
+
+/// The format of a stored [`FeedSnapshot`]: bumped whenever [`Subscription`]'s fields or
+/// [`evolve`] change, so that a snapshot folded by other rules is ignored (and replaced).
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+/// How many events a subscription's stream may gain before its snapshot is written again.
+pub const SNAPSHOT_EVERY: u64 = 50;
+
+/// A subscription folded up to `state.version`, stored under [`ObjectKey::feed_snapshot`]. A
+/// feed's stream gains an event at every poll, so a poll that folded it from version 0 would
+/// read more each time (on DynamoDB, paying for every page); from a snapshot it reads the
+/// events appended since, at most about [`SNAPSHOT_EVERY`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct FeedSnapshot {
+    pub format: u32,
+    /// The id of the event at `state.version`: a snapshot whose event is not in the stream at
+    /// that version (the log was replaced, not the objects) is not used.
+    pub last_event_id: EventId,
+    pub state: Subscription,
+}
+
+/// A subscription loaded through its snapshot.
+#[derive(Debug, Clone)]
+pub struct SnapshotLoaded {
+    pub state: Subscription,
+    /// The version of the snapshot it started from (0: none, the whole stream was read).
+    pub snapshot_version: u64,
+}
+
+/// Load a subscription from its snapshot and the events after it, or from its whole stream
+/// when there is no usable snapshot (none, another format, unreadable, or not matching the
+/// log). The snapshot is a cache: any doubt about it costs a full read, never a wrong state.
+pub async fn load_feed_snapshot(
+    store: &dyn EventStore,
+    objects: &dyn ObjectStore,
+    id: &FeedId,
+) -> Result<SnapshotLoaded, FeedExecuteError> {
+    let snapshot = match objects.get(&ObjectKey::feed_snapshot(id)).await {
+        Ok(bytes) => serde_json::from_slice::<FeedSnapshot>(&bytes)
+            .ok()
+            .filter(|s| s.format == SNAPSHOT_FORMAT && s.state.version > 0),
+        // None yet, or the store failed: the stream alone is the truth.
+        Err(_) => None,
+    };
+    if let Some(snapshot) = snapshot {
+        let version = snapshot.state.version;
+        // The snapshot's own last event first: it proves the snapshot is of this stream.
+        let events = store.read_stream(&id.stream(), version - 1).await?;
+        if events.first().is_some_and(|e| e.version == version && e.event_id == snapshot.last_event_id) {
+            let state = fold_onto(snapshot.state, &events[1..])?;
+            return Ok(SnapshotLoaded { state, snapshot_version: version });
+        }
+    }
+    let (_, state) = load_feed(store, id).await?;
+    Ok(SnapshotLoaded { state, snapshot_version: 0 })
+}
+
+/// Store `executed`'s state as the subscription's snapshot when its stream has gained
+/// [`SNAPSHOT_EVERY`] events since the snapshot it was loaded from. Only after an append: the
+/// last appended event's id is what proves the snapshot later.
+pub async fn save_feed_snapshot(
+    objects: &dyn ObjectStore,
+    id: &FeedId,
+    executed: &FeedExecuted,
+    snapshot_version: u64,
+) -> Result<bool, ObjectError> {
+    let Some(last) = executed.appended.last() else { return Ok(false) };
+    if executed.state.version < snapshot_version + SNAPSHOT_EVERY {
+        return Ok(false);
+    }
+    let snapshot =
+        FeedSnapshot { format: SNAPSHOT_FORMAT, last_event_id: last.event_id, state: executed.state.clone() };
+    let body = serde_json::to_vec(&snapshot).map_err(|e| ObjectError::Failed(e.to_string()))?;
+    objects.put(&ObjectKey::feed_snapshot(id), Bytes::from(body), "application/json").await?;
+    Ok(true)
 }
 
 /// Decide `command` on the subscription's current state and append what it decides. A poll
@@ -70,10 +154,28 @@ pub async fn execute_feed(
     command: FeedCommand,
     meta: &EventMeta,
 ) -> Result<FeedExecuted, FeedExecuteError> {
+    let (_, state) = load_feed(store, id).await?;
+    execute_feed_on(store, id, state, command, meta).await
+}
+
+/// [`execute_feed`] on a state the caller has just loaded (its `version` is what the append
+/// expects): nothing is read again unless another writer appended meanwhile, in which case the
+/// stream is read and the command decided again. A poll loads its feed once this way.
+pub async fn execute_feed_on(
+    store: &dyn EventStore,
+    id: &FeedId,
+    loaded: Subscription,
+    command: FeedCommand,
+    meta: &EventMeta,
+) -> Result<FeedExecuted, FeedExecuteError> {
     let stream = id.stream();
     let mut appended = Vec::new();
+    let mut loaded = Some(loaded);
     for _ in 0..MAX_DECISIONS {
-        let (_, mut state) = load_feed(store, id).await?;
+        let mut state = match loaded.take() {
+            Some(state) => state,
+            None => load_feed(store, id).await?.1,
+        };
         let decided = decide(&state, command.clone())?;
         if decided.is_empty() {
             return Ok(FeedExecuted { state, appended });

@@ -23,7 +23,7 @@ use crate::voice::{VoiceEngine, VoiceId};
 pub const MAX_BACKFILL: u32 = 50;
 
 /// Where a subscription is in its life.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Lifecycle {
     /// Nothing was subscribed: the stream is empty.
     #[default]
@@ -37,7 +37,7 @@ pub enum Lifecycle {
 }
 
 /// How the subscription narrates, as last set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Settings {
     pub voice: VoiceId,
     pub engine: VoiceEngine,
@@ -48,14 +48,16 @@ pub struct Settings {
 }
 
 /// What the subscription remembers of a post it has seen.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KnownPost {
     pub content_hash: String,
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-/// The state [`decide`] needs, folded from the stream by [`evolve`].
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The state [`decide`] needs, folded from the stream by [`evolve`]. Serialized only as a
+/// snapshot ([`crate::feed::service::load_feed_snapshot`]): a change of its fields or of
+/// [`evolve`] bumps [`crate::feed::service::SNAPSHOT_FORMAT`].
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Subscription {
     pub feed_id: Option<FeedId>,
     pub url: Option<Url>,
