@@ -17,7 +17,7 @@ use lector_pipeline::fetch::AllowList;
 use lector_pipeline::submit::{Outcome, Submission, submit};
 
 const WORDS: usize = 3_000;
-const SENTENCES_PER_PARAGRAPH: usize = 8;
+const SENTENCES_PER_PARAGRAPH: usize = 4;
 
 const SUBJECTS: [&str; 6] =
     ["The committee", "The old keeper", "Our neighbour", "A young reader", "The mayor", "Each volunteer"];
