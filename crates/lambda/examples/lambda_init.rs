@@ -26,7 +26,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use lector_aws::feed_index::FEED_TABLE_VAR;
 use lector_aws::index::INDEX_TABLE_VAR;
+use lector_aws::polls::POLL_STATE_MACHINE_VAR;
 use lector_aws::settings::{BUCKET_VAR, BUS_VAR, SETTINGS_PATH_VAR, STATE_MACHINE_VAR, TABLE_VAR};
 use lector_lambda::config::{METRICS_NAMESPACE_VAR, PUBLIC_URL_VAR};
 use lector_lambda::init_ladder::{CLIENTS_VAR, STEP_VAR, STEPS, clients_of};
@@ -128,7 +130,29 @@ fn function_env() -> Vec<(&'static str, &'static str)> {
         (STATE_MACHINE_VAR, "arn:aws:states:us-east-1:123456789012:stateMachine:lector-bench"),
         (METRICS_NAMESPACE_VAR, "Lector/lector-bench"),
         (PUBLIC_URL_VAR, "https://listen.example/"),
+        (FEED_TABLE_VAR, "lector-bench-feeds"),
+        (POLL_STATE_MACHINE_VAR, "arn:aws:states:us-east-1:123456789012:stateMachine:lector-bench-poll"),
     ]
+}
+
+/// Every `LECTOR_*` variable template.yaml gives a function is in [`function_env`]: a function
+/// missing one would stop before `/next` and the run would end half-way.
+fn check_function_env() -> anyhow::Result<()> {
+    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+    let text =
+        std::fs::read_to_string(&template).with_context(|| format!("reading {}", template.display()))?;
+    let given: Vec<&str> = function_env().into_iter().map(|(k, _)| k).collect();
+    let mut missing: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().split_once(':').map(|(k, _)| k))
+        .filter(|k| k.starts_with("LECTOR_") && !given.contains(k))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    if !missing.is_empty() {
+        bail!("template.yaml gives functions {missing:?}, which lambda_init's function_env does not");
+    }
+    Ok(())
 }
 
 /// Spawn → first `/next` of one bootstrap.
@@ -194,6 +218,7 @@ fn ms(d: Duration) -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
+    check_function_env()?;
     let functions = bootstraps(&args.dir)?;
     if !functions.contains_key(&args.baseline) {
         bail!(

@@ -61,7 +61,8 @@ pub fn clients_of(function: &str) -> Option<&'static [Client]> {
     Some(match function {
         // Every step: the event log and the objects; fetching adds the settings, speaking Polly.
         "fetch-article" => &[DynamoDb, S3, Ssm],
-        "record-failure" => &[DynamoDb, S3],
+        "record-failure" | "list-due-feeds" | "request-conversions" => &[DynamoDb, S3],
+        "poll-feed" => &[DynamoDb, S3, Ssm],
         // Choosing the voice (DescribeVoices) and re-making a missing unit speak too.
         "prepare-speech" | "synthesize-chunk" | "stitch-audio" => &[DynamoDb, S3, Polly],
         "api" => &[DynamoDb, S3, Ssm, Polly],
@@ -194,6 +195,7 @@ mod tests {
     #[test]
     fn the_step_functions_clients_follow_their_wiring() {
         use crate::step::StepWiring;
+        use lector_pipeline::poll::{ListDueFeeds, PollFeed};
         use lector_pipeline::steps::{
             FetchArticle, PrepareSpeech, RecordFailure, StitchAudio, SynthesizeChunk,
         };
@@ -213,9 +215,13 @@ mod tests {
             ("synthesize-chunk", expected::<SynthesizeChunk>()),
             ("stitch-audio", expected::<StitchAudio>()),
             ("record-failure", expected::<RecordFailure>()),
+            ("list-due-feeds", expected::<ListDueFeeds>()),
+            ("poll-feed", expected::<PollFeed>()),
         ] {
             assert_eq!(clients_of(function), Some(clients.as_slice()), "{function}");
         }
+        // Not a step: crate::request::run builds the log's and the bucket's clients.
+        assert_eq!(clients_of("request-conversions"), Some([Client::DynamoDb, Client::S3].as_slice()));
         assert_eq!(clients_of("hello-lambda"), None);
     }
 
