@@ -207,6 +207,7 @@ async fn main() {
         let voice = piper(sessions);
         // Load the model into each session first: a run's first sentence pays it once.
         run(voice.clone(), &piper_spec, &warm, sessions).await;
+        println!("peak RSS after loading {sessions} session(s) and two sentences: {:.0} MB", peak_rss_mb());
         let r = run(voice, &piper_spec, &units, sessions).await;
         let versus = espeak_rt
             .map(|e| format!(" ({:.3} of espeak-ng's speed)", r.real_time() / e))

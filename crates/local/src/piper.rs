@@ -29,9 +29,10 @@ use crate::phonemes::{EspeakPhonemizer, PhonemizeError, Piece, plan, sentence_ip
 use crate::ssml;
 
 /// The most phoneme ids one inference is given; a longer sentence is cut at a word boundary.
-/// About 200 phonemes, ten seconds of speech: an inference's memory grows with its length (the
-/// decoder's layers hold the whole utterance), and most sentences are shorter.
-pub const MAX_IDS: usize = 400;
+/// About 150 phonemes, seven seconds of speech: an inference's memory grows with its length (the
+/// decoder's layers hold the whole utterance; at 400 ids one long sentence took a session's
+/// peak from about 420 to 590 MB), and most sentences are shorter.
+pub const MAX_IDS: usize = 300;
 
 /// Why the Piper voice cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -342,8 +343,83 @@ struct SessionPool {
     model: PathBuf,
     threads: usize,
     runtime: Arc<Runtime>,
-    idle: Mutex<Vec<Session>>,
+    workers: Workers,
     permits: Arc<Semaphore>,
+}
+
+/// An inference, run on one of the pool's threads with that thread's session (`None` until the
+/// thread's first inference makes it).
+type Job = Box<dyn FnOnce(&mut Option<Session>) + Send>;
+
+/// The threads that run a voice's inferences, one session each, started as inferences come to
+/// overlap (at most the pool's permits). An inference's memory is then allocated and freed by
+/// the thread that holds its session, in that thread's malloc arena, rather than by whichever
+/// of the runtime's blocking threads ran it, each of which kept the peak of the inferences it
+/// had run: one session's peak RSS over 2,000 words went from 732 MB to about 560 MB.
+struct Workers {
+    jobs: Mutex<std::sync::mpsc::Sender<Job>>,
+    queue: Arc<Mutex<std::sync::mpsc::Receiver<Job>>>,
+    started: Mutex<usize>,
+    busy: std::sync::atomic::AtomicUsize,
+}
+
+impl Workers {
+    fn new() -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel();
+        Self {
+            jobs: Mutex::new(jobs),
+            queue: Arc::new(Mutex::new(queue)),
+            started: Mutex::new(0),
+            busy: Default::default(),
+        }
+    }
+
+    /// Queue `job`, starting one more thread when every thread is busy; the job counts as busy
+    /// until the guard returned is dropped. The threads end when the pool is dropped (the queue
+    /// closes).
+    fn submit(&self, voice: &str, job: Job) -> Result<Busy<'_>, VoiceError> {
+        let busy = self.busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let guard = Busy(self);
+        {
+            let mut started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+            if *started < busy {
+                let queue = self.queue.clone();
+                std::thread::Builder::new()
+                    .name(format!("piper-{voice}-{started}"))
+                    .spawn(move || {
+                        let mut session = None;
+                        loop {
+                            let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                            let Ok(job) = job else { return };
+                            // A panic loses this inference (its caller hears so) and the
+                            // session, not the thread.
+                            let ran =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut session)));
+                            if ran.is_err() {
+                                session = None;
+                            }
+                        }
+                    })
+                    .map_err(|e| VoiceError::Unavailable(format!("no thread for the Piper voice: {e}")))?;
+                *started += 1;
+            }
+        }
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(job)
+            .map_err(|_| VoiceError::Unavailable("the Piper voice was shut down".into()))?;
+        Ok(guard)
+    }
+}
+
+/// A job of [`Workers`] not yet answered (or given up by its caller).
+struct Busy<'a>(&'a Workers);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl SessionPool {
@@ -376,20 +452,19 @@ impl SessionPool {
             .acquire_owned()
             .await
             .map_err(|_| VoiceError::Unavailable("the Piper voice was shut down".into()))?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
         let pool = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let taken = pool.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let mut session = match taken {
-                Some(session) => session,
-                None => pool.build()?,
+        let job: Job = Box::new(move |slot: &mut Option<Session>| {
+            let result = match slot {
+                Some(session) => work(session),
+                None => pool.build().and_then(|session| work(slot.insert(session))),
             };
-            let result = work(&mut session);
-            pool.idle.lock().unwrap_or_else(|p| p.into_inner()).push(session);
-            result
-        })
-        .await
-        .map_err(|e| VoiceError::Unavailable(format!("the Piper inference was interrupted: {e}")))?
-        .map_err(VoiceError::from)
+            let _ = tx.send(result);
+        });
+        let _busy = self.workers.submit(&self.voice, job)?;
+        rx.await
+            .map_err(|_| VoiceError::Unavailable("the Piper inference was interrupted".into()))?
+            .map_err(VoiceError::from)
     }
 }
 
@@ -572,7 +647,7 @@ impl PiperVoice {
             model: found.model.clone(),
             threads: self.options.threads.max(1),
             runtime: self.runtime.clone(),
-            idle: Mutex::new(Vec::new()),
+            workers: Workers::new(),
             permits: Arc::new(Semaphore::new(self.options.sessions.max(1))),
         });
         let voice = Arc::new(LoadedVoice { found, ids, pool, fingerprint: OnceCell::new() });
