@@ -10,7 +10,8 @@
 #
 # With the nightly toolchain it runs `cargo fuzz` (libFuzzer; installed into .tools/cargo-fuzz
 # when missing); without it, `cargo afl` (AFL++, installed into .tools/cargo-afl). The corpus
-# lives in fuzz/corpus/<target> and grows with each run: commit what it adds. An input that
+# lives in fuzz/corpus/<target>: the repository keeps its seeds (seed-*), what a run adds stays
+# local (fuzz/.gitignore). An input that
 # crashes a target, or runs longer than 10 s, is copied to fuzz/regressions/<target>/, which
 # `tests/fuzz_regressions.rs` replays on every test run; the script then fails, naming it.
 set -euo pipefail

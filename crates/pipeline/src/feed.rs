@@ -283,15 +283,22 @@ pub fn parse_feed(bytes: &[u8], base: Option<&Url>, charset: Option<&str>) -> Re
         return Err(FeedError::NotAFeed("the document is empty".into()));
     }
     if bytes[start] == b'{' {
-        let text = String::from_utf8_lossy(&bytes[start..]);
+        let mut text = String::from_utf8_lossy(&bytes[start..]).into_owned();
+        let mut repairs = Vec::new();
+        if let Some((fixed, what)) = repair::space_emails(&text) {
+            text = fixed;
+            repairs.push(what);
+        }
         let parsed = parser(base).parse(text.as_bytes()).map_err(|e| FeedError::Malformed(e.to_string()))?;
-        return Ok(convert(parsed, extras::scan_json(&text), base, Vec::new()));
+        return Ok(convert(parsed, extras::scan_json(&text), base, repairs));
     }
     let mut repairs = Vec::new();
     let mut text = repair::decode_xml(bytes, charset, &mut repairs);
-    if let Some((fixed, what)) = repair::atom_03(&text) {
-        text = fixed;
-        repairs.push(what);
+    for repair in [repair::atom_03, repair::space_emails] {
+        if let Some((fixed, what)) = repair(&text) {
+            text = fixed;
+            repairs.push(what);
+        }
     }
     let read = |text: &str| -> Result<(model::Feed, extras::Extras), Failure> {
         let extras = extras::scan_xml(text).map_err(|_| Failure::TooDeep)?;

@@ -270,6 +270,58 @@ fn attribute<'t>(tag: &'t str, name: &str) -> Option<&'t str> {
     None
 }
 
+/// feed-rs (3.0) reads a person (`author`, `managingEditor`, `itunes:owner`, ...) by finding an
+/// e-mail address in it and slicing one byte before and after the address, which panics when
+/// that character is not ASCII (`“ann@example.com”`, `©ann@example.com`): a hostile or merely
+/// typographic feed would stop the step that reads it. A space is put between an address and
+/// such a character, everywhere in the document, before feed-rs reads it. `None` when no address
+/// needs one.
+pub(super) fn space_emails(text: &str) -> Option<(String, String)> {
+    let bytes = text.as_bytes();
+    let local = |b: u8| b.is_ascii_alphanumeric() || b"._%+-".contains(&b);
+    let domain = |b: u8| b.is_ascii_alphanumeric() || b".-".contains(&b);
+    let mut spaces = Vec::new();
+    for (at, _) in text.match_indices('@') {
+        let mut start = at;
+        while start > 0 && local(bytes[start - 1]) {
+            start -= 1;
+        }
+        let mut end = at + 1;
+        while end < bytes.len() && domain(bytes[end]) {
+            end += 1;
+        }
+        if start == at || end == at + 1 {
+            continue;
+        }
+        if text[..start].ends_with("mailto:") {
+            start -= "mailto:".len();
+        }
+        if start > 0 && !bytes[start - 1].is_ascii() {
+            spaces.push(start);
+        }
+        if end < bytes.len() && !bytes[end].is_ascii() {
+            spaces.push(end);
+        }
+    }
+    if spaces.is_empty() {
+        return None;
+    }
+    spaces.sort_unstable();
+    spaces.dedup();
+    let mut out = String::with_capacity(text.len() + spaces.len());
+    let mut from = 0;
+    for &at in &spaces {
+        out.push_str(&text[from..at]);
+        out.push(' ');
+        from = at;
+    }
+    out.push_str(&text[from..]);
+    Some((
+        out,
+        format!("{} e-mail address(es) set apart from the non-ASCII characters beside them", spaces.len()),
+    ))
+}
+
 /// The Atom 0.3 namespace, which feed-rs does not know: it reads such a feed as empty.
 const ATOM_03: &str = "http://purl.org/atom/ns#";
 const ATOM_10: &str = "http://www.w3.org/2005/Atom";
@@ -336,6 +388,16 @@ pub(super) fn close_truncated(text: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_beside_non_ascii_characters_get_a_space_and_others_are_left_alone() {
+        let (fixed, what) = space_emails("<author>“ann@example.com” Ann</author>").unwrap();
+        assert_eq!(fixed, "<author>“ ann@example.com ” Ann</author>");
+        assert!(what.starts_with("2 e-mail"), "{what}");
+        let (fixed, _) = space_emails("©mailto:bob@example.org").unwrap();
+        assert_eq!(fixed, "© mailto:bob@example.org");
+        assert_eq!(space_emails("<author>ann@example.com (Ann)</author> café @ noon, x@y"), None);
+    }
 
     #[test]
     fn a_cut_feed_is_closed_after_its_last_complete_item() {
