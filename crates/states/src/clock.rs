@@ -24,6 +24,12 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
         let deadline = self.now().checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC);
         self.sleep_until(deadline)
     }
+
+    /// Whether time moves only when the execution's own futures all wait (a virtual clock),
+    /// rather than by itself.
+    fn is_virtual(&self) -> bool {
+        false
+    }
 }
 
 /// Wall-clock time; sleeping takes real time.
@@ -122,6 +128,10 @@ impl Drop for Registration {
 impl Clock for VirtualClock {
     fn now(&self) -> DateTime<Utc> {
         self.lock().now
+    }
+
+    fn is_virtual(&self) -> bool {
+        true
     }
 
     fn sleep_until(&self, deadline: DateTime<Utc>) -> BoxFuture<'static, ()> {

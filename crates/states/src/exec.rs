@@ -22,7 +22,7 @@ use crate::definition::{
 use crate::error::{Failure, PAYLOAD_LIMIT_BYTES, at_state, names};
 use crate::history::{self, EventKind, Payload};
 use crate::store::{Batch, ExecutionStore, ExecutionUpdate, FrameRecord, FrameStatus, StoreError};
-use crate::task::{ResourceKind, TaskContext, TaskOutput, TaskRegistry, parse_function_ref};
+use crate::task::{ResourceKind, TaskContext, TaskError, TaskOutput, TaskRegistry, parse_function_ref};
 use crate::template::{EvalError, Scope, Template, TemplateError};
 
 /// Settings of the engine that show in ARNs and error texts.
@@ -1304,7 +1304,12 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
             InvocationType::DryRun => return TaskEnd::Accepted,
             InvocationType::RequestResponse => {}
         }
-        match handler.invoke(event, ctx).await {
+        let invocation = handler.invoke(event, ctx);
+        // A virtual clock moves time on once the execution's own futures all wait; a handler
+        // on a task of its own would not hold it back, so there the handler runs in place.
+        let returned =
+            if clock.is_virtual() { invocation.await } else { Invocation::start(invocation).await };
+        match returned {
             Err(e) => TaskEnd::Failed(Failure::new(e.error, e.cause)),
             Ok(out) => match pending {
                 None => TaskEnd::Output(out),
@@ -1538,6 +1543,52 @@ impl Drop for PendingCallback {
     fn drop(&mut self) {
         let mut waiting = self.callbacks.waiting.lock().unwrap_or_else(|e| e.into_inner());
         waiting.remove(&self.token);
+    }
+}
+
+/// A handler's invocation, run as a task of its own as a Lambda invocation runs in an
+/// environment of its own: the handlers of a Map's iterations then use every core, while the
+/// iterations' transitions stay on the Map's task. Dropped (the state timed out, the Map
+/// failed, the execution stopped), it is aborted. A handler that panics fails the task with
+/// `Runtime.ExitError`, as a Lambda function whose process dies does. (Under a virtual clock
+/// handlers run on the execution's task: see `run_task`.)
+struct Invocation(tokio::task::JoinHandle<Result<TaskOutput, TaskError>>);
+
+impl Invocation {
+    fn start(invocation: BoxFuture<'static, Result<TaskOutput, TaskError>>) -> Invocation {
+        Invocation(tokio::spawn(invocation))
+    }
+}
+
+impl Drop for Invocation {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl std::future::Future for Invocation {
+    type Output = Result<TaskOutput, TaskError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|joined| {
+            joined.unwrap_or_else(|e| {
+                let why = match e.try_into_panic() {
+                    Ok(panic) => panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".into()),
+                    Err(e) => e.to_string(),
+                };
+                Err(TaskError {
+                    error: "Runtime.ExitError".into(),
+                    cause: format!("the function's process ended: {why}"),
+                })
+            })
+        })
     }
 }
 

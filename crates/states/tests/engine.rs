@@ -509,3 +509,60 @@ async fn unknown_functions_and_jsonata_are_refused_with_clear_errors() -> anyhow
     assert!(matches!(big, Err(EngineError::InvalidExecutionInput(_))));
     Ok(())
 }
+
+/// A Map of two items whose handler blocks its thread until both have started: the handlers
+/// must run on two threads at once, as two Lambda invocations run in two environments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handlers_of_a_maps_iterations_run_at_once_on_separate_threads() -> anyhow::Result<()> {
+    let started = Arc::new(AtomicUsize::new(0));
+    let mut registry = TaskRegistry::new();
+    let counter = started.clone();
+    registry.register("arn:aws:lambda:us-east-1:1:function:block", move |input: Value, _ctx| {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            // Blocks this thread (no await): a second iteration can start only elsewhere.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while counter.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(json!({"item": input, "met": counter.load(Ordering::SeqCst) >= 2}))
+        }
+    });
+    let engine = Engine::new(Arc::new(MemoryStore::new()), Arc::new(RealClock), registry);
+    engine.register_state_machine_text(
+        "sm",
+        r#"{"StartAt":"M","States":{"M":{"Type":"Map","MaxConcurrency":2,"ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:block","End":true}}},"End":true}}}"#,
+        &DefinitionSubstitutions::new(),
+    )?;
+    let run = engine.start_execution("sm", None, json!([1, 2])).await?;
+    let done = engine.wait(&run.execution_arn).await?;
+    assert_eq!(done.status, ExecutionStatus::Succeeded, "{:?}", done.cause);
+    let output: Value = serde_json::from_str(done.output.as_deref().unwrap_or("null"))?;
+    assert_eq!(output, json!([{"item": 1, "met": true}, {"item": 2, "met": true}]));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_fails_its_task_as_a_dead_lambda_and_can_be_caught() -> anyhow::Result<()> {
+    let mut registry = TaskRegistry::new();
+    registry.register("arn:aws:lambda:us-east-1:1:function:crash", |_input: Value, _ctx| async move {
+        if true {
+            panic!("index out of bounds");
+        }
+        Ok::<Value, TaskError>(json!({}))
+    });
+    let engine = Engine::new(Arc::new(MemoryStore::new()), Arc::new(RealClock), registry);
+    engine.register_state_machine_text(
+        "sm",
+        r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:crash","Catch":[{"ErrorEquals":["Runtime.ExitError"],"ResultPath":"$.error","Next":"Caught"}],"End":true},"Caught":{"Type":"Pass","End":true}}}"#,
+        &DefinitionSubstitutions::new(),
+    )?;
+    let run = engine.start_execution("sm", None, json!({})).await?;
+    let done = engine.wait(&run.execution_arn).await?;
+    assert_eq!(done.status, ExecutionStatus::Succeeded, "{:?}", done.cause);
+    let output: Value = serde_json::from_str(done.output.as_deref().unwrap_or("null"))?;
+    assert_eq!(output["error"]["Error"], "Runtime.ExitError");
+    assert!(output["error"]["Cause"].as_str().unwrap_or("").contains("index out of bounds"), "{output}");
+    Ok(())
+}
