@@ -17,6 +17,16 @@ pub async fn state_machine(definition: serde_json::Value, capture: Option<Captur
         config = config.interceptor(capture);
     }
     let client = aws_sdk_sfn::Client::from_conf(config.build());
+    // moto makes a region's Step Functions backend on the first request that needs it; two
+    // tests' first requests at once can each make one, and the machine created in the backend
+    // that is replaced is lost ("State Machine Does Not Exist" on the next call). One request
+    // made before any test creates a machine makes the backend once.
+    static BACKEND: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    BACKEND
+        .get_or_init(|| async {
+            client.list_state_machines().send().await.expect("moto answers ListStateMachines");
+        })
+        .await;
     let created = client
         .create_state_machine()
         .name(unique_name("conversion"))
