@@ -1,11 +1,13 @@
 //! The local SQLite database: one file under the data folder, WAL mode, one writer connection
-//! and a few readers, used from async code through `spawn_blocking`.
+//! and a few readers. Reads run on the calling thread; writes are committed in groups by a blocking
+//! task (see [`Db::write`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use tokio::sync::oneshot;
 
 /// Readers kept open for reuse; WAL lets them read while the writer writes.
 const MAX_IDLE_READERS: usize = 8;
@@ -79,6 +81,16 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// The same error, for each write of a group that it failed.
+    fn again(&self) -> DbError {
+        match self {
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(code, message)) => {
+                DbError::Sqlite(rusqlite::Error::SqliteFailure(*code, message.clone()))
+            }
+            other => DbError::Join(other.to_string()),
+        }
+    }
+
     /// Whether the error is the database being busy or locked, which a retry can get past.
     pub fn is_busy(&self) -> bool {
         matches!(
@@ -95,11 +107,81 @@ pub struct Db {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    writes: Mutex<Queue>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// Told whether the group's commit failed, once it is over.
+type Done = Box<dyn FnOnce(Option<&DbError>) + Send>;
+/// A queued write: run in the group's transaction (or told why there is none).
+type Job = Box<dyn FnOnce(Result<&Transaction<'_>, &DbError>) -> Done + Send>;
+
+/// The writes waiting for the next group, and whether a blocking task is committing groups.
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    leading: bool,
+}
+
+/// The most writes committed in one transaction.
+const GROUP_LIMIT: usize = 256;
+
+impl Inner {
+    /// Commit queued writes, a group at a time, until none is left.
+    fn commit_queued(&self) {
+        loop {
+            let jobs: Vec<Job> = {
+                let mut queue = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+                if queue.jobs.is_empty() {
+                    queue.leading = false;
+                    return;
+                }
+                let n = queue.jobs.len().min(GROUP_LIMIT);
+                queue.jobs.drain(..n).collect()
+            };
+            let mut conn = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let (done, committed): (Vec<Done>, Option<DbError>) =
+                match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+                    Ok(tx) => {
+                        let done = jobs.into_iter().map(|job| job(Ok(&tx))).collect();
+                        (done, tx.commit().err().map(DbError::from))
+                    }
+                    Err(e) => {
+                        let e = DbError::from(e);
+                        (jobs.into_iter().map(|job| job(Err(&e))).collect(), Some(e))
+                    }
+                };
+            drop(conn);
+            for done in done {
+                done(committed.as_ref());
+            }
+        }
+    }
+}
+
+/// Run one write of a group in a savepoint: its changes are kept only if it returns `Ok`.
+fn in_savepoint<T, E: From<DbError>>(
+    tx: &Transaction<'_>,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    let run = |sql: &str| tx.prepare_cached(sql).and_then(|mut st| st.execute([])).map_err(DbError::from);
+    run("SAVEPOINT write")?;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(tx)))
+        .unwrap_or_else(|_| Err(E::from(DbError::Join("a database write panicked".into()))));
+    if outcome.is_err() {
+        run("ROLLBACK TO write")?;
+    }
+    run("RELEASE write")?;
+    outcome
 }
 
 impl Db {
@@ -115,7 +197,12 @@ impl Db {
         let mut writer = connect(&path, false)?;
         migrate(&mut writer)?;
         Ok(Self {
-            inner: Arc::new(Inner { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) }),
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+                writes: Mutex::new(Queue::default()),
+            }),
         })
     }
 
@@ -123,50 +210,69 @@ impl Db {
         &self.inner.path
     }
 
-    /// Run `f` in one immediate (write-locking) transaction on the writer connection,
-    /// committing when it returns `Ok`.
+    /// Run `f` in an immediate (write-locking) transaction on the writer connection; what it
+    /// wrote is committed when it returns `Ok`, and this returns once it is committed.
+    ///
+    /// Writes are committed in groups: `f` is queued, and one blocking task runs every queued
+    /// closure in one transaction, each in a savepoint of its own (an `Err` or a panic rolls
+    /// back that closure's writes alone), then commits them together. Concurrent writers (the
+    /// polls of a cycle, the outbox's projections and cursors) share one transaction and one
+    /// hand-off to a blocking thread, in the order they were queued.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(DbError::from)?;
-            let value = f(&tx)?;
-            tx.commit().map_err(DbError::from)?;
-            Ok(value)
-        })
-        .await
-        .map_err(|e| E::from(DbError::Join(e.to_string())))?
+        let (send, receive) = oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |tx| {
+            let outcome = match tx {
+                Ok(tx) => in_savepoint(tx, f),
+                Err(e) => Err(E::from(e.again())),
+            };
+            Box::new(move |committed| {
+                let result = match (committed, outcome) {
+                    (Some(e), Ok(_)) => Err(E::from(e.again())),
+                    (_, outcome) => outcome,
+                };
+                let _ = send.send(result);
+            })
+        });
+        let lead = {
+            let mut queue = self.inner.writes.lock().unwrap_or_else(|p| p.into_inner());
+            queue.jobs.push(job);
+            !std::mem::replace(&mut queue.leading, true)
+        };
+        if lead {
+            let inner = self.inner.clone();
+            tokio::task::spawn_blocking(move || inner.commit_queued());
+        }
+        receive.await.map_err(|_| E::from(DbError::Join("the database writer stopped".into())))?
     }
 
     /// Run `f` on a reader connection (a consistent snapshot for the length of a transaction
-    /// that `f` may open).
+    /// that `f` may open), on the calling thread. A reader in WAL mode never waits for the
+    /// writer, and the reads made here take a few indexed rows, tens of microseconds: less
+    /// than handing them to a blocking thread and waking the caller again, which cost a poll
+    /// cycle more CPU than its queries (BENCHMARKS.md, "Polling").
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let idle = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let mut conn = match idle {
-                Some(conn) => conn,
-                None => connect(&inner.path, true)?,
-            };
-            let result = f(&mut conn);
-            let mut readers = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
-            if readers.len() < MAX_IDLE_READERS {
-                readers.push(conn);
-            }
-            result
-        })
-        .await
-        .map_err(|e| E::from(DbError::Join(e.to_string())))?
+        let inner = &self.inner;
+        let idle = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => connect(&inner.path, true)?,
+        };
+        let result = f(&mut conn);
+        let mut readers = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if readers.len() < MAX_IDLE_READERS {
+            readers.push(conn);
+        }
+        result
     }
 }
 
@@ -222,5 +328,73 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(position, 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_commit_together_and_a_failing_one_alone_is_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("lector.sqlite")).unwrap();
+        let writes = (0..50i64).map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |tx| {
+                    tx.execute(
+                        "INSERT INTO outbox_cursors VALUES (?1, ?2)",
+                        rusqlite::params![format!("s{i}"), i],
+                    )?;
+                    if i % 10 == 3 {
+                        // Wrote, then failed: what it wrote must not stay.
+                        return Err(DbError::Join(format!("write {i} refused")));
+                    }
+                    Ok(i)
+                })
+                .await
+            })
+        });
+        let mut outcomes: Vec<Result<i64, DbError>> = Vec::new();
+        for write in writes.collect::<Vec<_>>() {
+            outcomes.push(write.await.unwrap());
+        }
+        for (i, outcome) in outcomes.iter().enumerate() {
+            match outcome {
+                Ok(v) => assert_eq!(*v, i as i64),
+                Err(e) => assert!(i % 10 == 3 && e.to_string().contains("refused"), "{i}: {e}"),
+            }
+        }
+        let stored: Vec<i64> = db
+            .read(|c| {
+                let mut st = c.prepare("SELECT position FROM outbox_cursors ORDER BY position")?;
+                let rows = st.query_map([], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
+                Ok::<_, DbError>(rows)
+            })
+            .await
+            .unwrap();
+        let expected: Vec<i64> = (0..50).filter(|i| i % 10 != 3).collect();
+        assert_eq!(stored, expected);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_fails_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("lector.sqlite")).unwrap();
+        let panicked = db
+            .write(|tx| -> Result<(), DbError> {
+                tx.execute("INSERT INTO outbox_cursors VALUES ('lost', 1)", [])?;
+                panic!("a bug in a write");
+            })
+            .await;
+        assert!(panicked.unwrap_err().to_string().contains("panicked"));
+        db.write(|tx| tx.execute("INSERT INTO outbox_cursors VALUES ('kept', 2)", []).map_err(DbError::from))
+            .await
+            .unwrap();
+        let names: Vec<String> = db
+            .read(|c| {
+                let mut st = c.prepare("SELECT subscriber FROM outbox_cursors")?;
+                let rows = st.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+                Ok::<_, DbError>(rows)
+            })
+            .await
+            .unwrap();
+        assert_eq!(names, vec!["kept".to_owned()]);
     }
 }
