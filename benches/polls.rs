@@ -7,7 +7,9 @@
 //!
 //! `cargo bench --bench polls`
 //!
-//! Prints the wall time and the CPU time per poll of each, and their ratio (target ≤ 1.5×).
+//! Prints the wall time and the CPU time per poll of each, and their ratio (target ≤ 1.5×);
+//! and, between them, the same polls made by the poll-feed handler itself, 10 at once, without
+//! the workflow, which splits the workflow's cost into the engine's and the handler's.
 //! The process's CPU includes the loopback server's, the same for both, and for the workflow
 //! the outbox's work on what the cycle appended (the list of subscriptions kept up to date).
 
@@ -24,7 +26,8 @@ use lector_core::feed::service::execute_feed;
 use lector_core::feed::subscription::FeedCommand;
 use lector_core::{EventMeta, FeedId, VoiceEngine, VoiceId};
 use lector_pipeline::fetch::AllowList;
-use lector_pipeline::poll::PollRequest;
+use lector_pipeline::poll::{PollFeed, PollFeedInput, PollOutcome, PollRequest};
+use lector_pipeline::steps::Step;
 use lector_testkit::http::{Reply, TestServer};
 
 const FEEDS: usize = 1_000;
@@ -136,6 +139,41 @@ async fn bare_cycle(server: &TestServer, items: &Mutex<Vec<usize>>) -> Vec<u16> 
     gets.join_all().await
 }
 
+/// Poll every feed once with the poll-feed handler itself, as the workflow's Map does but
+/// without the engine: `CONCURRENCY` at once.
+async fn handler_cycle(system: &LocalSystem, ids: &[FeedId]) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    let mut polls = tokio::task::JoinSet::new();
+    for id in ids {
+        let (ports, permits, input) =
+            (system.ports.clone(), permits.clone(), PollFeedInput { feed_id: id.clone(), force: true });
+        polls.spawn(async move {
+            let _permit = permits.acquire().await.unwrap();
+            PollFeed.run(&ports, input).await.unwrap()
+        });
+    }
+    for output in polls.join_all().await {
+        assert_eq!(output.outcome, PollOutcome::Polled);
+    }
+}
+
+/// What a round did: every feed polled `rounds` times in all, the last time 90 % answering 304
+/// and 100 new posts.
+async fn check(system: &LocalSystem, ids: &[FeedId], rounds: usize) {
+    let (mut polls, mut not_modified, mut discovered) = (0, 0, 0);
+    for id in ids {
+        let events = system.events().read_stream(&id.stream(), 0).await.unwrap();
+        let polled: Vec<_> = events.iter().filter(|e| e.event_type == "FeedPolled").collect();
+        assert_eq!(polled.len(), rounds, "{id} polled once per round");
+        let last = polled.last().unwrap();
+        assert_eq!(last.data["source"], serde_json::to_value(PollSource::Poll).unwrap());
+        polls += 1;
+        not_modified += usize::from(last.data["status"] == 304);
+        discovered += last.data["new"].as_u64().unwrap() as usize;
+    }
+    assert_eq!((polls, not_modified, discovered), (FEEDS, FEEDS * 9 / 10, FEEDS / 10));
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
@@ -178,45 +216,40 @@ fn main() {
 
         println!("{FEEDS} feeds on loopback, 90 % answering 304, 10 % with one new item, {CONCURRENCY} at once, 2 cores");
         let per = |d: Duration| d.as_secs_f64() * 1e6 / FEEDS as f64;
-        for (cycle, ms) in [0u64, 50].into_iter().enumerate() {
+        let mut rounds = 1;
+        for ms in [0u64, 50] {
             latency.store(ms, Ordering::Relaxed);
             publish(&items);
             let ((), mut workflow) = Cycle::time(async { system.polls.run(&request).await.unwrap() }).await;
             // What the cycle leaves to the outbox (the list of subscriptions) is its cost too.
             workflow.cpu += settle().await;
+            rounds += 1;
+            check(&system, &ids, rounds).await;
 
-            // What the cycle did: every feed polled once more, 100 new posts.
-            let (mut polls, mut not_modified, mut discovered) = (0, 0, 0);
-            for id in &ids {
-                let events = system.events().read_stream(&id.stream(), 0).await.unwrap();
-                let polled: Vec<_> = events.iter().filter(|e| e.event_type == "FeedPolled").collect();
-                assert_eq!(polled.len(), cycle + 2, "{id} polled once per cycle");
-                let last = polled.last().unwrap();
-                assert_eq!(last.data["source"], serde_json::to_value(PollSource::Poll).unwrap());
-                polls += 1;
-                not_modified += usize::from(last.data["status"] == 304);
-                discovered += last.data["new"].as_u64().unwrap() as usize;
-            }
-            assert_eq!((polls, not_modified, discovered), (FEEDS, FEEDS * 9 / 10, FEEDS / 10));
+            // The same polls without the workflow: the poll-feed handler, `CONCURRENCY` at once.
+            publish(&items);
+            let ((), mut handler) = Cycle::time(handler_cycle(&system, &ids)).await;
+            handler.cpu += settle().await;
+            rounds += 1;
+            check(&system, &ids, rounds).await;
 
             let (statuses, bare) = Cycle::time(bare_cycle(&server, &items)).await;
             assert_eq!(statuses.iter().filter(|s| **s == 304).count(), FEEDS * 9 / 10);
 
             println!("  the server answering in {ms} ms:");
+            for (what, c) in [
+                ("polling workflow (local engine, SQLite)", &workflow),
+                ("poll-feed handler alone, no workflow", &handler),
+                ("bare reqwest conditional GETs", &bare),
+            ] {
+                println!("    {what:<41} wall {:>7.3} s   CPU {:>6.0} µs/poll", c.wall.as_secs_f64(), per(c.cpu));
+            }
+            let ratio = |a: &Cycle| a.wall.as_secs_f64() / bare.wall.as_secs_f64();
             println!(
-                "    polling workflow (local engine, SQLite)  wall {:>7.3} s   CPU {:>6.0} µs/poll",
-                workflow.wall.as_secs_f64(),
-                per(workflow.cpu)
-            );
-            println!(
-                "    bare reqwest conditional GETs           wall {:>7.3} s   CPU {:>6.0} µs/poll",
-                bare.wall.as_secs_f64(),
-                per(bare.cpu)
-            );
-            println!(
-                "    workflow / bare: wall {:.2}x, CPU {:.2}x",
-                workflow.wall.as_secs_f64() / bare.wall.as_secs_f64(),
+                "    workflow / bare: wall {:.2}x, CPU {:.2}x; handler alone / bare: wall {:.2}x",
+                ratio(&workflow),
                 workflow.cpu.as_secs_f64() / bare.cpu.as_secs_f64(),
+                ratio(&handler),
             );
         }
         system.shutdown().await;

@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use lector_core::feed::index::project_feed;
-use lector_core::index::{ProjectError, project};
+use lector_core::feed::index::{project_feed, project_feeds};
+use lector_core::index::{ProjectError, project, project_all};
 use lector_core::ports::{
     Clock, ExecutionInfo, ExecutionStatus, FeedPolls, ObjectStore, Voice, WorkflowError, Workflows,
 };
-use lector_core::{EventStore, RecordedEvent, StepError};
+use lector_core::{EventStore, RecordedEvent, StepError, StreamId};
 use lector_local::clock::SystemClock;
 use lector_local::event_store::SqliteEventStore;
 use lector_local::feed_index::SqliteFeedIndex;
@@ -347,8 +347,8 @@ impl Subscriber for WorkflowRule {
         "start-conversion-workflow"
     }
 
-    fn wants(&self, event: &RecordedEvent) -> bool {
-        lector_pipeline::steps::STARTING_EVENTS.contains(&event.event_type.as_str())
+    fn wants(&self, _stream: &StreamId, event_type: &str) -> bool {
+        lector_pipeline::steps::STARTING_EVENTS.contains(&event_type)
     }
 
     async fn deliver(&self, event: &RecordedEvent) -> Result<(), DeliveryError> {
@@ -380,16 +380,20 @@ impl Subscriber for ListProjector {
         LIST_PROJECTOR
     }
 
-    fn wants(&self, event: &RecordedEvent) -> bool {
-        event.stream_id.conversion_id().is_some()
+    fn wants(&self, stream: &StreamId, _event_type: &str) -> bool {
+        stream.conversion_id().is_some()
     }
 
     async fn deliver(&self, event: &RecordedEvent) -> Result<(), DeliveryError> {
-        match project(&*self.index, &self.events, event).await {
-            Ok(()) => Ok(()),
-            Err(ProjectError::Decode(e)) => Err(DeliveryError::Permanent(e.to_string())),
-            Err(e) => Err(DeliveryError::Transient(e.to_string())),
-        }
+        projected(project(&*self.index, &self.events, event).await)
+    }
+
+    fn takes_batches(&self) -> bool {
+        true
+    }
+
+    async fn deliver_all(&self, events: &[RecordedEvent]) -> Result<(), DeliveryError> {
+        projected(project_all(&*self.index, &self.events, events).await)
     }
 }
 
@@ -409,16 +413,29 @@ impl Subscriber for FeedProjector {
         FEED_PROJECTOR
     }
 
-    fn wants(&self, event: &RecordedEvent) -> bool {
-        event.stream_id.feed_id().is_some()
+    fn wants(&self, stream: &StreamId, _event_type: &str) -> bool {
+        stream.feed_id().is_some()
     }
 
     async fn deliver(&self, event: &RecordedEvent) -> Result<(), DeliveryError> {
-        match project_feed(&*self.index, &self.events, event).await {
-            Ok(()) => Ok(()),
-            Err(ProjectError::Decode(e)) => Err(DeliveryError::Permanent(e.to_string())),
-            Err(e) => Err(DeliveryError::Transient(e.to_string())),
-        }
+        projected(project_feed(&*self.index, &self.events, event).await)
+    }
+
+    fn takes_batches(&self) -> bool {
+        true
+    }
+
+    async fn deliver_all(&self, events: &[RecordedEvent]) -> Result<(), DeliveryError> {
+        projected(project_feeds(&*self.index, &self.events, events).await)
+    }
+}
+
+/// A projection's outcome as a delivery's: an event that does not decode never will.
+fn projected(outcome: Result<(), ProjectError>) -> Result<(), DeliveryError> {
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(ProjectError::Decode(e)) => Err(DeliveryError::Permanent(e.to_string())),
+        Err(e) => Err(DeliveryError::Transient(e.to_string())),
     }
 }
 
@@ -434,8 +451,8 @@ impl Subscriber for ConversionRequester {
         "request-conversions"
     }
 
-    fn wants(&self, event: &RecordedEvent) -> bool {
-        lector_pipeline::poll::CONVERTING_EVENTS.contains(&event.event_type.as_str())
+    fn wants(&self, _stream: &StreamId, event_type: &str) -> bool {
+        lector_pipeline::poll::CONVERTING_EVENTS.contains(&event_type)
     }
 
     async fn deliver(&self, event: &RecordedEvent) -> Result<(), DeliveryError> {

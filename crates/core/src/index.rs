@@ -49,6 +49,15 @@ pub trait ConversionIndex: Send + Sync {
     /// Store `status` unless the index already holds the same or a later version of it.
     async fn put(&self, status: &ConversionStatus) -> Result<(), IndexError>;
 
+    /// Store each of `statuses` as [`ConversionIndex::put`] does, in one write where the store
+    /// allows it.
+    async fn put_all(&self, statuses: &[ConversionStatus]) -> Result<(), IndexError> {
+        for status in statuses {
+            self.put(status).await?;
+        }
+        Ok(())
+    }
+
     async fn list(&self, query: &ListQuery) -> Result<ListPage, IndexError>;
 
     /// Drop everything (before a rebuild).
@@ -88,6 +97,14 @@ pub trait ReadModel: Send + Sync {
     async fn get_status(&self, key: &Self::Key) -> Result<Option<Self::Status>, IndexError>;
     /// Store `status` unless the model already holds the same or a later version of it.
     async fn put_status(&self, status: &Self::Status) -> Result<(), IndexError>;
+    /// Store each of `statuses` as [`ReadModel::put_status`] does; a model whose store takes
+    /// several in one write does so.
+    async fn put_statuses(&self, statuses: &[Self::Status]) -> Result<(), IndexError> {
+        for status in statuses {
+            self.put_status(status).await?;
+        }
+        Ok(())
+    }
     async fn clear_all(&self) -> Result<(), IndexError>;
     /// Every status the model holds (all pages).
     async fn every_status(&self) -> Result<Vec<Self::Status>, IndexError>;
@@ -102,24 +119,49 @@ pub async fn follow<M: ReadModel + ?Sized>(
     store: &dyn EventStore,
     event: &RecordedEvent,
 ) -> Result<(), ProjectError> {
-    let Some(key) = M::key_of_stream(&event.stream_id) else { return Ok(()) };
-    let current = model.get_status(&key).await?;
-    let stored = current.as_ref().map_or(0, M::version_of);
-    if event.version <= stored {
-        return Ok(());
-    }
-    let next = if event.version == stored + 1 {
-        M::apply(current, event)?
-    } else {
-        let events = store.read_stream(&event.stream_id, 0).await?;
-        let mut status = None;
-        for e in events.iter().take_while(|e| e.version <= event.version) {
-            status = M::apply(status, e)?;
+    follow_all(model, store, std::slice::from_ref(event)).await
+}
+
+/// Fold events of the log, in log order, into a read model as [`follow`] does one at a time,
+/// reading each status once and storing what changed together at the end.
+pub async fn follow_all<M: ReadModel + ?Sized>(
+    model: &M,
+    store: &dyn EventStore,
+    events: &[RecordedEvent],
+) -> Result<(), ProjectError> {
+    // The statuses as folded so far, and the keys whose status changed, in first-change order.
+    let mut folded: std::collections::BTreeMap<M::Key, Option<M::Status>> = Default::default();
+    let mut changed: Vec<M::Key> = Vec::new();
+    for event in events {
+        let Some(key) = M::key_of_stream(&event.stream_id) else { continue };
+        let current = match folded.get(&key) {
+            Some(status) => status.clone(),
+            None => model.get_status(&key).await?,
+        };
+        let stored = current.as_ref().map_or(0, M::version_of);
+        if event.version <= stored {
+            folded.insert(key, current);
+            continue;
         }
-        status
-    };
-    if let Some(status) = next {
-        model.put_status(&status).await?;
+        let next = if event.version == stored + 1 {
+            M::apply(current, event)?
+        } else {
+            let events = store.read_stream(&event.stream_id, 0).await?;
+            let mut status = None;
+            for e in events.iter().take_while(|e| e.version <= event.version) {
+                status = M::apply(status, e)?;
+            }
+            status
+        };
+        if next.is_some() && !changed.contains(&key) {
+            changed.push(key.clone());
+        }
+        folded.insert(key, next);
+    }
+    let statuses: Vec<M::Status> =
+        changed.iter().filter_map(|key| folded.get(key).cloned().flatten()).collect();
+    if !statuses.is_empty() {
+        model.put_statuses(&statuses).await?;
     }
     Ok(())
 }
@@ -232,6 +274,9 @@ impl ReadModel for Conversions<'_> {
     async fn put_status(&self, status: &ConversionStatus) -> Result<(), IndexError> {
         self.0.put(status).await
     }
+    async fn put_statuses(&self, statuses: &[ConversionStatus]) -> Result<(), IndexError> {
+        self.0.put_all(statuses).await
+    }
     async fn clear_all(&self) -> Result<(), IndexError> {
         self.0.clear().await
     }
@@ -247,6 +292,15 @@ pub async fn project(
     event: &RecordedEvent,
 ) -> Result<(), ProjectError> {
     follow(&Conversions(index), store, event).await
+}
+
+/// Fold a run of events of the log into the list of conversions, storing what changed at once.
+pub async fn project_all(
+    index: &dyn ConversionIndex,
+    store: &dyn EventStore,
+    events: &[RecordedEvent],
+) -> Result<(), ProjectError> {
+    follow_all(&Conversions(index), store, events).await
 }
 
 /// Rebuild the list of conversions from the whole log. Returns the number of events read.

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use lector_core::feed::event::*;
-use lector_core::feed::index::{FeedIndex, MemoryFeedIndex, check_feeds, rebuild_feeds};
+use lector_core::feed::index::{
+    FeedIndex, MemoryFeedIndex, check_feeds, project_feed, project_feeds, rebuild_feeds,
+};
 use lector_core::feed::service::{
     FeedSnapshot, SNAPSHOT_EVERY, SNAPSHOT_FORMAT, execute_feed, execute_feed_on, load_feed,
     load_feed_snapshot, save_feed_snapshot,
@@ -253,6 +255,61 @@ fn the_status_shows_failing_with_its_reason_and_next_try_then_recovers() {
         assert!(check_feeds(&index, &store).await.unwrap().is_empty());
         assert_eq!(index.due(t(31), 10).await.unwrap().len(), 0);
         assert_eq!(index.due(t(60), 10).await.unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn the_list_folds_a_batch_of_events_as_it_folds_them_one_at_a_time() {
+    let store = MemoryEventStore::new();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    rt.block_on(async {
+        // Two feeds, their events interleaved in the log.
+        let ids: Vec<FeedId> = ["https://a.example/feed", "https://b.example/feed"]
+            .iter()
+            .map(|u| FeedId::derive(&Url::parse(u).unwrap()))
+            .collect();
+        for (n, id) in ids.iter().enumerate() {
+            let FeedEvent::FeedSubscribed(mut s) = subscribed(0, false) else { unreachable!() };
+            s.feed_id = id.clone();
+            s.url = Url::parse(&format!("https://{n}.example/feed")).unwrap();
+            let meta = EventMeta { occurred_at: t(0), correlation_id: id.to_string(), causation_id: None };
+            execute_feed(&store, id, FeedCommand::Subscribe(s), &meta).await.unwrap();
+        }
+        for minute in 1..=4 {
+            for id in &ids {
+                let meta =
+                    EventMeta { occurred_at: t(minute), correlation_id: id.to_string(), causation_id: None };
+                let items = vec![item(&format!("post-{minute}"), &format!("h{minute}"), minute)];
+                execute_feed(&store, id, poll(minute, Some(items)), &meta).await.unwrap();
+            }
+        }
+        let log = store.read_all(0, 1000).await.unwrap();
+        assert!(log.len() > 10);
+
+        let one_at_a_time = MemoryFeedIndex::default();
+        for event in &log {
+            project_feed(&one_at_a_time, &store, event).await.unwrap();
+        }
+        // In batches of 3, one batch delivered twice, and one batch missed before the next
+        // (a gap: the status is folded from the stream).
+        let batched = MemoryFeedIndex::default();
+        let batches: Vec<&[lector_core::RecordedEvent]> = log.chunks(3).collect();
+        for (n, batch) in batches.iter().enumerate() {
+            if n == 2 {
+                continue;
+            }
+            project_feeds(&batched, &store, batch).await.unwrap();
+            if n == 1 {
+                project_feeds(&batched, &store, batch).await.unwrap();
+            }
+        }
+        for id in &ids {
+            let expected = one_at_a_time.get(id).await.unwrap().unwrap();
+            assert_eq!(batched.get(id).await.unwrap().unwrap(), expected);
+            let events = store.read_stream(&id.stream(), 0).await.unwrap();
+            assert_eq!(expected, FeedStatus::fold(&events).unwrap().unwrap());
+        }
+        assert!(check_feeds(&batched, &store).await.unwrap().is_empty());
     });
 }
 

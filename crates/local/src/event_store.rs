@@ -25,8 +25,29 @@ pub struct SqliteEventStore {
     committed: watch::Sender<u64>,
 }
 
-const COLUMNS: &str = "position, stream_id, version, event_id, event_type, schema_version, occurred_at, \
-                       correlation_id, causation_id, data";
+/// A query of whole events, `$rest` after `FROM events`.
+///
+/// The parameters that a WHERE clause compares with the first column of an index, or that a
+/// LIMIT takes, are written `+?N`: the bundled SQLite is built with `SQLITE_ENABLE_STAT4`, and
+/// with it a statement whose plan may depend on such a parameter's value is prepared again
+/// each time a value is bound, which cost a poll cycle more of its CPU than the queries
+/// themselves (the unary `+` keeps the value out of planning, and the plan is the same index
+/// search). `statements_are_prepared_once` checks it.
+macro_rules! select_events {
+    ($rest:literal) => {
+        concat!(
+            "SELECT position, stream_id, version, event_id, event_type, schema_version, occurred_at, \
+             correlation_id, causation_id, data FROM events ",
+            $rest
+        )
+    };
+}
+
+const STREAM_AFTER: &str = select_events!("WHERE stream_id = +?1 AND version > ?2 ORDER BY version");
+const STREAM_RANGE: &str =
+    select_events!("WHERE stream_id = +?1 AND version > ?2 AND version <= ?3 ORDER BY version");
+const LOG_AFTER: &str = select_events!("WHERE position > ?1 ORDER BY position LIMIT +?2");
+const STREAM_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = +?1";
 
 impl SqliteEventStore {
     pub fn new(db: Db) -> Self {
@@ -120,31 +141,55 @@ impl EventStore for SqliteEventStore {
 
     async fn read_stream(&self, stream: &StreamId, after: u64) -> Result<Vec<RecordedEvent>, StoreError> {
         let stream = stream.clone();
-        self.db
-            .read(move |c| {
-                query(
-                    c,
-                    &format!(
-                        "SELECT {COLUMNS} FROM events WHERE stream_id = ?1 AND version > ?2 ORDER BY version"
-                    ),
-                    params![stream.as_str(), after as i64],
-                )
-            })
-            .await
+        self.db.read(move |c| query(c, STREAM_AFTER, params![stream.as_str(), after as i64])).await
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        let limit = limit.min(i64::MAX as usize) as i64;
-        self.db
-            .read(move |c| {
-                query(
-                    c,
-                    &format!("SELECT {COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"),
-                    params![after as i64, limit],
-                )
-            })
-            .await
+        self.db.read(move |c| events_after(c, after, limit)).await
     }
+}
+
+/// What [`wanted_after`] read.
+pub(crate) struct Wanted {
+    /// Rows read (at most the limit).
+    pub rows: usize,
+    /// The position of the last row read.
+    pub last: Option<u64>,
+    /// The events wanted, decoded, in log order.
+    pub events: Vec<RecordedEvent>,
+}
+
+/// The events after `after` (at most `limit` rows read) that `wants` takes by stream and type;
+/// the others are passed over without decoding them.
+pub(crate) fn wanted_after(
+    c: &Connection,
+    after: u64,
+    limit: usize,
+    wants: &dyn Fn(&StreamId, &str) -> bool,
+) -> Result<Wanted, StoreError> {
+    let mut stmt = c.prepare_cached(LOG_AFTER).map_err(db)?;
+    let mut rows = stmt.query(params![after as i64, limit.min(i64::MAX as usize) as i64]).map_err(db)?;
+    let mut wanted = Wanted { rows: 0, last: None, events: Vec::new() };
+    while let Some(row) = rows.next().map_err(db)? {
+        wanted.rows += 1;
+        wanted.last = Some(row.get::<_, i64>(0).map_err(db)? as u64);
+        let stream = StreamId::new(row.get::<_, String>(1).map_err(db)?);
+        let event_type = row.get_ref(4).map_err(db)?.as_str().map_err(|e| db(e.into()))?;
+        if wants(&stream, event_type) {
+            wanted.events.push(read_row(row).map_err(db)??);
+        }
+    }
+    Ok(wanted)
+}
+
+/// The events after `position`, at most `limit` of them, in log order.
+pub(crate) fn events_after(
+    c: &Connection,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let limit = limit.min(i64::MAX as usize) as i64;
+    query(c, LOG_AFTER, params![after as i64, limit])
 }
 
 struct EncodedRow {
@@ -165,11 +210,10 @@ fn db(e: rusqlite::Error) -> StoreError {
 }
 
 fn stream_version(c: &Connection, stream: &StreamId) -> Result<u64, StoreError> {
-    c.query_row("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?1", [stream.as_str()], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map(|v| v as u64)
-    .map_err(db)
+    c.prepare_cached(STREAM_VERSION)
+        .and_then(|mut st| st.query_row([stream.as_str()], |r| r.get::<_, i64>(0)))
+        .map(|v| v as u64)
+        .map_err(db)
 }
 
 /// The stream is not at `expected`: either these very events are already at
@@ -183,13 +227,7 @@ fn already_appended(
 ) -> Result<AppendOutcome, StoreError> {
     let last = expected + events.len() as u64;
     if current >= last {
-        let stored = query(
-            c,
-            &format!(
-                "SELECT {COLUMNS} FROM events WHERE stream_id = ?1 AND version > ?2 AND version <= ?3 ORDER BY version"
-            ),
-            params![stream.as_str(), expected as i64, last as i64],
-        )?;
+        let stored = query(c, STREAM_RANGE, params![stream.as_str(), expected as i64, last as i64])?;
         if stored.len() == events.len() && stored.iter().zip(events).all(|(s, n)| s.is_same_as(n)) {
             return Ok(AppendOutcome::AlreadyAppended { last_version: last });
         }
@@ -238,9 +276,60 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<RecordedEvent, StoreError>
 /// The events of the dead-letter table and the cursors live beside the log; this reads one
 /// subscriber's cursor (0 when it never ran).
 pub(crate) fn cursor(c: &Connection, subscriber: &str) -> rusqlite::Result<u64> {
-    c.query_row("SELECT position FROM outbox_cursors WHERE subscriber = ?1", [subscriber], |r| {
-        r.get::<_, i64>(0)
-    })
-    .optional()
-    .map(|p| p.unwrap_or(0) as u64)
+    c.prepare_cached("SELECT position FROM outbox_cursors WHERE subscriber = ?1")?
+        .query_row([subscriber], |r| r.get::<_, i64>(0))
+        .optional()
+        .map(|p| p.unwrap_or(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::StatementStatus;
+
+    fn event(stream: &str, n: u64) -> NewEvent {
+        NewEvent {
+            event_id: EventId::derive(&[stream, &n.to_string()]),
+            event_type: "Happened".into(),
+            schema_version: 1,
+            occurred_at: DateTime::from_timestamp(1_760_000_000, 0).unwrap(),
+            correlation_id: stream.into(),
+            causation_id: None,
+            data: serde_json::json!({ "n": n }),
+        }
+    }
+
+    /// How many times each statement was prepared again, on the connection `c`.
+    fn reprepared(c: &Connection, statements: &[&str]) -> Vec<(String, i32)> {
+        statements
+            .iter()
+            .map(|sql| {
+                (sql.to_string(), c.prepare_cached(sql).unwrap().get_status(StatementStatus::RePrepare))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn statements_are_prepared_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteEventStore::new(Db::open(dir.path().join("log.sqlite")).unwrap());
+        let stream = StreamId::new("feed-a");
+        for n in 0..4 {
+            store.append(&stream, ExpectedVersion(n), vec![event("feed-a", n)]).await.unwrap();
+            // A repeated append is recognised (the range query), not appended twice.
+            store.append(&stream, ExpectedVersion(n), vec![event("feed-a", n)]).await.unwrap();
+            assert_eq!(store.read_stream(&stream, n).await.unwrap().len(), 1);
+            assert_eq!(store.read_all(n, 10).await.unwrap().len(), 1);
+        }
+        let written = store
+            .db()
+            .write(|tx| Ok::<_, DbError>(reprepared(tx, &[STREAM_VERSION, STREAM_RANGE])))
+            .await
+            .unwrap();
+        let read =
+            store.db().read(|c| Ok::<_, DbError>(reprepared(c, &[STREAM_AFTER, LOG_AFTER]))).await.unwrap();
+        for (sql, times) in written.into_iter().chain(read) {
+            assert_eq!(times, 0, "prepared again on each run: {sql}");
+        }
+    }
 }

@@ -45,7 +45,8 @@ impl FeedIndex for SqliteFeedIndex {
         self.db
             .read(move |c| {
                 let json: Option<String> = c
-                    .query_row("SELECT status FROM feeds WHERE feed_id = ?1", [id], |r| r.get(0))
+                    .prepare_cached("SELECT status FROM feeds WHERE feed_id = ?1")
+                    .and_then(|mut st| st.query_row([id], |r| r.get(0)))
                     .optional()
                     .map_err(db)?;
                 json.as_deref().map(decode).transpose()
@@ -54,29 +55,41 @@ impl FeedIndex for SqliteFeedIndex {
     }
 
     async fn put(&self, status: &FeedStatus) -> Result<(), IndexError> {
-        let json = serde_json::to_string(status).map_err(|e| IndexError::Failed(e.to_string()))?;
-        let row = (
-            status.feed_id.to_string(),
-            status.state.as_str(),
-            i64::from(status.state.is_polled()),
-            stored_time(status.created_at),
-            stored_time(status.next_poll_at),
-            status.version as i64,
-        );
+        self.put_all(std::slice::from_ref(status)).await
+    }
+
+    async fn put_all(&self, statuses: &[FeedStatus]) -> Result<(), IndexError> {
+        let rows = statuses
+            .iter()
+            .map(|status| {
+                let json = serde_json::to_string(status).map_err(|e| IndexError::Failed(e.to_string()))?;
+                Ok((
+                    status.feed_id.to_string(),
+                    status.state.as_str(),
+                    i64::from(status.state.is_polled()),
+                    stored_time(status.created_at),
+                    stored_time(status.next_poll_at),
+                    status.version as i64,
+                    json,
+                ))
+            })
+            .collect::<Result<Vec<_>, IndexError>>()?;
         self.db
             .write(move |tx| {
-                let (id, state, polled, created, next, version) = row;
-                tx.execute(
-                    "INSERT INTO feeds (feed_id, state, polled, created_at, next_poll_at, version, status) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-                     ON CONFLICT (feed_id) DO UPDATE SET state = excluded.state, polled = excluded.polled, \
-                     created_at = excluded.created_at, next_poll_at = excluded.next_poll_at, \
-                     version = excluded.version, status = excluded.status \
-                     WHERE excluded.version > feeds.version",
-                    params![id, state, polled, created, next, version, json],
-                )
-                .map(|_| ())
-                .map_err(db)
+                let mut upsert = tx
+                    .prepare_cached(
+                        "INSERT INTO feeds (feed_id, state, polled, created_at, next_poll_at, version, status) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                         ON CONFLICT (feed_id) DO UPDATE SET state = excluded.state, polled = excluded.polled, \
+                         created_at = excluded.created_at, next_poll_at = excluded.next_poll_at, \
+                         version = excluded.version, status = excluded.status \
+                         WHERE excluded.version > feeds.version",
+                    )
+                    .map_err(db)?;
+                for (id, state, polled, created, next, version, json) in rows {
+                    upsert.execute(params![id, state, polled, created, next, version, json]).map_err(db)?;
+                }
+                Ok(())
             })
             .await
     }

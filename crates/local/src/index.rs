@@ -57,7 +57,8 @@ impl ConversionIndex for SqliteConversionIndex {
         self.db
             .read(move |c| {
                 let json: Option<String> = c
-                    .query_row("SELECT status FROM conversions WHERE conversion_id = ?1", [id], |r| r.get(0))
+                    .prepare_cached("SELECT status FROM conversions WHERE conversion_id = ?1")
+                    .and_then(|mut st| st.query_row([id], |r| r.get(0)))
                     .optional()
                     .map_err(db)?;
                 json.as_deref().map(decode).transpose()
@@ -66,26 +67,40 @@ impl ConversionIndex for SqliteConversionIndex {
     }
 
     async fn put(&self, status: &ConversionStatus) -> Result<(), IndexError> {
-        let json = serde_json::to_string(status).map_err(|e| IndexError::Failed(e.to_string()))?;
-        let (id, feed, state, at, version) = (
-            status.conversion_id.to_string(),
-            status.feed_id.as_ref().map(|f| f.to_string()),
-            status.state.as_str(),
-            status.created_at.to_rfc3339_opts(SecondsFormat::Nanos, true),
-            status.version as i64,
-        );
+        self.put_all(std::slice::from_ref(status)).await
+    }
+
+    async fn put_all(&self, statuses: &[ConversionStatus]) -> Result<(), IndexError> {
+        let rows = statuses
+            .iter()
+            .map(|status| {
+                let json = serde_json::to_string(status).map_err(|e| IndexError::Failed(e.to_string()))?;
+                Ok((
+                    status.conversion_id.to_string(),
+                    status.feed_id.as_ref().map(|f| f.to_string()),
+                    status.state.as_str(),
+                    status.created_at.to_rfc3339_opts(SecondsFormat::Nanos, true),
+                    status.version as i64,
+                    json,
+                ))
+            })
+            .collect::<Result<Vec<_>, IndexError>>()?;
         self.db
             .write(move |tx| {
-                tx.execute(
-                    "INSERT INTO conversions (conversion_id, feed_id, state, created_at, version, status) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                     ON CONFLICT (conversion_id) DO UPDATE SET feed_id = excluded.feed_id, state = excluded.state, \
-                     created_at = excluded.created_at, version = excluded.version, status = excluded.status \
-                     WHERE excluded.version > conversions.version",
-                    params![id, feed, state, at, version, json],
-                )
-                .map(|_| ())
-                .map_err(db)
+                let mut upsert = tx
+                    .prepare_cached(
+                        "INSERT INTO conversions (conversion_id, feed_id, state, created_at, version, status) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                         ON CONFLICT (conversion_id) DO UPDATE SET feed_id = excluded.feed_id, \
+                         state = excluded.state, created_at = excluded.created_at, version = excluded.version, \
+                         status = excluded.status \
+                         WHERE excluded.version > conversions.version",
+                    )
+                    .map_err(db)?;
+                for (id, feed, state, at, version, json) in rows {
+                    upsert.execute(params![id, feed, state, at, version, json]).map_err(db)?;
+                }
+                Ok(())
             })
             .await
     }

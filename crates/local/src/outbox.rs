@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use lector_core::{EventStore, RecordedEvent, StoreError};
+use lector_core::{EventStore, RecordedEvent, StoreError, StreamId};
 use rusqlite::params;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::db::DbError;
-use crate::event_store::{SqliteEventStore, cursor};
+use crate::event_store::{SqliteEventStore, cursor, wanted_after};
 
 /// Why a delivery failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,13 +34,31 @@ pub trait Subscriber: Send + Sync {
     /// A stable name: the cursor and the dead letters are kept under it.
     fn name(&self) -> &str;
 
-    /// Whether the subscriber wants this event, as an EventBridge rule's pattern says.
-    fn wants(&self, _event: &RecordedEvent) -> bool {
+    /// Whether the subscriber wants an event of this stream and type, as an EventBridge rule's
+    /// pattern says (on the envelope: the events it does not want are not decoded for it).
+    fn wants(&self, _stream: &StreamId, _event_type: &str) -> bool {
         true
     }
 
     /// Handle one event. Called at least once per wanted event, in log order.
     async fn deliver(&self, event: &RecordedEvent) -> Result<(), DeliveryError>;
+
+    /// Whether [`Subscriber::deliver_all`] takes the wanted events of a batch at once.
+    fn takes_batches(&self) -> bool {
+        false
+    }
+
+    /// Handle the wanted events of one batch read from the log, in log order, all or nothing
+    /// as far as the subscriber can tell (a projection storing them in one write). Called only
+    /// when [`Subscriber::takes_batches`] says so; when it fails for good, the batch is
+    /// delivered again one event at a time, so that an event that cannot be taken is set aside
+    /// alone.
+    async fn deliver_all(&self, events: &[RecordedEvent]) -> Result<(), DeliveryError> {
+        for event in events {
+            self.deliver(event).await?;
+        }
+        Ok(())
+    }
 }
 
 /// How stubbornly a transient failure is retried before the event is dead-lettered.
@@ -66,11 +84,19 @@ pub struct OutboxOptions {
     /// How often to look for events written by another process (commits through this process
     /// wake the outbox at once).
     pub poll_interval: Duration,
+    /// The least time between two reads of the log by one subscriber: commits closer together
+    /// than this are read and delivered as one batch, rather than one read per commit.
+    pub min_interval: Duration,
 }
 
 impl Default for OutboxOptions {
     fn default() -> Self {
-        Self { retry: RetryPolicy::default(), batch: 256, poll_interval: Duration::from_millis(500) }
+        Self {
+            retry: RetryPolicy::default(),
+            batch: 256,
+            poll_interval: Duration::from_millis(500),
+            min_interval: Duration::from_millis(10),
+        }
     }
 }
 
@@ -150,7 +176,7 @@ impl Outbox {
         for subscriber in &self.subscribers {
             let worker =
                 Worker { store: self.store.clone(), subscriber: subscriber.clone(), options: self.options };
-            delivered += worker.catch_up(&stopped).await?;
+            delivered += worker.catch_up(&mut Place::default(), &stopped, true).await?;
         }
         Ok(delivered)
     }
@@ -169,7 +195,9 @@ impl Outbox {
                 if !types.is_empty() && !types.contains(&event.event_type) {
                     continue;
                 }
-                for subscriber in self.subscribers.iter().filter(|s| s.wants(event)) {
+                for subscriber in
+                    self.subscribers.iter().filter(|s| s.wants(&event.stream_id, &event.event_type))
+                {
                     let worker = Worker {
                         store: self.store.clone(),
                         subscriber: subscriber.clone(),
@@ -224,12 +252,29 @@ struct Worker {
     options: OutboxOptions,
 }
 
+/// A subscriber's cursor is written after each batch in which it took an event, and otherwise
+/// once this many events it did not want have gone by since the last write (and when the
+/// outbox stops or drains), rather than after every event: a cursor write is a transaction,
+/// and most subscribers want few of the events (a poll's `FeedPolled` is wanted by the list of
+/// subscriptions alone). A restart may then deliver again what the last batch delivered, which
+/// at-least-once delivery allows, and reads again at most this many unwanted events.
+const SKIPPED_PER_CURSOR_WRITE: u64 = 1_000;
+
+/// Where a worker stands in the log, and what its stored cursor says.
+#[derive(Debug, Clone, Copy, Default)]
+struct Place {
+    position: u64,
+    saved: u64,
+}
+
 impl Worker {
     async fn run(self, mut stopped: watch::Receiver<bool>) {
         let mut committed = self.store.subscribe();
         let name = self.subscriber.name().to_owned();
+        let mut place = Place::default();
         while !*stopped.borrow() {
-            match self.catch_up(&stopped).await {
+            let read_at = tokio::time::Instant::now();
+            match self.catch_up(&mut place, &stopped, false).await {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(subscriber = %name, error = %e, "outbox could not read the log"),
             }
@@ -238,35 +283,100 @@ impl Worker {
                 _ = stopped.changed() => {}
                 _ = tokio::time::sleep(self.options.poll_interval) => {}
             }
+            // Let the commits of the next few milliseconds join this one's batch.
+            tokio::select! {
+                _ = tokio::time::sleep_until(read_at + self.options.min_interval) => {}
+                _ = stopped.changed() => {}
+            }
+        }
+        if place.position > place.saved
+            && let Err(e) = self.save_cursor(place.position).await
+        {
+            tracing::warn!(subscriber = %name, error = %e, "outbox could not store its cursor on stopping");
         }
     }
 
-    /// Deliver everything after the cursor; returns the number of events delivered.
-    async fn catch_up(&self, stopped: &watch::Receiver<bool>) -> Result<usize, StoreError> {
-        let name = self.subscriber.name().to_owned();
-        let mut position = {
-            let name = name.clone();
-            self.store
-                .db()
-                .read(move |c| cursor(c, &name).map_err(|e| StoreError::from(DbError::from(e))))
-                .await?
-        };
+    /// Deliver everything after the cursor; returns the number of events delivered. `place` is
+    /// kept between calls (the stored cursor wins when it is further on); `drain` stores the
+    /// cursor at the end whatever was skipped.
+    async fn catch_up(
+        &self,
+        place: &mut Place,
+        stopped: &watch::Receiver<bool>,
+        drain: bool,
+    ) -> Result<usize, StoreError> {
+        let mut at = *place;
         let mut delivered = 0;
         loop {
-            let batch = self.store.read_all(position, self.options.batch).await?;
-            if batch.is_empty() {
+            // The stored cursor is read with each batch, in the same read: another process's
+            // outbox on the same log (a command beside `lector serve`) may have moved it on.
+            let name = self.subscriber.name().to_owned();
+            let (after, limit) = (at.position, self.options.batch);
+            let subscriber = self.subscriber.clone();
+            let (stored, read) = self
+                .store
+                .db()
+                .read(move |c| {
+                    let stored = cursor(c, &name).map_err(|e| StoreError::from(DbError::from(e)))?;
+                    let wants = |stream: &StreamId, event_type: &str| subscriber.wants(stream, event_type);
+                    Ok::<_, StoreError>((stored, wanted_after(c, after.max(stored), limit, &wants)?))
+                })
+                .await?;
+            if stored > at.position {
+                at = Place { position: stored, saved: stored };
+            }
+            at.saved = at.saved.max(stored);
+            let last_batch = read.rows < self.options.batch;
+            let mut took = false;
+            let wanted = read.events;
+            if self.subscriber.takes_batches()
+                && !*stopped.borrow()
+                && !wanted.is_empty()
+                && self.deliver_all_with_retries(&wanted, stopped).await
+            {
+                delivered += wanted.len();
+                took = true;
+                at.position = read.last.unwrap_or(at.position);
+            }
+            let from = at.position;
+            for event in wanted.iter().filter(|e| e.position > from) {
+                if *stopped.borrow() {
+                    break;
+                }
+                self.deliver_with_retries(event, stopped).await?;
+                delivered += 1;
+                took = true;
+                at.position = event.position;
+            }
+            if !*stopped.borrow() {
+                at.position = at.position.max(read.last.unwrap_or(at.position));
+            }
+            let done = last_batch || *stopped.borrow();
+            let skipped_enough = at.position - at.saved >= SKIPPED_PER_CURSOR_WRITE;
+            if at.position > at.saved && (took || skipped_enough || (drain && done)) {
+                self.save_cursor(at.position).await?;
+                at.saved = at.position;
+            }
+            *place = at;
+            if done {
                 return Ok(delivered);
             }
-            for event in &batch {
-                if *stopped.borrow() {
-                    return Ok(delivered);
-                }
-                if self.subscriber.wants(event) {
-                    self.deliver_with_retries(event, stopped).await?;
-                    delivered += 1;
-                }
-                position = event.position;
-                self.save_cursor(position).await?;
+        }
+    }
+
+    /// Deliver the wanted events of a batch at once, retrying transient failures; `false` when
+    /// they were not taken (the batch is then delivered one event at a time).
+    async fn deliver_all_with_retries(
+        &self,
+        events: &[RecordedEvent],
+        stopped: &watch::Receiver<bool>,
+    ) -> bool {
+        match self.retrying(stopped, || self.subscriber.deliver_all(events)).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::info!(subscriber = self.subscriber.name(), events = events.len(), %error,
+                    "delivery of a batch failed; delivering its events one at a time");
+                false
             }
         }
     }
@@ -276,24 +386,39 @@ impl Worker {
         event: &RecordedEvent,
         stopped: &watch::Receiver<bool>,
     ) -> Result<(), StoreError> {
+        match self.retrying(stopped, || self.subscriber.deliver(event)).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                tracing::error!(subscriber = self.subscriber.name(), position = event.position, %error,
+                    "delivery failed for good; dead-lettered");
+                self.dead_letter(event, &error.to_string()).await
+            }
+        }
+    }
+
+    /// Run `delivery` until it succeeds, fails for good, or its transient failures use up the
+    /// retry policy (or the outbox stops); the error it ended with.
+    async fn retrying<F, Fut>(
+        &self,
+        stopped: &watch::Receiver<bool>,
+        delivery: F,
+    ) -> Result<(), DeliveryError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(), DeliveryError>>,
+    {
         let policy = self.options.retry;
         let mut delay = policy.first_delay;
         let mut attempt = 1;
         loop {
-            match self.subscriber.deliver(event).await {
-                Ok(()) => return Ok(()),
+            match delivery().await {
                 Err(DeliveryError::Transient(why)) if attempt < policy.max_attempts && !*stopped.borrow() => {
-                    tracing::info!(subscriber = self.subscriber.name(), position = event.position, attempt, %why,
-                        "delivery failed, retrying");
+                    tracing::info!(subscriber = self.subscriber.name(), attempt, %why, "delivery failed, retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(policy.max_delay);
                     attempt += 1;
                 }
-                Err(error) => {
-                    tracing::error!(subscriber = self.subscriber.name(), position = event.position, %error,
-                        "delivery failed for good; dead-lettered");
-                    return self.dead_letter(event, &error.to_string()).await;
-                }
+                outcome => return outcome,
             }
         }
     }
@@ -303,11 +428,11 @@ impl Worker {
         self.store
             .db()
             .write(move |tx| {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO outbox_cursors (subscriber, position) VALUES (?1, ?2) \
                      ON CONFLICT (subscriber) DO UPDATE SET position = MAX(position, excluded.position)",
-                    params![name, position as i64],
                 )
+                .and_then(|mut st| st.execute(params![name, position as i64]))
                 .map(|_| ())
                 .map_err(|e| StoreError::from(DbError::from(e)))
             })

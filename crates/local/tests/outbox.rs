@@ -37,8 +37,8 @@ impl Subscriber for Recorder {
     fn name(&self) -> &str {
         &self.name
     }
-    fn wants(&self, event: &RecordedEvent) -> bool {
-        self.only.as_ref().is_none_or(|t| *t == event.event_type)
+    fn wants(&self, _stream: &StreamId, event_type: &str) -> bool {
+        self.only.as_ref().is_none_or(|t| t == event_type)
     }
     async fn deliver(&self, event: &RecordedEvent) -> Result<(), DeliveryError> {
         if self.poison.contains(&event.position) {
@@ -65,6 +65,7 @@ fn options() -> OutboxOptions {
         },
         batch: 3,
         poll_interval: Duration::from_millis(20),
+        min_interval: Duration::from_millis(1),
     }
 }
 
@@ -196,4 +197,88 @@ async fn replay_redelivers_events_since_a_time_without_moving_cursors() {
     assert_eq!(outbox.replay(t(50), &["New".to_owned()]).await.unwrap(), 2);
     assert_eq!(recorder.seen(), vec![1, 2, 3, 4, 5, 3, 4]);
     assert_eq!(outbox.cursor("r").await.unwrap(), 5);
+}
+
+/// A subscriber that takes batches, recording each batch it was handed, and refusing for good
+/// any batch that holds its poison event.
+struct Batcher {
+    inner: Recorder,
+    batches: Mutex<Vec<Vec<u64>>>,
+}
+
+#[async_trait]
+impl Subscriber for Batcher {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn wants(&self, stream: &StreamId, event_type: &str) -> bool {
+        self.inner.wants(stream, event_type)
+    }
+    async fn deliver(&self, event: &RecordedEvent) -> Result<(), DeliveryError> {
+        self.inner.deliver(event).await
+    }
+    fn takes_batches(&self) -> bool {
+        true
+    }
+    async fn deliver_all(&self, events: &[RecordedEvent]) -> Result<(), DeliveryError> {
+        self.batches.lock().unwrap().push(events.iter().map(|e| e.position).collect());
+        if events.iter().any(|e| self.inner.poison.contains(&e.position)) {
+            return Err(DeliveryError::Permanent("a batch with the poison event".into()));
+        }
+        for event in events {
+            self.inner.deliver(event).await?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_subscriber_that_takes_batches_gets_each_read_at_once_and_a_poison_event_alone_is_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_at(dir.path());
+    append(&store, "a", 3, "Wanted", t(0)).await;
+    append(&store, "b", 1, "Other", t(0)).await;
+    append(&store, "c", 2, "Wanted", t(0)).await;
+    let batcher = Arc::new(Batcher {
+        inner: Recorder { only: Some("Wanted".into()), poison: vec![5], ..Recorder::named("batcher") },
+        batches: Mutex::new(Vec::new()),
+    });
+    let mut outbox = Outbox::new(store, options());
+    outbox.subscribe(batcher.clone());
+    outbox.drain().await.unwrap();
+    // Reads of 3: [1 2 3] whole, [4 5 6] with 4 unwanted and 5 refusing the batch.
+    assert_eq!(*batcher.batches.lock().unwrap(), vec![vec![1, 2, 3], vec![5, 6]]);
+    assert_eq!(batcher.inner.seen(), vec![1, 2, 3, 6], "after the batch failed, 6 was delivered alone");
+    let dead: Vec<u64> = outbox.dead_letters().await.unwrap().into_iter().map(|d| d.position).collect();
+    assert_eq!(dead, vec![5]);
+    assert_eq!(outbox.cursor("batcher").await.unwrap(), 6);
+}
+
+#[tokio::test]
+async fn a_running_outbox_keeps_its_place_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_at(dir.path());
+    let picky = Arc::new(Recorder { only: Some("Wanted".into()), ..Recorder::named("picky") });
+    let mut outbox = Outbox::new(store.clone(), options());
+    outbox.subscribe(picky.clone());
+    let handle = outbox.start();
+    append(&store, "a", 2, "Wanted", t(0)).await;
+    append(&store, "b", 4, "Other", t(0)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while picky.seen().len() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Let it read past the unwanted events too, then stop it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    handle.shutdown().await;
+    assert_eq!(picky.seen(), vec![1, 2]);
+
+    let outbox = Outbox::new(store.clone(), options());
+    assert_eq!(outbox.cursor("picky").await.unwrap(), 6, "stopping stored the place past the skipped events");
+    append(&store, "a", 1, "Wanted", t(1)).await;
+    let again = Arc::new(Recorder { only: Some("Wanted".into()), ..Recorder::named("picky") });
+    let mut outbox = Outbox::new(store, options());
+    outbox.subscribe(again.clone());
+    outbox.drain().await.unwrap();
+    assert_eq!(again.seen(), vec![7], "nothing delivered before the stop came again");
 }

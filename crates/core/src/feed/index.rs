@@ -9,7 +9,9 @@ use crate::envelope::RecordedEvent;
 use crate::event::DecodeError;
 use crate::feed::status::{FeedState, FeedStatus};
 use crate::id::{FeedId, StreamId};
-use crate::index::{IndexDiff, IndexError, ProjectError, ReadModel, compare, follow, rebuild_model};
+use crate::index::{
+    IndexDiff, IndexError, ProjectError, ReadModel, compare, follow, follow_all, rebuild_model,
+};
 use crate::store::EventStore;
 
 /// What to list.
@@ -40,6 +42,15 @@ pub trait FeedIndex: Send + Sync {
 
     /// Store `status` unless the index already holds the same or a later version of it.
     async fn put(&self, status: &FeedStatus) -> Result<(), IndexError>;
+
+    /// Store each of `statuses` as [`FeedIndex::put`] does, in one write where the store
+    /// allows it.
+    async fn put_all(&self, statuses: &[FeedStatus]) -> Result<(), IndexError> {
+        for status in statuses {
+            self.put(status).await?;
+        }
+        Ok(())
+    }
 
     async fn list(&self, query: &FeedQuery) -> Result<FeedPage, IndexError>;
 
@@ -98,6 +109,9 @@ impl ReadModel for Feeds<'_> {
     async fn put_status(&self, status: &FeedStatus) -> Result<(), IndexError> {
         self.0.put(status).await
     }
+    async fn put_statuses(&self, statuses: &[FeedStatus]) -> Result<(), IndexError> {
+        self.0.put_all(statuses).await
+    }
     async fn clear_all(&self) -> Result<(), IndexError> {
         self.0.clear().await
     }
@@ -113,6 +127,15 @@ pub async fn project_feed(
     event: &RecordedEvent,
 ) -> Result<(), ProjectError> {
     follow(&Feeds(index), store, event).await
+}
+
+/// Fold a run of events of the log into the list of subscriptions, storing what changed at once.
+pub async fn project_feeds(
+    index: &dyn FeedIndex,
+    store: &dyn EventStore,
+    events: &[RecordedEvent],
+) -> Result<(), ProjectError> {
+    follow_all(&Feeds(index), store, events).await
 }
 
 /// Rebuild the list of subscriptions from the whole log. Returns the number of events read.
