@@ -89,11 +89,11 @@ def transcribe(path):
 totals = {}
 print(f"{'article':<14} {'words':>6} {'espeak-ng WER':>14} {'Piper WER':>10}")
 for article in articles:
-    # The reference is exactly what was spoken: the text of the SSML chunks the conversion
-    # synthesized (the same for both engines), markup dropped and entities decoded.
+    # The reference is exactly what was spoken: the text of the units the conversion
+    # synthesized (the same for both engines), in order.
     chunks = glob.glob(f"{work}/{article}/data-espeak/objects/work/*/*/chunks.json")
-    spoken = " ".join(c["ssml"] for c in json.load(open(chunks[0]))["chunks"])
-    ref = words(html.unescape(re.sub(r"<[^>]+>", " ", spoken)))
+    spoken = " ".join(u["text"] for u in json.load(open(chunks[0]))["units"])
+    ref = words(html.unescape(spoken))
     row = []
     for engine in ("espeak", "piper"):
         hyp = words(transcribe(f"{work}/{article}/{engine}.wav"))
