@@ -330,6 +330,17 @@ mod tests {
         assert_eq!(position, 3);
     }
 
+    /// The first column of every row `sql` selects.
+    async fn column<T: rusqlite::types::FromSql + Send + 'static>(db: &Db, sql: &'static str) -> Vec<T> {
+        db.read(move |c| {
+            let mut st = c.prepare(sql)?;
+            let rows = st.query_map([], |r| r.get(0))?.collect::<Result<Vec<T>, _>>()?;
+            Ok::<_, DbError>(rows)
+        })
+        .await
+        .unwrap()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writes_commit_together_and_a_failing_one_alone_is_undone() {
         let dir = tempfile::tempdir().unwrap();
@@ -361,14 +372,7 @@ mod tests {
                 Err(e) => assert!(i % 10 == 3 && e.to_string().contains("refused"), "{i}: {e}"),
             }
         }
-        let stored: Vec<i64> = db
-            .read(|c| {
-                let mut st = c.prepare("SELECT position FROM outbox_cursors ORDER BY position")?;
-                let rows = st.query_map([], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
-                Ok::<_, DbError>(rows)
-            })
-            .await
-            .unwrap();
+        let stored: Vec<i64> = column(&db, "SELECT position FROM outbox_cursors ORDER BY position").await;
         let expected: Vec<i64> = (0..50).filter(|i| i % 10 != 3).collect();
         assert_eq!(stored, expected);
     }
@@ -387,14 +391,7 @@ mod tests {
         db.write(|tx| tx.execute("INSERT INTO outbox_cursors VALUES ('kept', 2)", []).map_err(DbError::from))
             .await
             .unwrap();
-        let names: Vec<String> = db
-            .read(|c| {
-                let mut st = c.prepare("SELECT subscriber FROM outbox_cursors")?;
-                let rows = st.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
-                Ok::<_, DbError>(rows)
-            })
-            .await
-            .unwrap();
+        let names: Vec<String> = column(&db, "SELECT subscriber FROM outbox_cursors").await;
         assert_eq!(names, vec!["kept".to_owned()]);
     }
 }
