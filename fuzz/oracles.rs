@@ -84,7 +84,7 @@ pub fn intrinsic(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let Ok(call) = Call::parse(text) else { return };
     let input = sample();
-    let context = || json!({"Execution": {"Id": "arn:aws:states:us-east-1:1:execution:m:e"}});
+    let context = |_| json!({"Execution": {"Id": "arn:aws:states:us-east-1:1:execution:m:e"}});
     let mut vars = serde_json::Map::new();
     vars.insert("v".into(), json!([1, 2, 3]));
     let scope = Scope::new(&input, &context, &vars);

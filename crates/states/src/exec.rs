@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use rand::Rng;
 use serde_json::{Map, Value, json};
 
@@ -23,7 +23,7 @@ use crate::error::{Failure, PAYLOAD_LIMIT_BYTES, at_state, names};
 use crate::history::{self, EventKind, Payload};
 use crate::store::{Batch, ExecutionStore, ExecutionUpdate, FrameRecord, FrameStatus, StoreError};
 use crate::task::{ResourceKind, TaskContext, TaskError, TaskOutput, TaskRegistry, parse_function_ref};
-use crate::template::{EvalError, Scope, Template, TemplateError};
+use crate::template::{ContextPart, EvalError, Scope, Template, TemplateError};
 
 /// Settings of the engine that show in ARNs and error texts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,8 +316,14 @@ impl Exec {
         child.numbered = numbered;
     }
 
-    fn context_object(&self, frame: &Frame, state: &State, map_item: Option<(usize, &Value)>) -> Value {
-        self.context_object_with(frame, state, map_item, None)
+    fn context_object(
+        &self,
+        frame: &Frame,
+        state: &State,
+        map_item: Option<(usize, &Value)>,
+        part: ContextPart,
+    ) -> Value {
+        self.context_object_with(frame, state, map_item, None, part)
     }
 
     /// The context object `$$` as AWS shows it to a state: the execution (an Express execution
@@ -329,10 +335,13 @@ impl Exec {
         state: &State,
         map_item: Option<(usize, &Value)>,
         task_token: Option<&str>,
+        part: ContextPart,
     ) -> Value {
         let mut exec = Map::new();
         exec.insert("Id".into(), Value::String(self.arn.to_string()));
-        exec.insert("Input".into(), (*self.input).clone());
+        if part == ContextPart::Whole {
+            exec.insert("Input".into(), (*self.input).clone());
+        }
         exec.insert("StartTime".into(), Value::String(iso(&self.start_time)));
         exec.insert("Name".into(), Value::String(self.name.to_string()));
         exec.insert("RoleArn".into(), Value::String(self.rt.config.role_arn.clone()));
@@ -623,7 +632,7 @@ async fn run_state(exec: &Arc<Exec>, frame: &mut Frame, state: &State) -> Result
             let io = Io { state, entered: frame.entered_event_id };
             let error_output = failure.to_catch_output();
             let vars = frame.vars.clone();
-            let build = || exec.context_object(frame, state, None);
+            let build = |part| exec.context_object(frame, state, None, part);
             let scope = Scope::new(&error_output, &build, &vars);
             let assigned = io.assign(c.assign.as_ref(), &scope)?;
             let output = io.result_path(&c.result_path, &frame.input, error_output.clone())?;
@@ -653,7 +662,7 @@ fn run_pass(exec: &Exec, frame: &mut Frame, state: &State, result: Option<&Value
         return finish_with(frame, state, input, None, None);
     }
     let vars = frame.vars.clone();
-    let build = || exec.context_object(frame, state, None);
+    let build = |part| exec.context_object(frame, state, None, part);
     let scope = Scope::new(&input, &build, &vars);
     let effective = io.select(&state.input_path, &scope, Cow::Borrowed(&*input))?;
     let scope = scope.with_input(&effective);
@@ -677,7 +686,7 @@ fn run_succeed(exec: &Exec, frame: &mut Frame, state: &State) -> Result<Step, Ha
         return Ok(Step::End { output: input, assigned: None });
     }
     let vars = frame.vars.clone();
-    let build = || exec.context_object(frame, state, None);
+    let build = |part| exec.context_object(frame, state, None, part);
     let scope = Scope::new(&input, &build, &vars);
     let effective = io.select(&state.input_path, &scope, Cow::Borrowed(&*input))?;
     let output = io.select(&state.output_path, &scope, effective)?.into_owned();
@@ -696,7 +705,7 @@ fn run_fail(
 ) -> Result<Step, Halt> {
     let io = Io { state, entered: frame.entered_event_id };
     let vars = frame.vars.clone();
-    let build = || exec.context_object(frame, state, None);
+    let build = |part| exec.context_object(frame, state, None, part);
     let scope = Scope::new(&frame.input, &build, &vars);
     let eval = |spec: Option<&StrSpec>, field: &str| -> Result<Option<String>, Failure> {
         match spec {
@@ -737,7 +746,7 @@ fn run_choice(exec: &Exec, frame: &mut Frame, state: &State) -> Result<Step, Hal
     let io = Io { state, entered: frame.entered_event_id };
     let input = frame.input.clone();
     let vars = frame.vars.clone();
-    let build = || exec.context_object(frame, state, None);
+    let build = |part| exec.context_object(frame, state, None, part);
     let scope = Scope::new(&input, &build, &vars);
     let effective = io.select(&state.input_path, &scope, Cow::Borrowed(&*input))?;
     let scope = scope.with_input(&effective);
@@ -782,7 +791,7 @@ async fn run_wait(exec: &Exec, frame: &mut Frame, state: &State, w: &WaitSpec) -
     let input = frame.input.clone();
     let (effective, deadline, assigned) = {
         let vars = frame.vars.clone();
-        let build = || exec.context_object(frame, state, None);
+        let build = |part| exec.context_object(frame, state, None, part);
         let scope = Scope::new(&input, &build, &vars);
         let effective = io.select(&state.input_path, &scope, Cow::Borrowed(&*input))?.into_owned();
         let scope = scope.with_input(&effective);
@@ -843,7 +852,7 @@ async fn run_wait(exec: &Exec, frame: &mut Frame, state: &State, w: &WaitSpec) -
     }
     exec.rt.clock.sleep_until(deadline).await;
     let vars = frame.vars.clone();
-    let build = || exec.context_object(frame, state, None);
+    let build = |part| exec.context_object(frame, state, None, part);
     let nothing = Value::Null;
     let scope = Scope::new(&nothing, &build, &vars);
     let output = io.select(&state.output_path, &scope, Cow::Owned(effective))?.into_owned();
@@ -1195,7 +1204,7 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
     // Input processing.
     let (params, timeout, heartbeat) = {
         let vars = frame.vars.clone();
-        let build = || exec.context_object_with(frame, state, None, token.as_deref());
+        let build = |part| exec.context_object_with(frame, state, None, token.as_deref(), part);
         let scope = Scope::new(&input, &build, &vars);
         let effective = io.select(&state.input_path, &scope, Cow::Borrowed(&*input))?;
         let scope = scope.with_input(&effective);
@@ -1423,7 +1432,7 @@ async fn run_task(exec: &Arc<Exec>, frame: &mut Frame, state: &State, t: &TaskSp
     drop(result_json);
     let result = Arc::unwrap_or_clone(result);
     let vars = frame.vars.clone();
-    let build = || exec.context_object(frame, state, None);
+    let build = |part| exec.context_object(frame, state, None, part);
     let selected = match &state.result_selector {
         Some(s) => io.template(s, &Scope::new(&result, &build, &vars))?,
         None => result,
@@ -1607,6 +1616,16 @@ fn child_future(exec: &Arc<Exec>, index: usize, frame: Frame) -> BoxFuture<'stat
     })
 }
 
+/// Writes the last events of ended children (their frames saved with them), numbered in order
+/// and committed together.
+async fn write_ends(exec: Arc<Exec>, mut ends: Vec<(Frame, Write)>) -> Result<(), Halt> {
+    let writes = ends.iter_mut().map(|(child, w)| exec.write(child, std::mem::take(w)));
+    for written in futures::future::join_all(writes).await {
+        written?;
+    }
+    Ok(())
+}
+
 /// Child frames of a Map or Parallel state found in the store (resume or redrive).
 fn take_children(exec: &Exec, parent_path: &str, state_name: &str) -> HashMap<usize, FrameRecord> {
     let mut prefix = children_root(parent_path, state_name);
@@ -1640,7 +1659,7 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
     let input = frame.input.clone();
     let (effective, items, max_concurrency, tolerated_count, tolerated_pct) = {
         let vars = frame.vars.clone();
-        let build = || exec.context_object(frame, state, None);
+        let build = |part| exec.context_object(frame, state, None, part);
         let scope = Scope::new(&input, &build, &vars);
         let effective = io.select(&state.input_path, &scope, Cow::Borrowed(&*input))?;
         let scope = scope.with_input(&effective);
@@ -1689,6 +1708,7 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
     let mut outputs: Vec<Option<Arc<Value>>> = vec![None; n];
     let mut failures: Vec<(usize, Failure)> = Vec::new();
     let mut set = Children::new();
+    let mut writing: FuturesUnordered<BoxFuture<'static, Result<(), Halt>>> = FuturesUnordered::new();
     let mut in_flight: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
     let mut queue: Vec<usize> = Vec::new();
     for i in (0..n).rev() {
@@ -1738,7 +1758,7 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
                 None => std::mem::take(&mut items[i]),
                 Some(sel) => {
                     let vars = frame.vars.clone();
-                    let build = || exec.context_object(frame, state, Some((i, &items[i])));
+                    let build = |part| exec.context_object(frame, state, Some((i, &items[i])), part);
                     let scope = Scope::new(&effective, &build, &vars);
                     io.template(sel, &scope)?
                 }
@@ -1768,43 +1788,57 @@ async fn run_map(exec: &Arc<Exec>, frame: &mut Frame, state: &State, m: &MapSpec
             in_flight.insert(i);
             set.push(child_future(exec, i, child));
         }
-        let Some((i, mut child, result)) = set.next().await else { break };
-        in_flight.remove(&i);
-        match result {
-            Ok(out) => {
-                let w = Write {
-                    events: vec![EventKind::MapIteration {
-                        outcome: "Succeeded",
-                        name: state.name.clone(),
-                        index: i,
-                    }],
-                    save: Some((FrameStatus::Succeeded, Some(out.clone()))),
-                    ..Write::default()
-                };
-                exec.write(&mut child, w).await?;
-                outputs[i] = Some(out);
+        // The ends of iterations are written while the next ones run: an iteration waits for
+        // its handler, not for the commit of the one before it. (Should the process stop
+        // before a write is committed, that iteration runs again, as one in flight does.)
+        let first = tokio::select! {
+            biased;
+            Some(written) = writing.next(), if !writing.is_empty() => {
+                written?;
+                continue;
             }
-            Err(Halt::Store(e)) => return Err(Halt::Store(e)),
-            Err(Halt::Fail(f)) => {
-                let w = Write {
-                    events: vec![EventKind::MapIteration {
-                        outcome: "Failed",
-                        name: state.name.clone(),
-                        index: i,
-                    }],
-                    save: Some((
-                        FrameStatus::Failed,
-                        Some(Arc::new(serde_json::to_value(&f).unwrap_or(Value::Null))),
-                    )),
-                    ..Write::default()
-                };
-                exec.write(&mut child, w).await?;
-                failures.push((i, f.clone()));
-                if tolerance_exceeded(failures.len()) {
-                    first_failure = Some(f);
-                }
-            }
+            first = set.next() => first,
+        };
+        let Some(first) = first else { break };
+        // The iterations that ended meanwhile are written with it, in one commit.
+        let mut done = vec![first];
+        while let Some(Some(more)) = set.next().now_or_never() {
+            done.push(more);
         }
+        let mut ends = Vec::with_capacity(done.len());
+        for (i, child, result) in done {
+            // Past a failure that fails the Map, the others are aborted as if still running.
+            if first_failure.is_some() {
+                break;
+            }
+            in_flight.remove(&i);
+            let (outcome, status, saved) = match result {
+                Ok(out) => {
+                    outputs[i] = Some(out.clone());
+                    ("Succeeded", FrameStatus::Succeeded, out)
+                }
+                Err(Halt::Store(e)) => return Err(Halt::Store(e)),
+                Err(Halt::Fail(f)) => {
+                    let saved = Arc::new(serde_json::to_value(&f).unwrap_or(Value::Null));
+                    failures.push((i, f.clone()));
+                    if tolerance_exceeded(failures.len()) {
+                        first_failure = Some(f);
+                    }
+                    ("Failed", FrameStatus::Failed, saved)
+                }
+            };
+            let w = Write {
+                events: vec![EventKind::MapIteration { outcome, name: state.name.clone(), index: i }],
+                save: Some((status, Some(saved))),
+                ..Write::default()
+            };
+            ends.push((child, w));
+        }
+        writing.push(Box::pin(write_ends(exec.clone(), ends)));
+    }
+    // Every iteration's end is written before the Map's own.
+    while let Some(written) = writing.next().await {
+        written?;
     }
 
     if let Some(f) = first_failure {
@@ -1858,7 +1892,7 @@ fn finish_composite(
 ) -> Result<Step, Halt> {
     let input = frame.input.clone();
     let vars = frame.vars.clone();
-    let build = || exec.context_object(frame, state, None);
+    let build = |part| exec.context_object(frame, state, None, part);
     let selected = match &state.result_selector {
         Some(s) => io.template(s, &Scope::new(&result, &build, &vars))?,
         None => result,
@@ -1884,7 +1918,7 @@ async fn run_parallel(
     let input = frame.input.clone();
     let branch_input = {
         let vars = frame.vars.clone();
-        let build = || exec.context_object(frame, state, None);
+        let build = |part| exec.context_object(frame, state, None, part);
         let scope = Scope::new(&input, &build, &vars);
         let effective = io.select(&state.input_path, &scope, Cow::Borrowed(&*input))?;
         let scope = scope.with_input(&effective);

@@ -137,6 +137,14 @@ impl JsonPath {
         self.segs.is_empty()
     }
 
+    /// The name of the `i`-th step, when it is a child step (`.name` or `['name']`).
+    pub fn field(&self, i: usize) -> Option<&str> {
+        match self.segs.get(i)? {
+            Seg::Child(n) => Some(n),
+            _ => None,
+        }
+    }
+
     /// The field names of a reference path made only of child steps, if it is one.
     pub fn field_names(&self) -> Option<Vec<&str>> {
         self.segs

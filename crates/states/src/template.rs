@@ -13,8 +13,32 @@ use crate::path::{JsonPath, PathError, Root};
 pub struct Scope<'a> {
     input: &'a Value,
     context: OnceCell<Value>,
-    build_context: &'a dyn Fn() -> Value,
+    light_context: OnceCell<Value>,
+    build_context: &'a dyn Fn(ContextPart) -> Value,
     vars: &'a Map<String, Value>,
+}
+
+/// How much of the context object `$$` a path needs built: all of it, or all but the
+/// execution's input, which may be large (a Map over the items of a big input would otherwise
+/// copy it once per item) and which most paths never read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextPart {
+    /// The whole context object.
+    Whole,
+    /// Everything but `Execution.Input`.
+    WithoutInput,
+}
+
+impl ContextPart {
+    /// What `path` (from `$$`) can reach: a path whose first field is not `Execution`, or
+    /// whose second is not `Input`, never reads the execution's input.
+    fn of(path: &JsonPath) -> ContextPart {
+        match (path.field(0), path.field(1)) {
+            (Some(first), _) if first != "Execution" => ContextPart::WithoutInput,
+            (Some(_), Some(second)) if second != "Input" => ContextPart::WithoutInput,
+            _ => ContextPart::Whole,
+        }
+    }
 }
 
 impl std::fmt::Debug for Scope<'_> {
@@ -25,8 +49,12 @@ impl std::fmt::Debug for Scope<'_> {
 
 impl<'a> Scope<'a> {
     /// A scope over an input, a context object builder and the variables in scope.
-    pub fn new(input: &'a Value, build_context: &'a dyn Fn() -> Value, vars: &'a Map<String, Value>) -> Self {
-        Scope { input, context: OnceCell::new(), build_context, vars }
+    pub fn new(
+        input: &'a Value,
+        build_context: &'a dyn Fn(ContextPart) -> Value,
+        vars: &'a Map<String, Value>,
+    ) -> Self {
+        Scope { input, context: OnceCell::new(), light_context: OnceCell::new(), build_context, vars }
     }
 
     /// The same context and variables over another input.
@@ -34,11 +62,20 @@ impl<'a> Scope<'a> {
     where
         'a: 'b,
     {
-        let context = OnceCell::new();
-        if let Some(v) = self.context.get() {
-            let _ = context.set(v.clone());
+        let copy = |cell: &OnceCell<Value>| {
+            let copied = OnceCell::new();
+            if let Some(v) = cell.get() {
+                let _ = copied.set(v.clone());
+            }
+            copied
+        };
+        Scope {
+            input,
+            context: copy(&self.context),
+            light_context: copy(&self.light_context),
+            build_context: self.build_context,
+            vars: self.vars,
         }
-        Scope { input, context, build_context: self.build_context, vars: self.vars }
     }
 
     /// The state input `$` stands for.
@@ -48,7 +85,17 @@ impl<'a> Scope<'a> {
 
     /// The context object `$$` stands for.
     pub fn context(&self) -> &Value {
-        self.context.get_or_init(|| (self.build_context)())
+        self.context.get_or_init(|| (self.build_context)(ContextPart::Whole))
+    }
+
+    /// As much of the context object as `path` can reach.
+    fn context_for(&self, path: &JsonPath) -> &Value {
+        match (ContextPart::of(path), self.context.get()) {
+            (ContextPart::WithoutInput, None) => {
+                self.light_context.get_or_init(|| (self.build_context)(ContextPart::WithoutInput))
+            }
+            _ => self.context(),
+        }
     }
 
     /// The variables in scope.
@@ -60,7 +107,12 @@ impl<'a> Scope<'a> {
     pub fn resolve(&self, path: &JsonPath) -> Result<Value, EvalError> {
         let root = match path.root() {
             Root::Input => self.input,
-            Root::Context => self.context(),
+            // A path that fails is evaluated again on the whole object, so that its error is
+            // the one the whole object gives.
+            Root::Context => match path.eval(self.context_for(path)) {
+                Ok(v) => return Ok(v),
+                Err(_) => self.context(),
+            },
             Root::Variable(name) => {
                 self.vars.get(name).ok_or_else(|| EvalError::UndefinedVariable(name.clone()))?
             }
@@ -241,7 +293,7 @@ pub(crate) mod tests {
 
     pub(crate) fn with_scope<T>(input: &Value, f: impl FnOnce(&Scope<'_>) -> T) -> T {
         let vars = Map::new();
-        let ctx = || json!({"Execution": {"Id": "arn:x"}});
+        let ctx = |_| json!({"Execution": {"Id": "arn:x"}});
         let scope = Scope::new(input, &ctx, &vars);
         f(&scope)
     }
@@ -256,6 +308,38 @@ pub(crate) mod tests {
         .expect("compiles");
         let out = with_scope(&json!({"x": "hi"}), |s| t.eval(s)).expect("evaluates");
         assert_eq!(out, json!({"a": "hi", "b": {"c": "arn:x", "d": [1, {"e": "hi!"}]}, "f": "$.x"}));
+    }
+
+    #[test]
+    fn the_execution_input_is_built_only_for_the_paths_that_can_read_it() {
+        let built = std::cell::RefCell::new(Vec::new());
+        let ctx = |part: ContextPart| {
+            built.borrow_mut().push(part);
+            let mut execution = json!({"Id": "arn:x"});
+            if part == ContextPart::Whole {
+                execution["Input"] = json!({"big": [1, 2, 3]});
+            }
+            json!({"Execution": execution, "Map": {"Item": {"Index": 4}}})
+        };
+        let vars = Map::new();
+        let input = json!({});
+        let eval = |path: &str| {
+            let scope = Scope::new(&input, &ctx, &vars);
+            scope.resolve(&JsonPath::parse(path).unwrap())
+        };
+        assert_eq!(eval("$$.Map.Item.Index").unwrap(), json!(4));
+        assert_eq!(eval("$$.Execution.Id").unwrap(), json!("arn:x"));
+        assert_eq!(built.take(), vec![ContextPart::WithoutInput; 2]);
+        assert_eq!(eval("$$.Execution.Input.big[1]").unwrap(), json!(2));
+        assert_eq!(eval("$$").unwrap()["Execution"]["Input"], json!({"big": [1, 2, 3]}));
+        assert_eq!(eval("$$.Execution").unwrap()["Input"], json!({"big": [1, 2, 3]}));
+        assert_eq!(built.take(), vec![ContextPart::Whole; 3]);
+        // A path that finds nothing fails as it does on the whole object.
+        let light = eval("$$.Map.Item.Nope").unwrap_err();
+        let whole = |_| ctx(ContextPart::Whole);
+        let on_whole =
+            Scope::new(&input, &whole, &vars).resolve(&JsonPath::parse("$$.Map.Item.Nope").unwrap());
+        assert_eq!(Err(light), on_whole);
     }
 
     #[test]

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use lector_states::HistoryEvent;
 use lector_states::{
     Clock, Definition, DefinitionSubstitutions, Engine, EngineError, ExecutionStatus, MemoryStore, RealClock,
     SqliteStore, TaskError, TaskRegistry, VirtualClock,
@@ -564,5 +566,98 @@ async fn a_handler_that_panics_fails_its_task_as_a_dead_lambda_and_can_be_caught
     let output: Value = serde_json::from_str(done.output.as_deref().unwrap_or("null"))?;
     assert_eq!(output["error"]["Error"], "Runtime.ExitError");
     assert!(output["error"]["Cause"].as_str().unwrap_or("").contains("index out of bounds"), "{output}");
+    Ok(())
+}
+
+/// A store whose commits of a Map iteration's end are held until the handler of the Map's
+/// last item has run.
+#[derive(Debug)]
+struct EndsHeldUntilLast {
+    store: MemoryStore,
+    last_ran: tokio::sync::watch::Receiver<bool>,
+}
+
+impl lector_states::ExecutionStore for EndsHeldUntilLast {
+    fn create(
+        &self,
+        record: lector_states::ExecutionRecord,
+        first: lector_states::store::Batch,
+    ) -> BoxFuture<'static, Result<lector_states::store::CreateOutcome, lector_states::StoreError>> {
+        self.store.create(record, first)
+    }
+    fn commit(
+        &self,
+        batch: lector_states::store::Batch,
+    ) -> BoxFuture<'static, Result<(), lector_states::StoreError>> {
+        let an_end = batch.events.iter().any(|e| e.to_history().event_type == "MapIterationSucceeded");
+        let (mut last_ran, store) = (self.last_ran.clone(), self.store.clone());
+        Box::pin(async move {
+            if an_end {
+                let _ = last_ran.wait_for(|ran| *ran).await;
+            }
+            store.commit(batch).await
+        })
+    }
+    fn execution(
+        &self,
+        arn: &str,
+    ) -> BoxFuture<'static, Result<Option<lector_states::ExecutionRecord>, lector_states::StoreError>> {
+        self.store.execution(arn)
+    }
+    fn list(
+        &self,
+        filter: lector_states::store::ListFilter,
+    ) -> BoxFuture<'static, Result<Vec<lector_states::ExecutionRecord>, lector_states::StoreError>> {
+        self.store.list(filter)
+    }
+    fn history(&self, arn: &str) -> BoxFuture<'static, Result<Vec<HistoryEvent>, lector_states::StoreError>> {
+        self.store.history(arn)
+    }
+    fn frames(
+        &self,
+        arn: &str,
+    ) -> BoxFuture<'static, Result<Vec<lector_states::store::FrameRecord>, lector_states::StoreError>> {
+        self.store.frames(arn)
+    }
+    fn last_event_id(&self, arn: &str) -> BoxFuture<'static, Result<u64, lector_states::StoreError>> {
+        self.store.last_event_id(arn)
+    }
+}
+
+/// One iteration at a time, and no iteration's end can be committed before the last item's
+/// handler has run: the next iteration must start while the one before is being written, and
+/// every end must still be in the history before the Map's own.
+#[tokio::test]
+async fn a_maps_next_iteration_does_not_wait_for_the_commit_of_the_one_before() -> anyhow::Result<()> {
+    let (ran, last_ran) = tokio::sync::watch::channel(false);
+    let ran = Arc::new(ran);
+    let mut registry = TaskRegistry::new();
+    registry.register("arn:aws:lambda:us-east-1:1:function:item", move |input: Value, _ctx| {
+        let ran = ran.clone();
+        async move {
+            if input == json!(4) {
+                ran.send_replace(true);
+            }
+            Ok(json!({"item": input}))
+        }
+    });
+    let store = Arc::new(EndsHeldUntilLast { store: MemoryStore::new(), last_ran });
+    let engine = Engine::new(store, Arc::new(RealClock), registry);
+    engine.register_state_machine_text(
+        "sm",
+        r#"{"StartAt":"M","States":{"M":{"Type":"Map","MaxConcurrency":1,"ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:item","End":true}}},"End":true}}}"#,
+        &DefinitionSubstitutions::new(),
+    )?;
+    let run = engine.start_execution("sm", None, json!([1, 2, 3, 4])).await?;
+    let done = tokio::time::timeout(Duration::from_secs(10), engine.wait(&run.execution_arn))
+        .await
+        .map_err(|_| anyhow::anyhow!("the Map waited for a commit held until its last item ran"))??;
+    assert_eq!(done.status, ExecutionStatus::Succeeded, "{:?}", done.cause);
+    let output: Value = serde_json::from_str(done.output.as_deref().unwrap_or("null"))?;
+    assert_eq!(output, json!([{"item": 1}, {"item": 2}, {"item": 3}, {"item": 4}]));
+    let history = engine.history(&run.execution_arn).await?;
+    let position = |t: &str| history.iter().rposition(|e| e.event_type == t);
+    assert_eq!(history.iter().filter(|e| e.event_type == "MapIterationSucceeded").count(), 4);
+    assert!(position("MapIterationSucceeded") < position("MapStateSucceeded"), "ends before the Map's own");
     Ok(())
 }
