@@ -66,6 +66,7 @@ fn child(step: &str, data: &str, input: &str) {
             clock,
             feeds: None,
             websub: None,
+            folded_feeds: Default::default(),
         };
         let input: serde_json::Value = serde_json::from_str(input).unwrap();
         let output = match step {

@@ -142,6 +142,7 @@ impl LocalSystem {
             clock,
             feeds: Some(feeds.clone()),
             websub: options.websub.clone().map(Arc::new),
+            folded_feeds: Default::default(),
         };
         let store = lector_states::SqliteStore::open(data.executions_path())
             .with_context(|| format!("opening the executions in {}", data.executions_path().display()))?;

@@ -126,6 +126,7 @@ pub async fn push(
         clock: api.clock.clone(),
         feeds: Some(api.feeds.clone()),
         websub: None,
+        folded_feeds: Default::default(),
     };
     let command = match parse_feed(&body, Some(&url), charset.as_deref()) {
         Ok(feed) => {

@@ -9,8 +9,8 @@ use lector_core::feed::index::{
     FeedIndex, MemoryFeedIndex, check_feeds, project_feed, project_feeds, rebuild_feeds,
 };
 use lector_core::feed::service::{
-    FeedSnapshot, SNAPSHOT_EVERY, SNAPSHOT_FORMAT, execute_feed, execute_feed_on, load_feed,
-    load_feed_snapshot, save_feed_snapshot,
+    FeedSnapshot, FoldedFeeds, SNAPSHOT_EVERY, SNAPSHOT_FORMAT, SnapshotLoaded, execute_feed,
+    execute_feed_on, load_feed, load_feed_folded, load_feed_snapshot, save_feed_snapshot,
 };
 use lector_core::feed::subscription::{FeedCommand, FeedError, FeedItem, PollFailure, PollResult, decide};
 use lector_core::feed::{FeedState, FeedStatus, Subscription};
@@ -446,4 +446,108 @@ async fn a_snapshot_that_is_not_of_this_stream_or_unreadable_is_ignored() {
         .unwrap();
     let loaded = load_feed_snapshot(&store, &objects, &feed_id()).await.unwrap();
     assert_eq!((loaded.snapshot_version, &loaded.state), (0, &whole));
+}
+
+/// A store that notes from which version each stream read starts.
+struct ReadsNoted {
+    store: MemoryEventStore,
+    reads_after: std::sync::Mutex<Vec<u64>>,
+}
+
+#[async_trait::async_trait]
+impl EventStore for ReadsNoted {
+    async fn append(
+        &self,
+        stream: &lector_core::StreamId,
+        expected: lector_core::store::ExpectedVersion,
+        events: Vec<lector_core::NewEvent>,
+    ) -> Result<lector_core::store::AppendOutcome, lector_core::store::StoreError> {
+        self.store.append(stream, expected, events).await
+    }
+    async fn read_stream(
+        &self,
+        stream: &lector_core::StreamId,
+        after: u64,
+    ) -> Result<Vec<lector_core::RecordedEvent>, lector_core::store::StoreError> {
+        self.reads_after.lock().unwrap().push(after);
+        self.store.read_stream(stream, after).await
+    }
+    async fn read_all(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<lector_core::RecordedEvent>, lector_core::store::StoreError> {
+        self.store.read_all(after, limit).await
+    }
+}
+
+#[tokio::test]
+async fn a_poll_from_the_kept_subscription_reads_only_what_was_appended_since() {
+    let store = ReadsNoted { store: MemoryEventStore::new(), reads_after: Default::default() };
+    let objects = MapObjects::default();
+    let folded = FoldedFeeds::default();
+    let meta =
+        |n: i64| EventMeta { occurred_at: t(n), correlation_id: feed_id().to_string(), causation_id: None };
+    let FeedEvent::FeedSubscribed(s) = subscribed(0, true) else { unreachable!() };
+    execute_feed(&store, &feed_id(), FeedCommand::Subscribe(s), &meta(0)).await.unwrap();
+
+    for n in 1..=6i64 {
+        store.reads_after.lock().unwrap().clear();
+        let loaded = load_feed_folded(&store, &objects, &folded, &feed_id()).await.unwrap();
+        let (_, whole) = load_feed(&store.store, &feed_id()).await.unwrap();
+        assert_eq!(
+            loaded.state, whole,
+            "poll {n}: the kept state and what came after fold to the whole stream's"
+        );
+        let reads = store.reads_after.lock().unwrap().clone();
+        if n == 1 {
+            assert_eq!(reads, vec![0], "nothing kept yet: the whole stream is read");
+        } else {
+            // Only what was appended after the last poll's own events: a pause and a resume.
+            assert_eq!(reads, vec![whole.version - 2], "one read, of the two events after the last poll");
+        }
+        let items = vec![item(&format!("p{n}"), "h", n * 20)];
+        let snapshot_version = loaded.snapshot_version;
+        let done =
+            execute_feed_on(&store, &feed_id(), loaded.state, poll(n * 20, Some(items)), &meta(n * 20))
+                .await
+                .unwrap();
+        folded.keep(&feed_id(), SnapshotLoaded { state: done.state, snapshot_version });
+        // Another writer (a user pausing and resuming) appends behind the poller's back.
+        let pause = FeedCommand::Pause { reason: "a break".into(), by: "user".into() };
+        execute_feed(&store, &feed_id(), pause, &meta(n * 20 + 1)).await.unwrap();
+        let resume = FeedCommand::Resume { by: "user".into(), at: t(n * 20 + 2) };
+        execute_feed(&store, &feed_id(), resume, &meta(n * 20 + 2)).await.unwrap();
+    }
+    let pause = FeedCommand::Pause { reason: "a break".into(), by: "user".into() };
+    execute_feed(&store, &feed_id(), pause, &meta(200)).await.unwrap();
+    let loaded = load_feed_folded(&store, &objects, &folded, &feed_id()).await.unwrap();
+    assert!(!loaded.state.is_active(), "the pause, appended by another writer, is seen");
+    assert_eq!(loaded.state.posts.len(), 6);
+}
+
+#[tokio::test]
+async fn kept_subscriptions_are_bounded_by_the_posts_they_know() {
+    let store = MemoryEventStore::new();
+    let meta = EventMeta { occurred_at: t(0), correlation_id: feed_id().to_string(), causation_id: None };
+    let FeedEvent::FeedSubscribed(s) = subscribed(0, false) else { unreachable!() };
+    let done = execute_feed(&store, &feed_id(), FeedCommand::Subscribe(s), &meta).await.unwrap();
+    let items: Vec<FeedItem> = (0..9).map(|i| item(&format!("p{i}"), "h", i)).collect();
+    let done = execute_feed_on(&store, &feed_id(), done.state, poll(20, Some(items)), &meta).await.unwrap();
+    assert_eq!(done.state.posts.len(), 9);
+
+    // Room for 25 posts: two subscriptions of 10 (9 posts and itself) fit, a third does not.
+    let folded = FoldedFeeds::new(25);
+    let ids: Vec<FeedId> =
+        (0..3).map(|i| FeedId::derive(&Url::parse(&format!("https://b{i}.test/f")).unwrap())).collect();
+    for id in &ids {
+        folded.keep(id, SnapshotLoaded { state: done.state.clone(), snapshot_version: 0 });
+    }
+    assert!(folded.len() < 3, "{} kept", folded.len());
+    assert!(!folded.contains(&ids[0]), "the least recently kept went first");
+    assert!(folded.contains(&ids[2]), "the last kept stays");
+    // One that alone knows more posts than the room is not kept at all.
+    let small = FoldedFeeds::new(5);
+    small.keep(&ids[0], SnapshotLoaded { state: done.state.clone(), snapshot_version: 0 });
+    assert!(small.is_empty());
 }

@@ -105,6 +105,7 @@ pub async fn run() -> Result<(), crate::Error> {
         clock: Arc::new(SystemClock),
         feeds: None,
         websub: None,
+        folded_feeds: Default::default(),
     };
     let metrics = Metrics::stdout(config.namespace, function_name(&env, FUNCTION));
     let (ports, metrics) = (&ports, &metrics);

@@ -240,6 +240,7 @@ pub async fn run_step<S: StepWiring>() -> Result<(), crate::Error> {
         clock: Arc::new(SystemClock),
         feeds,
         websub: None,
+        folded_feeds: Default::default(),
     };
     let settings = settings_path.map(|path| {
         Arc::new(crate::settings::from_ssm(aws_sdk_ssm::Client::new(&sdk), &path)) as Arc<dyn Settings>
@@ -326,6 +327,7 @@ mod tests {
             clock,
             feeds: None,
             websub: None,
+            folded_feeds: Default::default(),
         };
         let input = FetchArticleInput {
             conversion_id: submitted.conversion_id,

@@ -85,6 +85,7 @@ impl Stack {
             clock: Arc::new(SystemClock),
             feeds: Some(Arc::new(self.feeds.clone())),
             websub: None,
+            folded_feeds: Default::default(),
         }
     }
 

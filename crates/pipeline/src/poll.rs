@@ -18,7 +18,7 @@ use lector_core::event::{PostInfo, RevisionReason};
 use lector_core::feed::FeedEvent;
 use lector_core::feed::event::{FeedDetails, FeedImage, PollSource};
 use lector_core::feed::service::{
-    FeedExecuteError, FeedExecuted, execute_feed_on, load_feed_snapshot, save_feed_snapshot,
+    FeedExecuteError, FeedExecuted, SnapshotLoaded, execute_feed_on, load_feed_folded, save_feed_snapshot,
 };
 use lector_core::feed::subscription::{FeedCommand, FeedItem, PollFailure, PollResult, Subscription};
 use lector_core::schedule::{PollReason, next_poll};
@@ -152,16 +152,23 @@ impl Step for PollFeed {
             next_poll_at: None,
             reason: Some(reason),
         };
-        let loaded = load_feed_snapshot(&*ports.events, &*ports.objects, id).await?;
-        let state = loaded.state;
+        let loaded = load_feed_folded(&*ports.events, &*ports.objects, &ports.folded_feeds, id).await?;
+        let (state, snapshot_version) = (loaded.state, loaded.snapshot_version);
         let now = ports.clock.now();
-        let Some(url) = state.url.clone() else { return Ok(skipped("the feed is not subscribed to".into())) };
-        if !state.is_active() {
-            return Ok(skipped(format!("the subscription is {:?}", state.lifecycle)));
-        }
-        if !input.force && !state.is_due(now) {
-            return Ok(skipped("not due".into()));
-        }
+        let not_polled = match &state.url {
+            None => Some("the feed is not subscribed to".to_string()),
+            Some(_) if !state.is_active() => Some(format!("the subscription is {:?}", state.lifecycle)),
+            Some(_) if !input.force && !state.is_due(now) => Some("not due".into()),
+            Some(_) => None,
+        };
+        let url = match (not_polled, state.url.clone()) {
+            (None, Some(url)) => url,
+            (reason, _) => {
+                let reason = reason.unwrap_or_default();
+                ports.folded_feeds.keep(id, SnapshotLoaded { state, snapshot_version });
+                return Ok(skipped(reason));
+            }
+        };
         let validators = Validators { etag: state.etag.clone(), last_modified: state.last_modified.clone() };
         let fetcher = ports.fetcher(Self::STATE)?;
         let command = match poll_feed_typed(fetcher, url.as_str(), &validators).await {
@@ -172,18 +179,24 @@ impl Step for PollFeed {
         };
         let (outcome, executed) = record(ports, id, state, command, now).await?;
         if let Some(executed) = executed {
-            match save_feed_snapshot(&*ports.objects, id, &executed, loaded.snapshot_version).await {
+            let snapshot_version = match save_feed_snapshot(&*ports.objects, id, &executed, snapshot_version)
+                .await
+            {
                 Ok(saved) => {
-                    tracing::debug!(feed_id = %id, saved, version = executed.state.version, "snapshot")
+                    tracing::debug!(feed_id = %id, saved, version = executed.state.version, "snapshot");
+                    if saved { executed.state.version } else { snapshot_version }
                 }
                 // A cache: the next poll reads a little more of the stream.
                 Err(e) => {
-                    tracing::warn!(feed_id = %id, error = %e, "the subscription's snapshot was not stored")
+                    tracing::warn!(feed_id = %id, error = %e, "the subscription's snapshot was not stored");
+                    snapshot_version
                 }
-            }
+            };
             if outcome.outcome == PollOutcome::Polled {
-                request_hub(ports, id, executed.state, now).await;
+                request_hub(ports, id, &executed.state, now).await;
             }
+            // What a hub request appended is read and folded at the next poll.
+            ports.folded_feeds.keep(id, SnapshotLoaded { state: executed.state, snapshot_version });
         }
         Ok(outcome)
     }
@@ -192,9 +205,9 @@ impl Step for PollFeed {
 /// Ask the feed's WebSub hub to push it, when this deployment can be reached and no lease is
 /// held (or the one held ends within a day), unless it was asked within the hour. A hub that
 /// refuses is logged; polling goes on.
-async fn request_hub(ports: &StepPorts, id: &FeedId, state: Subscription, now: DateTime<Utc>) {
+async fn request_hub(ports: &StepPorts, id: &FeedId, state: &Subscription, now: DateTime<Utc>) {
     let (Some(websub), Some(fetcher)) = (ports.websub.as_deref(), ports.fetcher.as_deref()) else { return };
-    let Some((hub, topic)) = crate::websub::hub_to_request(&state, now) else { return };
+    let Some((hub, topic)) = crate::websub::hub_to_request(state, now) else { return };
     let asked_lately = state.hub_requested.as_ref().is_some_and(|r| {
         r.hub == hub && r.topic == topic && now - r.requested_at < chrono::Duration::hours(1)
     });
@@ -222,7 +235,7 @@ async fn request_hub(ports: &StepPorts, id: &FeedId, state: Subscription, now: D
             };
             let meta = EventMeta { occurred_at: now, correlation_id: id.to_string(), causation_id: None };
             let command = FeedCommand::RequestHub(request);
-            if let Err(e) = execute_feed_on(&*ports.events, id, state, command, &meta).await {
+            if let Err(e) = execute_feed_on(&*ports.events, id, state.clone(), command, &meta).await {
                 tracing::warn!(feed_id = %id, error = %e, "the hub request was made but not recorded");
             }
         }

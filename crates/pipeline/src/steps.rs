@@ -51,6 +51,9 @@ pub struct StepPorts {
     /// Where WebSub hubs push feeds to, when this deployment can be reached by them; `None`
     /// polls only.
     pub websub: Option<Arc<crate::websub::WebSubConfig>>,
+    /// The subscriptions this process has folded, so that a poll reads only what was appended
+    /// to its feed's stream since (one per process: a Lambda environment keeps its own).
+    pub folded_feeds: Arc<lector_core::feed::service::FoldedFeeds>,
 }
 
 impl std::fmt::Debug for StepPorts {

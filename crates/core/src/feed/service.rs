@@ -124,6 +124,122 @@ pub async fn load_feed_snapshot(
     Ok(SnapshotLoaded { state, snapshot_version: 0 })
 }
 
+/// Subscriptions this process has folded, kept in memory between its polls of them: a poll
+/// then reads only the events appended since it last folded the feed (none, usually: the last
+/// ones are its own), where the stored snapshot would cost an object read and the fold of up to
+/// [`SNAPSHOT_EVERY`] events. The log is append-only, so a subscription folded up to a version
+/// stays true up to it; what others appended since (a push, a user's change, another process)
+/// is read and folded onto it. Bounded by the posts the kept subscriptions know, the least
+/// recently kept dropped first.
+#[derive(Debug)]
+pub struct FoldedFeeds {
+    max_posts: usize,
+    kept: std::sync::Mutex<Kept>,
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    feeds: std::collections::HashMap<FeedId, (SnapshotLoaded, u64)>,
+    posts: usize,
+    clock: u64,
+}
+
+/// The posts the kept subscriptions may know in all, by default: about 25 MB.
+pub const FOLDED_FEEDS_MAX_POSTS: usize = 100_000;
+
+impl Default for FoldedFeeds {
+    fn default() -> Self {
+        FoldedFeeds::new(FOLDED_FEEDS_MAX_POSTS)
+    }
+}
+
+impl FoldedFeeds {
+    /// Keeps subscriptions knowing at most `max_posts` posts in all.
+    pub fn new(max_posts: usize) -> FoldedFeeds {
+        FoldedFeeds { max_posts, kept: std::sync::Mutex::new(Kept::default()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        // Every change below leaves the map whole: a panic elsewhere cannot leave it half-done.
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a feed's subscription out: two polls of one feed at once do not share it (the
+    /// second loads it from the log, and the stream's optimistic append decides between them).
+    fn take(&self, id: &FeedId) -> Option<SnapshotLoaded> {
+        let mut kept = self.lock();
+        let (loaded, _) = kept.feeds.remove(id)?;
+        kept.posts -= weight(&loaded.state);
+        Some(loaded)
+    }
+
+    /// Keeps a subscription as folded up to its `version`.
+    pub fn keep(&self, id: &FeedId, loaded: SnapshotLoaded) {
+        let w = weight(&loaded.state);
+        if w > self.max_posts {
+            return;
+        }
+        let mut kept = self.lock();
+        kept.clock += 1;
+        let now = kept.clock;
+        if let Some((old, _)) = kept.feeds.insert(id.clone(), (loaded, now)) {
+            kept.posts -= weight(&old.state);
+        }
+        kept.posts += w;
+        if kept.posts > self.max_posts {
+            // Drop the least recently kept quarter at once, so that a full cache sorts once per
+            // many polls rather than at each.
+            let mut ages: Vec<(u64, FeedId)> =
+                kept.feeds.iter().map(|(id, (_, at))| (*at, id.clone())).collect();
+            ages.sort_unstable();
+            let target = self.max_posts - self.max_posts / 4;
+            for (_, id) in ages {
+                if kept.posts <= target {
+                    break;
+                }
+                if let Some((old, _)) = kept.feeds.remove(&id) {
+                    kept.posts -= weight(&old.state);
+                }
+            }
+        }
+    }
+
+    /// Whether a feed's subscription is kept.
+    pub fn contains(&self, id: &FeedId) -> bool {
+        self.lock().feeds.contains_key(id)
+    }
+
+    /// How many subscriptions are kept.
+    pub fn len(&self) -> usize {
+        self.lock().feeds.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn weight(state: &Subscription) -> usize {
+    state.posts.len() + 1
+}
+
+/// Load a subscription as [`load_feed_snapshot`] does, from what this process kept of it when
+/// it has (see [`FoldedFeeds`]): the events after it are read and folded onto it.
+pub async fn load_feed_folded(
+    store: &dyn EventStore,
+    objects: &dyn ObjectStore,
+    folded: &FoldedFeeds,
+    id: &FeedId,
+) -> Result<SnapshotLoaded, FeedExecuteError> {
+    if let Some(kept) = folded.take(id) {
+        let events = store.read_stream(&id.stream(), kept.state.version).await?;
+        let state = fold_onto(kept.state, &events)?;
+        return Ok(SnapshotLoaded { state, snapshot_version: kept.snapshot_version });
+    }
+    load_feed_snapshot(store, objects, id).await
+}
+
 /// Store `executed`'s state as the subscription's snapshot when its stream has gained
 /// [`SNAPSHOT_EVERY`] events since the snapshot it was loaded from. Only after an append: the
 /// last appended event's id is what proves the snapshot later.
