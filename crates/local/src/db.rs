@@ -1,8 +1,10 @@
 //! The local SQLite database: one file under the data folder, WAL mode, one writer connection
 //! and a few readers. Reads run on the calling thread; writes are committed in groups by a blocking
-//! task (see [`Db::write`]).
+//! task (see [`Db::write`]); the log is checkpointed into the file by a blocking task of its own,
+//! never by a commit (see [`checkpoint_beside`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -114,6 +116,71 @@ struct Inner {
     writes: Mutex<Queue>,
 }
 
+/// WAL pages written since the last checkpoint past which the log is copied into the database
+/// file: SQLite's own default.
+const CHECKPOINT_PAGES: i32 = 1000;
+
+/// The log's size past which a commit checkpoints it itself: under writes that never pause, a
+/// checkpoint beside them never copies the whole log, and the log would otherwise grow.
+const CHECKPOINT_PAGES_AT_MOST: i32 = 8 * CHECKPOINT_PAGES;
+
+/// Checkpoints made beside the writes rather than by them. SQLite's automatic checkpoint runs in
+/// the commit that takes the log past its size, which then waits for the pages to be copied and
+/// the file synced (18 ms, where a commit takes a fraction of one, in the poll cycle of
+/// BENCHMARKS.md), and every write queued behind it waits too; and while readers keep the log
+/// from starting over, it runs again at every commit. Here the writer's WAL hook (which replaces
+/// the automatic checkpoint) starts a blocking task once [`CHECKPOINT_PAGES`] pages were written
+/// since the last checkpoint; the task runs a passive checkpoint on a connection of its own,
+/// which copies what no reader still needs without taking the write lock. A later commit that
+/// finds no reader in the log starts it over.
+fn checkpoint_beside(writer: &mut Connection, path: &Path) -> Result<(), DbError> {
+    // The log's frames copied by the last checkpoint, and whether one is running.
+    let backfilled = Arc::new(AtomicI32::new(0));
+    let running = Arc::new(AtomicBool::new(false));
+    let conn: Arc<Mutex<Option<Connection>>> = Arc::default();
+    let path = path.to_path_buf();
+    writer.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+        if pages >= CHECKPOINT_PAGES_AT_MOST {
+            // Writes never paused long enough for a checkpoint beside them to copy the whole
+            // log: this commit copies it, as SQLite's own checkpoint would, and the log starts
+            // over at the next one.
+            // Never an error: the commit is made, and a checkpoint busy beside it goes on.
+            if let Ok((_, copied)) = wal.checkpoint_v2(rusqlite::wal::CheckpointMode::PASSIVE) {
+                backfilled.store(copied.max(0), Ordering::Release);
+            }
+            return Ok(());
+        }
+        let done = backfilled.load(Ordering::Acquire);
+        // Fewer pages than were copied: the log started over since.
+        let fresh = if pages < done { pages } else { pages - done };
+        if fresh < CHECKPOINT_PAGES || running.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let (backfilled, running, conn, path) =
+            (backfilled.clone(), running.clone(), conn.clone(), path.clone());
+        let checkpoint = move || {
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            if conn.is_none() {
+                *conn = connect(&path, false).map_err(|e| tracing::warn!(error = %e, "no checkpoint")).ok();
+            }
+            if let Some(c) = conn.as_ref() {
+                match c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i32>(2)) {
+                    Ok(copied) => backfilled.store(copied.max(0), Ordering::Release),
+                    // The log grows until the next one succeeds; nothing is lost.
+                    Err(e) => tracing::warn!(error = %e, "the WAL checkpoint failed"),
+                }
+            }
+            running.store(false, Ordering::Release);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(checkpoint)),
+            Err(_) => checkpoint(),
+        }
+        Ok(())
+    }))?;
+    Ok(())
+}
+
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db").field("path", &self.path).finish_non_exhaustive()
@@ -196,6 +263,7 @@ impl Db {
         }
         let mut writer = connect(&path, false)?;
         migrate(&mut writer)?;
+        checkpoint_beside(&mut writer, &path)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
@@ -375,6 +443,37 @@ mod tests {
         let stored: Vec<i64> = column(&db, "SELECT position FROM outbox_cursors ORDER BY position").await;
         let expected: Vec<i64> = (0..50).filter(|i| i % 10 != 3).collect();
         assert_eq!(stored, expected);
+    }
+
+    /// Commits leave the checkpoint to a task of their own, which copies the log into the file;
+    /// under writes that never pause the log stays bounded all the same.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_log_is_checkpointed_beside_the_commits_and_stays_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lector.sqlite");
+        let db = Db::open(&path).unwrap();
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        // 96 writes of 512 KiB without a pause: 12,000 pages or so, 12 times the threshold.
+        for i in 0..96i64 {
+            db.write(move |tx| {
+                tx.execute(
+                    "INSERT INTO outbox_dead_letters VALUES ('s', ?1, 'e', hex(randomblob(262144)), 'now')",
+                    rusqlite::params![i],
+                )
+                .map_err(DbError::from)
+            })
+            .await
+            .unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while size(&path) < 40 << 20 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(size(&path) >= 40 << 20, "the file holds what was written: {} bytes", size(&path));
+        let wal = size(&dir.path().join("lector.sqlite-wal"));
+        // A few writes past the size at which a commit copies it (one busy beside it waits a commit).
+        let bound = (CHECKPOINT_PAGES_AT_MOST as u64 + 2000) * 4120;
+        assert!(wal <= bound, "the log ({wal} bytes) started over rather than holding all 48 MiB");
     }
 
     #[tokio::test]
