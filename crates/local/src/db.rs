@@ -1,13 +1,13 @@
 //! The local SQLite database: one file under the data folder, WAL mode, one writer connection
 //! and a few readers. Reads run on the calling thread; writes are committed in groups by a blocking
 //! task (see [`Db::write`]); the log is checkpointed into the file by a blocking task of its own,
-//! never by a commit (see [`checkpoint_beside`]).
+//! never by a commit (see [`lector_states::store::wal`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lector_states::store::wal::{CheckpointPages, checkpoint_beside};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
@@ -116,70 +116,9 @@ struct Inner {
     writes: Mutex<Queue>,
 }
 
-/// WAL pages written since the last checkpoint past which the log is copied into the database
-/// file: SQLite's own default.
-const CHECKPOINT_PAGES: i32 = 1000;
-
-/// The log's size past which a commit checkpoints it itself: under writes that never pause, a
-/// checkpoint beside them never copies the whole log, and the log would otherwise grow.
-const CHECKPOINT_PAGES_AT_MOST: i32 = 8 * CHECKPOINT_PAGES;
-
-/// Checkpoints made beside the writes rather than by them. SQLite's automatic checkpoint runs in
-/// the commit that takes the log past its size, which then waits for the pages to be copied and
-/// the file synced (18 ms, where a commit takes a fraction of one, in the poll cycle of
-/// BENCHMARKS.md), and every write queued behind it waits too; and while readers keep the log
-/// from starting over, it runs again at every commit. Here the writer's WAL hook (which replaces
-/// the automatic checkpoint) starts a blocking task once [`CHECKPOINT_PAGES`] pages were written
-/// since the last checkpoint; the task runs a passive checkpoint on a connection of its own,
-/// which copies what no reader still needs without taking the write lock. A later commit that
-/// finds no reader in the log starts it over.
-fn checkpoint_beside(writer: &mut Connection, path: &Path) -> Result<(), DbError> {
-    // The log's frames copied by the last checkpoint, and whether one is running.
-    let backfilled = Arc::new(AtomicI32::new(0));
-    let running = Arc::new(AtomicBool::new(false));
-    let conn: Arc<Mutex<Option<Connection>>> = Arc::default();
-    let path = path.to_path_buf();
-    writer.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
-        if pages >= CHECKPOINT_PAGES_AT_MOST {
-            // Writes never paused long enough for a checkpoint beside them to copy the whole
-            // log: this commit copies it, as SQLite's own checkpoint would, and the log starts
-            // over at the next one.
-            // Never an error: the commit is made, and a checkpoint busy beside it goes on.
-            if let Ok((_, copied)) = wal.checkpoint_v2(rusqlite::wal::CheckpointMode::PASSIVE) {
-                backfilled.store(copied.max(0), Ordering::Release);
-            }
-            return Ok(());
-        }
-        let done = backfilled.load(Ordering::Acquire);
-        // Fewer pages than were copied: the log started over since.
-        let fresh = if pages < done { pages } else { pages - done };
-        if fresh < CHECKPOINT_PAGES || running.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let (backfilled, running, conn, path) =
-            (backfilled.clone(), running.clone(), conn.clone(), path.clone());
-        let checkpoint = move || {
-            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-            if conn.is_none() {
-                *conn = connect(&path, false).map_err(|e| tracing::warn!(error = %e, "no checkpoint")).ok();
-            }
-            if let Some(c) = conn.as_ref() {
-                match c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i32>(2)) {
-                    Ok(copied) => backfilled.store(copied.max(0), Ordering::Release),
-                    // The log grows until the next one succeeds; nothing is lost.
-                    Err(e) => tracing::warn!(error = %e, "the WAL checkpoint failed"),
-                }
-            }
-            running.store(false, Ordering::Release);
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn_blocking(checkpoint)),
-            Err(_) => checkpoint(),
-        }
-        Ok(())
-    }))?;
-    Ok(())
-}
+/// When the log is checkpointed into the file (see [`lector_states::store::wal`]): 1,000 pages
+/// written is SQLite's own default.
+const CHECKPOINT_PAGES: CheckpointPages = CheckpointPages { every: 1000, at_most: 8000 };
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -263,7 +202,7 @@ impl Db {
         }
         let mut writer = connect(&path, false)?;
         migrate(&mut writer)?;
-        checkpoint_beside(&mut writer, &path)?;
+        checkpoint_beside(&mut writer, &path, CHECKPOINT_PAGES)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
@@ -472,7 +411,7 @@ mod tests {
         assert!(size(&path) >= 40 << 20, "the file holds what was written: {} bytes", size(&path));
         let wal = size(&dir.path().join("lector.sqlite-wal"));
         // A few writes past the size at which a commit copies it (one busy beside it waits a commit).
-        let bound = (CHECKPOINT_PAGES_AT_MOST as u64 + 2000) * 4120;
+        let bound = (CHECKPOINT_PAGES.at_most as u64 + 2000) * 4120;
         assert!(wal <= bound, "the log ({wal} bytes) started over rather than holding all 48 MiB");
     }
 

@@ -4,6 +4,7 @@
 
 mod memory;
 mod sqlite;
+pub mod wal;
 
 use std::fmt;
 use std::sync::Arc;

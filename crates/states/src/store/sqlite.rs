@@ -119,7 +119,7 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -65536)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        checkpoint_beside(&mut conn, &path)?;
+        super::wal::checkpoint_beside(&mut conn, &path, CHECKPOINT_PAGES)?;
         let db = Db { conn, seqs: HashMap::new() };
         let shared = Arc::new(Shared { queue: Mutex::new(Vec::new()), conn: Mutex::new(db) });
         Ok(SqliteStore { shared, path })
@@ -177,54 +177,9 @@ impl SqliteStore {
     }
 }
 
-/// WAL pages written since the last checkpoint past which the log is copied into the file.
-const CHECKPOINT_PAGES: i32 = 4000;
-
-/// Checkpoints the log on a thread of its own instead of in a commit. SQLite's automatic
-/// checkpoint runs inside the commit that takes the log past its size: that commit, and every
-/// transition queued behind it (a Map's iterations among them), waited for the pages to be
-/// copied and the file synced, 150 ms at 10,000 pages. Here the writer's WAL hook (which
-/// replaces the automatic checkpoint) starts a passive checkpoint on a connection of its own
-/// once [`CHECKPOINT_PAGES`] pages were written since the last one; it copies what no reader
-/// still needs without taking the write lock, and a later commit starts the log over.
-fn checkpoint_beside(writer: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-    let copied = Arc::new(AtomicI32::new(0));
-    let running = Arc::new(AtomicBool::new(false));
-    let path = path.to_path_buf();
-    writer.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
-        if pages >= 4 * CHECKPOINT_PAGES {
-            // Commits that never paused long enough for a checkpoint beside them to copy the
-            // whole log: this one copies it, so that the log starts over.
-            // Never an error: the commit is made, and a checkpoint busy beside it goes on.
-            if let Ok((_, n)) = wal.checkpoint_v2(rusqlite::wal::CheckpointMode::PASSIVE) {
-                copied.store(n.max(0), Ordering::Release);
-            }
-            return Ok(());
-        }
-        let before = copied.load(Ordering::Acquire);
-        let written = if pages < before { pages } else { pages - before };
-        if written < CHECKPOINT_PAGES || running.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let (copied, running, path) = (copied.clone(), running.clone(), path.clone());
-        let checkpoint = move || {
-            // A failed checkpoint leaves the log to grow until the next one; nothing is lost.
-            if let Ok(c) = Connection::open(&path)
-                && let Ok(n) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i32>(2))
-            {
-                copied.store(n.max(0), Ordering::Release);
-            }
-            running.store(false, Ordering::Release);
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn_blocking(checkpoint)),
-            Err(_) => checkpoint(),
-        }
-        Ok(())
-    }))?;
-    Ok(())
-}
+/// When the executions file's log is checkpointed (see [`super::wal`]).
+const CHECKPOINT_PAGES: super::wal::CheckpointPages =
+    super::wal::CheckpointPages { every: 4000, at_most: 16000 };
 
 fn flush(db: &mut Db, commits: Vec<(Batch, Ack)>) {
     if commits.is_empty() {
