@@ -29,7 +29,8 @@ use lector_pipeline::steps::{
     start_requested,
 };
 use lector_states::{
-    DefinitionSubstitutions, Engine, EngineConfig, EngineError, RealClock, TaskError, TaskRegistry,
+    Definition, DefinitionSubstitutions, Engine, EngineConfig, EngineError, RealClock, StateMachineType,
+    TaskError, TaskRegistry,
 };
 use serde_json::Value;
 
@@ -155,8 +156,11 @@ impl LocalSystem {
         engine
             .register_state_machine_text(STATE_MACHINE, CONVERSION_ASL, &local_substitutions())
             .context("loading statemachines/conversion.asl.json")?;
+        // An Express workflow, as it is deployed (template.yaml).
+        let polling = Definition::parse(POLL_FEEDS_ASL, &local_substitutions())
+            .context("loading statemachines/poll-feeds.asl.json")?;
         engine
-            .register_state_machine_text(POLL_STATE_MACHINE, POLL_FEEDS_ASL, &local_substitutions())
+            .register_state_machine_of_type(POLL_STATE_MACHINE, polling, StateMachineType::Express)
             .context("loading statemachines/poll-feeds.asl.json")?;
         if options.resume {
             let resumed = engine.resume().await.context("resuming running executions")?;

@@ -95,6 +95,8 @@ pub struct SyncExecution {
 struct Running {
     done: Arc<watch::Sender<bool>>,
     handle: Option<JoinHandle<()>>,
+    /// The events an Express execution holds until it ends.
+    held: Arc<Mutex<Vec<history::Event>>>,
 }
 
 struct Inner {
@@ -356,6 +358,7 @@ impl Engine {
             rt: rt.clone(),
             next_event_id: Mutex::new(3),
             resume: Mutex::new(HashMap::new()),
+            held: Arc::default(),
         });
         self.launch(exec, root);
         Ok(StartedExecution { execution_arn: arn, start_date: now, created: true })
@@ -369,6 +372,7 @@ impl Engine {
         let inner = self.inner.clone();
         let done2 = done.clone();
         let arn2 = arn.clone();
+        let held = exec.held.clone();
         let handle = tokio::spawn(async move {
             drive(exec, root).await;
             let mut running = inner.running.lock().unwrap_or_else(|e| e.into_inner());
@@ -376,7 +380,7 @@ impl Engine {
             drop(running);
             done2.send_replace(true);
         });
-        running.insert(arn, Running { done, handle: Some(handle) });
+        running.insert(arn, Running { done, handle: Some(handle), held });
     }
 
     /// An execution's record (`DescribeExecution`).
@@ -515,39 +519,40 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let record = self.describe(execution_arn).await?;
         let entry = self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).remove(execution_arn);
-        let done = match entry {
+        let (done, held) = match entry {
             Some(mut r) => {
                 if let Some(h) = r.handle.take() {
                     h.abort();
                     let _ = h.await;
                 }
-                Some(r.done)
+                let held = std::mem::take(&mut *r.held.lock().unwrap_or_else(|e| e.into_inner()));
+                (Some(r.done), held)
             }
-            None => None,
+            None => (None, Vec::new()),
         };
         if record.status == ExecutionStatus::Running {
             let store = &self.inner.rt.store;
-            let last = store.last_event_id(execution_arn).await?;
+            let stored = store.last_event_id(execution_arn).await?;
+            let last = held.iter().map(|e| e.id).fold(stored, u64::max);
             let now = self.inner.rt.clock.now();
             let aborted = EventKind::ExecutionAborted {
                 error: error.map(str::to_string),
                 cause: cause.map(str::to_string),
             };
             let events = history::number(vec![aborted], last + 1, last, now);
-            store
-                .commit(Batch {
-                    execution_arn: Arc::from(execution_arn),
-                    events,
-                    update: Some(ExecutionUpdate {
-                        status: Some(ExecutionStatus::Aborted),
-                        error: Some(error.map(str::to_string)),
-                        cause: Some(cause.map(str::to_string)),
-                        stop_date: Some(Some(now)),
-                        ..ExecutionUpdate::default()
-                    }),
-                    ..Batch::default()
-                })
-                .await?;
+            let batch = Batch {
+                execution_arn: Arc::from(execution_arn),
+                events,
+                update: Some(ExecutionUpdate {
+                    status: Some(ExecutionStatus::Aborted),
+                    error: Some(error.map(str::to_string)),
+                    cause: Some(cause.map(str::to_string)),
+                    stop_date: Some(Some(now)),
+                    ..ExecutionUpdate::default()
+                }),
+                ..Batch::default()
+            };
+            store.commit(crate::exec::with_held(held, batch)).await?;
         }
         if let Some(d) = done {
             d.send_replace(true);
@@ -683,6 +688,7 @@ impl Engine {
             rt: self.inner.rt.clone(),
             next_event_id: Mutex::new(next_event_id),
             resume: Mutex::new(frames),
+            held: Arc::default(),
         });
         self.launch(exec, root);
         Ok(())
@@ -765,7 +771,7 @@ async fn finish_timed_out(exec: &Exec) -> Result<(), Halt> {
         let id = *next;
         *next += 1;
         let events = history::number(vec![EventKind::ExecutionTimedOut], id, id - 1, now);
-        exec.rt.store.commit(Batch {
+        exec.commit(Batch {
             execution_arn: exec.arn.clone(),
             events,
             update: Some(ExecutionUpdate {

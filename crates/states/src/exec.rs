@@ -21,7 +21,9 @@ use crate::definition::{
 };
 use crate::error::{Failure, PAYLOAD_LIMIT_BYTES, at_state, names};
 use crate::history::{self, EventKind, Payload};
-use crate::store::{Batch, ExecutionStore, ExecutionUpdate, FrameRecord, FrameStatus, StoreError};
+use crate::store::{
+    Batch, ExecutionStatus, ExecutionStore, ExecutionUpdate, FrameRecord, FrameStatus, StoreError,
+};
 use crate::task::{ResourceKind, TaskContext, TaskError, TaskOutput, TaskRegistry, parse_function_ref};
 use crate::template::{ContextPart, EvalError, Scope, Template, TemplateError};
 
@@ -74,6 +76,8 @@ pub(crate) struct Exec {
     pub next_event_id: Mutex<u64>,
     /// Frames loaded from the store for a resume or redrive, taken as the frames reach them.
     pub resume: Mutex<HashMap<String, FrameRecord>>,
+    /// An Express execution's events, held until it ends (see [`Exec::commit`]).
+    pub held: Arc<Mutex<Vec<history::Event>>>,
 }
 
 /// Why a frame stopped without an output.
@@ -295,7 +299,39 @@ impl Exec {
                 update: w.update,
             }
         };
-        self.rt.store.commit(batch).await.map_err(Halt::Store)
+        self.commit(batch).await.map_err(Halt::Store)
+    }
+
+    /// Record a batch. A Standard execution's is committed before the execution goes on, so that
+    /// it resumes from there after a restart.
+    ///
+    /// An Express execution is kept as AWS keeps one: it is not resumed from where it was (a
+    /// restart runs it again from the start, as AWS runs an asynchronous Express execution at
+    /// least once) and its history is not kept when it succeeds (AWS has no history of an
+    /// Express execution, only its logs, and the deployed workflows log errors alone). So its
+    /// events are held in memory and its threads' frames are not written; its end is committed
+    /// with the events it held when it did not succeed, and with its last events alone when it
+    /// did (its record, its start and its end).
+    pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        if !self.express {
+            return self.rt.store.commit(batch).await;
+        }
+        let end = batch.update.as_ref().and_then(|u| u.status).filter(|s| *s != ExecutionStatus::Running);
+        let held = {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            match end {
+                None => {
+                    held.extend(batch.events);
+                    return Ok(());
+                }
+                Some(ExecutionStatus::Succeeded) => {
+                    held.clear();
+                    Vec::new()
+                }
+                Some(_) => std::mem::take(&mut *held),
+            }
+        };
+        self.rt.store.commit(with_held(held, batch)).await
     }
 
     /// Numbers events now and keeps them in the frame for its next write: a child's start is
@@ -1614,6 +1650,16 @@ fn child_future(exec: &Arc<Exec>, index: usize, frame: Frame) -> BoxFuture<'stat
         let (frame, result) = run_frame(exec, frame).await;
         (index, frame, result)
     })
+}
+
+/// `batch` with the `held` events before its own, in the order of their ids.
+pub(crate) fn with_held(mut held: Vec<history::Event>, batch: Batch) -> Batch {
+    if held.is_empty() {
+        return batch;
+    }
+    held.extend(batch.events);
+    held.sort_by_key(|e| e.id);
+    Batch { events: held, ..batch }
 }
 
 /// Writes the last events of ended children (their frames saved with them), numbered in order

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use lector_states::HistoryEvent;
 use lector_states::{
     Clock, Definition, DefinitionSubstitutions, Engine, EngineError, ExecutionStatus, MemoryStore, RealClock,
-    SqliteStore, TaskError, TaskRegistry, VirtualClock,
+    SqliteStore, StateMachineType, TaskError, TaskRegistry, VirtualClock,
 };
 use serde_json::{Value, json};
 
@@ -426,6 +426,134 @@ fn running_executions_resume_after_a_restart_from_sqlite() -> anyhow::Result<()>
         assert_eq!(calls, vec![0, 1, 2, 3, 4], "completed items did not run again");
         anyhow::Ok(())
     })
+}
+
+/// A Map of five items over the Task `work`, one at a time.
+const ITEMS_MAP: &str = r#"{"StartAt":"Each","States":{"Each":{"Type":"Map","MaxConcurrency":1,
+    "ItemProcessor":{"StartAt":"Work","States":{"Work":{"Type":"Task","Resource":"work","End":true}}},
+    "End":true}}}"#;
+
+/// `work` records each item it is called for and returns it; item `hang` never returns,
+/// item `fail` fails.
+fn items_registry(calls: Arc<Mutex<Vec<u64>>>, hang: Option<u64>, fail: Option<u64>) -> TaskRegistry {
+    let mut r = TaskRegistry::new();
+    r.register("work", move |v: Value, ctx| {
+        let c = calls.clone();
+        async move {
+            let i = ctx.map_item_index.expect("an item index");
+            c.lock().expect("lock").push(i);
+            if Some(i) == hang {
+                std::future::pending::<()>().await;
+            }
+            if Some(i) == fail {
+                return Err(TaskError::new("Work.Failed", format!("item {i}")));
+            }
+            Ok(json!({"done": v}))
+        }
+    });
+    r
+}
+
+fn express_engine(
+    store: Arc<dyn lector_states::ExecutionStore>,
+    registry: TaskRegistry,
+) -> anyhow::Result<Engine> {
+    // The real clock: on a virtual one, a handler that never returns lets time run on to the
+    // Express execution's five-minute limit.
+    let engine = Engine::new(store, Arc::new(RealClock), registry);
+    let definition = Definition::parse(ITEMS_MAP, &DefinitionSubstitutions::new())?;
+    engine.register_state_machine_of_type("items", definition, StateMachineType::Express)?;
+    Ok(engine)
+}
+
+fn types(history: &[HistoryEvent]) -> Vec<&str> {
+    history.iter().map(|e| e.event_type.as_str()).collect()
+}
+
+/// An Express execution is kept as AWS keeps one: nothing of its run is written until it
+/// ends, a restart runs it again from its start, and a success keeps its record, its start and
+/// its end, not the history between.
+#[test]
+fn an_express_execution_starts_over_after_a_restart_and_keeps_no_history_when_it_succeeds()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("states.sqlite");
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    // First process: items 0-2 done, item 3 never returns; the process then ends.
+    let arn = {
+        let rt = tokio::runtime::Runtime::new()?;
+        rt.block_on(async {
+            let engine = express_engine(
+                Arc::new(SqliteStore::open(&path)?),
+                items_registry(calls.clone(), Some(3), None),
+            )?;
+            let started = engine.start_execution("items", Some("poll-1"), json!([0, 1, 2, 3, 4])).await?;
+            while calls.lock().expect("lock").len() < 4 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            anyhow::Ok(started.execution_arn)
+        })?
+    };
+    assert!(arn.contains(":express:items:poll-1:"), "{arn}");
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let store = Arc::new(SqliteStore::open(&path)?);
+        // Three iterations ended, and the file holds only what the start wrote.
+        let history = lector_states::ExecutionStore::history(&*store, &arn).await?;
+        assert_eq!(types(&history), ["ExecutionStarted", "MapStateEntered"]);
+        let frames = lector_states::ExecutionStore::frames(&*store, &arn).await?;
+        assert_eq!(frames.iter().map(|f| &*f.path).collect::<Vec<_>>(), [""]);
+
+        let engine = express_engine(store, items_registry(calls.clone(), None, None))?;
+        assert_eq!(engine.resume().await?, vec![arn.clone()]);
+        let done = engine.wait(&arn).await?;
+        assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:?}");
+        // Run again from the start: every item, the first three a second time.
+        assert_eq!(*calls.lock().expect("lock"), [0, 1, 2, 3, 0, 1, 2, 3, 4]);
+        let history = engine.history(&arn).await?;
+        let kinds = types(&history);
+        assert_eq!(kinds[..2], ["ExecutionStarted", "MapStateEntered"]);
+        assert_eq!(kinds.last(), Some(&"ExecutionSucceeded"));
+        assert!(!kinds.iter().any(|k| k.starts_with("MapIteration") || k.starts_with("Lambda")), "{kinds:?}");
+        assert!(history.windows(2).all(|w| w[0].id < w[1].id), "ids in order: {kinds:?}");
+        anyhow::Ok(())
+    })
+}
+
+/// An Express execution that fails, or is stopped, keeps every event it held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_express_execution_that_fails_or_is_stopped_keeps_its_whole_history() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(SqliteStore::open(dir.path().join("states.sqlite"))?);
+    let calls = Arc::new(Mutex::new(Vec::new()));
+
+    let engine = express_engine(store.clone(), items_registry(calls.clone(), None, Some(2)))?;
+    let failed = engine.start_execution("items", Some("fails"), json!([0, 1, 2, 3])).await?;
+    let done = engine.wait(&failed.execution_arn).await?;
+    assert_eq!(done.status, ExecutionStatus::Failed, "{done:?}");
+    assert_eq!(done.error.as_deref(), Some("Work.Failed"));
+    let history = engine.history(&failed.execution_arn).await?;
+    let kinds = types(&history);
+    assert_eq!(kinds.iter().filter(|k| **k == "MapIterationSucceeded").count(), 2, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "LambdaFunctionFailed").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"ExecutionFailed"));
+    assert!(history.windows(2).all(|w| w[0].id < w[1].id), "ids in order: {kinds:?}");
+
+    let engine = express_engine(store, items_registry(calls.clone(), Some(1), None))?;
+    let stopped = engine.start_execution("items", Some("stopped"), json!([0, 1, 2])).await?;
+    while calls.lock().expect("lock").len() < 5 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    engine.stop(&stopped.execution_arn, Some("Operator.Stop"), None).await?;
+    let history = engine.history(&stopped.execution_arn).await?;
+    let kinds = types(&history);
+    assert_eq!(kinds.iter().filter(|k| **k == "MapIterationSucceeded").count(), 1, "{kinds:?}");
+    // The iteration in flight has written nothing yet, as a Standard execution's would not.
+    assert_eq!(kinds.iter().filter(|k| **k == "LambdaFunctionStarted").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"ExecutionAborted"));
+    assert!(history.windows(2).all(|w| w[0].id < w[1].id), "ids in order: {kinds:?}");
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
