@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use lector_core::feed::index::{project_feed, project_feeds};
-use lector_core::index::{ProjectError, project, project_all};
+use lector_core::feed::index::Feeds;
+use lector_core::index::{Conversions, KeptStatuses, ProjectError, follow, follow_all};
 use lector_core::ports::{
     Clock, ExecutionInfo, ExecutionStatus, FeedPolls, ObjectStore, Voice, WorkflowError, Workflows,
 };
@@ -173,8 +173,16 @@ impl LocalSystem {
         let rule = Arc::new(WorkflowRule { workflows: workflows.clone(), started: Default::default() });
         let subscribers: Vec<Arc<dyn Subscriber>> = vec![
             rule.clone(),
-            Arc::new(ListProjector { index: index.clone(), events: data.events.clone() }),
-            Arc::new(FeedProjector { index: feeds.clone(), events: data.events.clone() }),
+            Arc::new(ListProjector {
+                index: index.clone(),
+                events: data.events.clone(),
+                kept: Default::default(),
+            }),
+            Arc::new(FeedProjector {
+                index: feeds.clone(),
+                events: data.events.clone(),
+                kept: Default::default(),
+            }),
             Arc::new(ConversionRequester { ports: ports.clone() }),
         ];
         let polls = Arc::new(LocalPolls { engine: engine.clone(), clock: ports.clock.clone() });
@@ -374,6 +382,8 @@ impl Subscriber for WorkflowRule {
 pub struct ListProjector {
     pub index: Arc<SqliteConversionIndex>,
     pub events: SqliteEventStore,
+    /// The statuses it stored last, folded onto without reading them back.
+    pub kept: KeptStatuses<lector_core::ConversionId, lector_core::status::ConversionStatus>,
 }
 
 /// The outbox subscriber name of the list projection.
@@ -390,7 +400,7 @@ impl Subscriber for ListProjector {
     }
 
     async fn deliver(&self, event: &RecordedEvent) -> Result<(), DeliveryError> {
-        projected(project(&*self.index, &self.events, event).await)
+        projected(follow(&self.kept.over(&Conversions(&*self.index)), &self.events, event).await)
     }
 
     fn takes_batches(&self) -> bool {
@@ -398,7 +408,7 @@ impl Subscriber for ListProjector {
     }
 
     async fn deliver_all(&self, events: &[RecordedEvent]) -> Result<(), DeliveryError> {
-        projected(project_all(&*self.index, &self.events, events).await)
+        projected(follow_all(&self.kept.over(&Conversions(&*self.index)), &self.events, events).await)
     }
 }
 
@@ -407,6 +417,8 @@ impl Subscriber for ListProjector {
 pub struct FeedProjector {
     pub index: Arc<SqliteFeedIndex>,
     pub events: SqliteEventStore,
+    /// The subscriptions it stored last, folded onto without reading them back.
+    pub kept: KeptStatuses<lector_core::FeedId, lector_core::feed::FeedStatus>,
 }
 
 /// The outbox subscriber name of the list of subscriptions.
@@ -423,7 +435,7 @@ impl Subscriber for FeedProjector {
     }
 
     async fn deliver(&self, event: &RecordedEvent) -> Result<(), DeliveryError> {
-        projected(project_feed(&*self.index, &self.events, event).await)
+        projected(follow(&self.kept.over(&Feeds(&*self.index)), &self.events, event).await)
     }
 
     fn takes_batches(&self) -> bool {
@@ -431,7 +443,7 @@ impl Subscriber for FeedProjector {
     }
 
     async fn deliver_all(&self, events: &[RecordedEvent]) -> Result<(), DeliveryError> {
-        projected(project_feeds(&*self.index, &self.events, events).await)
+        projected(follow_all(&self.kept.over(&Feeds(&*self.index)), &self.events, events).await)
     }
 }
 

@@ -128,6 +128,7 @@ async fn populate(lector: &Lector) -> Vec<lector_core::ConversionStatus> {
     outbox.subscribe(Arc::new(lector::local::ListProjector {
         index: index.clone(),
         events: data.events.clone(),
+        kept: Default::default(),
     }));
     outbox.drain().await.unwrap();
     list_all(&*index).await.unwrap()

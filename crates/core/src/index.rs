@@ -2,11 +2,14 @@
 //! one conversion's status (always folded from its own stream), the list is a read model that
 //! follows the log and can be dropped and rebuilt from it at any time.
 
+use std::hash::Hash;
+
 use async_trait::async_trait;
 
 use crate::envelope::RecordedEvent;
 use crate::event::DecodeError;
 use crate::id::{ConversionId, FeedId};
+use crate::kept::KeptMap;
 use crate::status::{ConversionState, ConversionStatus};
 use crate::store::{EventStore, StoreError};
 
@@ -108,6 +111,135 @@ pub trait ReadModel: Send + Sync {
     async fn clear_all(&self) -> Result<(), IndexError>;
     /// Every status the model holds (all pages).
     async fn every_status(&self) -> Result<Vec<Self::Status>, IndexError>;
+}
+
+/// The statuses a projection stored last, kept in memory between its deliveries so that the
+/// next events of a key are folded onto them without reading them back from the model (a read
+/// and a decode per key, which were most of what following the log cost). Bounded by count,
+/// the least recently stored dropped first.
+///
+/// A kept status is the fold of its stream up to its version, as the model's is, so it may only
+/// fall behind the model's (another process projecting the same log), never disagree: events at
+/// or below it are then passed over, and past a gap the stream is folded again, as with a status
+/// read; the model takes no older version than it holds.
+pub struct KeptStatuses<K, S> {
+    kept: KeptMap<K, S>,
+}
+
+/// The statuses kept by default: about 10 MB of subscriptions.
+pub const KEPT_STATUSES: usize = 10_000;
+
+impl<K: Hash + Eq + Clone, S: Clone> Default for KeptStatuses<K, S> {
+    fn default() -> Self {
+        KeptStatuses::new(KEPT_STATUSES)
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: Clone> KeptStatuses<K, S> {
+    /// Keeps at most `max` statuses.
+    pub fn new(max: usize) -> Self {
+        KeptStatuses { kept: KeptMap::new(max) }
+    }
+
+    /// How many statuses are kept.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// `model`, its statuses read from what is kept when they are, and kept when stored.
+    pub fn over<'a, M>(&'a self, model: &'a M) -> WithKept<'a, M>
+    where
+        M: ReadModel<Key = K, Status = S> + ?Sized,
+    {
+        WithKept { model, kept: self }
+    }
+}
+
+impl<K, S> std::fmt::Debug for KeptStatuses<K, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeptStatuses").finish_non_exhaustive()
+    }
+}
+
+/// A read model through the statuses kept of it ([`KeptStatuses::over`]).
+pub struct WithKept<'a, M: ReadModel + ?Sized> {
+    model: &'a M,
+    kept: &'a KeptStatuses<M::Key, M::Status>,
+}
+
+impl<M: ReadModel + ?Sized> std::fmt::Debug for WithKept<'_, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WithKept").finish_non_exhaustive()
+    }
+}
+
+impl<M: ReadModel + ?Sized> WithKept<'_, M>
+where
+    M::Key: Hash + Eq,
+{
+    fn keep(&self, status: &M::Status) {
+        self.kept.kept.keep(M::key_of(status), status.clone(), 1);
+    }
+}
+
+#[async_trait]
+impl<M: ReadModel + ?Sized> ReadModel for WithKept<'_, M>
+where
+    M::Key: Hash + Eq,
+{
+    type Key = M::Key;
+    type Status = M::Status;
+
+    fn key_of_stream(stream: &crate::id::StreamId) -> Option<Self::Key> {
+        M::key_of_stream(stream)
+    }
+    fn key_of(status: &Self::Status) -> Self::Key {
+        M::key_of(status)
+    }
+    fn version_of(status: &Self::Status) -> u64 {
+        M::version_of(status)
+    }
+    fn apply(
+        status: Option<Self::Status>,
+        event: &RecordedEvent,
+    ) -> Result<Option<Self::Status>, DecodeError> {
+        M::apply(status, event)
+    }
+
+    async fn get_status(&self, key: &Self::Key) -> Result<Option<Self::Status>, IndexError> {
+        if let Some(status) = self.kept.kept.get(key) {
+            return Ok(Some(status));
+        }
+        let status = self.model.get_status(key).await?;
+        if let Some(status) = &status {
+            self.keep(status);
+        }
+        Ok(status)
+    }
+    async fn put_status(&self, status: &Self::Status) -> Result<(), IndexError> {
+        self.model.put_status(status).await?;
+        self.keep(status);
+        Ok(())
+    }
+    async fn put_statuses(&self, statuses: &[Self::Status]) -> Result<(), IndexError> {
+        self.model.put_statuses(statuses).await?;
+        for status in statuses {
+            self.keep(status);
+        }
+        Ok(())
+    }
+    async fn clear_all(&self) -> Result<(), IndexError> {
+        self.kept.kept.clear();
+        self.model.clear_all().await
+    }
+    async fn every_status(&self) -> Result<Vec<Self::Status>, IndexError> {
+        self.model.every_status().await
+    }
 }
 
 /// Fold one event of the log into a read model. Events at or below the stored version are

@@ -21,6 +21,7 @@ pub mod event;
 pub mod feed;
 pub mod id;
 pub mod index;
+pub mod kept;
 pub mod object;
 pub mod ports;
 pub mod pronunciation;

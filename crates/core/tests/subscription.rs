@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use lector_core::feed::event::*;
 use lector_core::feed::index::{
-    FeedIndex, MemoryFeedIndex, check_feeds, project_feed, project_feeds, rebuild_feeds,
+    FeedIndex, Feeds, MemoryFeedIndex, check_feeds, project_feed, project_feeds, rebuild_feeds,
 };
 use lector_core::feed::service::{
     FeedSnapshot, FoldedFeeds, SNAPSHOT_EVERY, SNAPSHOT_FORMAT, SnapshotLoaded, execute_feed,
@@ -14,6 +14,7 @@ use lector_core::feed::service::{
 };
 use lector_core::feed::subscription::{FeedCommand, FeedError, FeedItem, PollFailure, PollResult, decide};
 use lector_core::feed::{FeedState, FeedStatus, Subscription};
+use lector_core::index::{IndexError, KeptStatuses, ReadModel, follow_all};
 use lector_core::object::ObjectMeta;
 use lector_core::ports::{ObjectError, ObjectStore};
 use lector_core::schedule::{FailureKind, PollReason};
@@ -310,6 +311,106 @@ fn the_list_folds_a_batch_of_events_as_it_folds_them_one_at_a_time() {
             assert_eq!(expected, FeedStatus::fold(&events).unwrap().unwrap());
         }
         assert!(check_feeds(&batched, &store).await.unwrap().is_empty());
+    });
+}
+
+/// The list of subscriptions read through [`Feeds`], counting its reads.
+struct CountedReads<'a> {
+    feeds: Feeds<'a>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl ReadModel for CountedReads<'_> {
+    type Key = FeedId;
+    type Status = FeedStatus;
+    fn key_of_stream(stream: &lector_core::StreamId) -> Option<FeedId> {
+        Feeds::key_of_stream(stream)
+    }
+    fn key_of(status: &FeedStatus) -> FeedId {
+        Feeds::key_of(status)
+    }
+    fn version_of(status: &FeedStatus) -> u64 {
+        Feeds::version_of(status)
+    }
+    fn apply(
+        status: Option<FeedStatus>,
+        event: &lector_core::RecordedEvent,
+    ) -> Result<Option<FeedStatus>, lector_core::event::DecodeError> {
+        Feeds::apply(status, event)
+    }
+    async fn get_status(&self, key: &FeedId) -> Result<Option<FeedStatus>, IndexError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.feeds.get_status(key).await
+    }
+    async fn put_status(&self, status: &FeedStatus) -> Result<(), IndexError> {
+        self.feeds.put_status(status).await
+    }
+    async fn put_statuses(&self, statuses: &[FeedStatus]) -> Result<(), IndexError> {
+        self.feeds.put_statuses(statuses).await
+    }
+    async fn clear_all(&self) -> Result<(), IndexError> {
+        self.feeds.clear_all().await
+    }
+    async fn every_status(&self) -> Result<Vec<FeedStatus>, IndexError> {
+        self.feeds.every_status().await
+    }
+}
+
+#[test]
+fn a_projection_that_keeps_its_statuses_reads_each_once_and_never_stores_an_older_one() {
+    let store = MemoryEventStore::new();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    rt.block_on(async {
+        let ids: Vec<FeedId> = ["https://a.example/feed", "https://b.example/feed"]
+            .iter()
+            .map(|u| FeedId::derive(&Url::parse(u).unwrap()))
+            .collect();
+        for (n, id) in ids.iter().enumerate() {
+            let FeedEvent::FeedSubscribed(mut s) = subscribed(0, false) else { unreachable!() };
+            s.feed_id = id.clone();
+            s.url = Url::parse(&format!("https://{n}.example/feed")).unwrap();
+            let meta = EventMeta { occurred_at: t(0), correlation_id: id.to_string(), causation_id: None };
+            execute_feed(&store, id, FeedCommand::Subscribe(s), &meta).await.unwrap();
+        }
+        for minute in 1..=6 {
+            for id in &ids {
+                let meta =
+                    EventMeta { occurred_at: t(minute), correlation_id: id.to_string(), causation_id: None };
+                let items = vec![item(&format!("post-{minute}"), &format!("h{minute}"), minute)];
+                execute_feed(&store, id, poll(minute, Some(items)), &meta).await.unwrap();
+            }
+        }
+        let log = store.read_all(0, 1000).await.unwrap();
+        let (first, rest) = log.split_at(log.len() / 2);
+        let index = MemoryFeedIndex::default();
+        let model = CountedReads { feeds: Feeds(&index), reads: Default::default() };
+        let reads = || model.reads.load(std::sync::atomic::Ordering::SeqCst);
+
+        // One projector, in batches of 3: each status is read once, the first time its feed
+        // is met (absent then), and never again.
+        let kept = KeptStatuses::default();
+        for batch in first.chunks(3) {
+            follow_all(&kept.over(&model), &store, batch).await.unwrap();
+        }
+        assert_eq!(reads(), 2);
+        assert_eq!(kept.len(), 2);
+
+        // Another projector (another process) folds the whole log meanwhile: the first one's
+        // kept statuses are now behind the model's.
+        let other = KeptStatuses::default();
+        follow_all(&other.over(&model), &store, &log).await.unwrap();
+        // What the first one delivers now (the rest, and an old batch again) leaves the model
+        // where it is, and what it then keeps is no newer than the model.
+        for batch in rest.chunks(3).chain(first.chunks(3).take(1)) {
+            follow_all(&kept.over(&model), &store, batch).await.unwrap();
+        }
+        assert_eq!(reads(), 4, "read once by each projector");
+        for id in &ids {
+            let events = store.read_stream(&id.stream(), 0).await.unwrap();
+            assert_eq!(index.get(id).await.unwrap(), FeedStatus::fold(&events).unwrap());
+        }
+        assert!(check_feeds(&index, &store).await.unwrap().is_empty());
     });
 }
 

@@ -8,6 +8,7 @@ use crate::envelope::{EventMeta, NewEvent, RecordedEvent};
 use crate::feed::event::FeedEvent;
 use crate::feed::subscription::{FeedCommand, FeedError, Subscription, decide, evolve};
 use crate::id::{EventId, FeedId};
+use crate::kept::KeptMap;
 use crate::object::ObjectKey;
 use crate::ports::{ObjectError, ObjectStore};
 use crate::service::{ExecuteError, MAX_DECISIONS};
@@ -133,15 +134,7 @@ pub async fn load_feed_snapshot(
 /// recently kept dropped first.
 #[derive(Debug)]
 pub struct FoldedFeeds {
-    max_posts: usize,
-    kept: std::sync::Mutex<Kept>,
-}
-
-#[derive(Debug, Default)]
-struct Kept {
-    feeds: std::collections::HashMap<FeedId, (SnapshotLoaded, u64)>,
-    posts: usize,
-    clock: u64,
+    kept: KeptMap<FeedId, SnapshotLoaded>,
 }
 
 /// The posts the kept subscriptions may know in all, by default: about 25 MB.
@@ -156,67 +149,34 @@ impl Default for FoldedFeeds {
 impl FoldedFeeds {
     /// Keeps subscriptions knowing at most `max_posts` posts in all.
     pub fn new(max_posts: usize) -> FoldedFeeds {
-        FoldedFeeds { max_posts, kept: std::sync::Mutex::new(Kept::default()) }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
-        // Every change below leaves the map whole: a panic elsewhere cannot leave it half-done.
-        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+        FoldedFeeds { kept: KeptMap::new(max_posts) }
     }
 
     /// Takes a feed's subscription out: two polls of one feed at once do not share it (the
     /// second loads it from the log, and the stream's optimistic append decides between them).
     fn take(&self, id: &FeedId) -> Option<SnapshotLoaded> {
-        let mut kept = self.lock();
-        let (loaded, _) = kept.feeds.remove(id)?;
-        kept.posts -= weight(&loaded.state);
-        Some(loaded)
+        self.kept.take(id)
     }
 
     /// Keeps a subscription as folded up to its `version`.
     pub fn keep(&self, id: &FeedId, loaded: SnapshotLoaded) {
         let w = weight(&loaded.state);
-        if w > self.max_posts {
-            return;
-        }
-        let mut kept = self.lock();
-        kept.clock += 1;
-        let now = kept.clock;
-        if let Some((old, _)) = kept.feeds.insert(id.clone(), (loaded, now)) {
-            kept.posts -= weight(&old.state);
-        }
-        kept.posts += w;
-        if kept.posts > self.max_posts {
-            // Drop the least recently kept quarter at once, so that a full cache sorts once per
-            // many polls rather than at each.
-            let mut ages: Vec<(u64, FeedId)> =
-                kept.feeds.iter().map(|(id, (_, at))| (*at, id.clone())).collect();
-            ages.sort_unstable();
-            let target = self.max_posts - self.max_posts / 4;
-            for (_, id) in ages {
-                if kept.posts <= target {
-                    break;
-                }
-                if let Some((old, _)) = kept.feeds.remove(&id) {
-                    kept.posts -= weight(&old.state);
-                }
-            }
-        }
+        self.kept.keep(id.clone(), loaded, w);
     }
 
     /// Whether a feed's subscription is kept.
     pub fn contains(&self, id: &FeedId) -> bool {
-        self.lock().feeds.contains_key(id)
+        self.kept.contains(id)
     }
 
     /// How many subscriptions are kept.
     pub fn len(&self) -> usize {
-        self.lock().feeds.len()
+        self.kept.len()
     }
 
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.kept.is_empty()
     }
 }
 
