@@ -41,6 +41,10 @@ pub fn checkpoint_beside(
     writer.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, in_log: std::ffi::c_int| {
         // Never an error: the commit is made, and a failed or busy checkpoint is left to the next.
         if in_log >= pages.at_most {
+            // A checkpoint beside may be running (it holds its connection): this one waits for
+            // it, or it would be refused as busy and the log would grow for as long as that one
+            // takes (its sync of the file, on a busy machine, as long as a few thousand pages).
+            let _beside = shared.conn.lock().unwrap_or_else(|p| p.into_inner());
             if let Ok((_, copied)) = wal.checkpoint_v2(rusqlite::wal::CheckpointMode::PASSIVE) {
                 shared.copied.store(copied.max(0), Ordering::Release);
             }
