@@ -76,12 +76,15 @@ impl FeedIndex for SqliteFeedIndex {
             .collect::<Result<Vec<_>, IndexError>>()?;
         self.db
             .write(move |tx| {
+                // `created_at` is the subscription's first event's and never changes: leaving it
+                // out of the update leaves `feeds_by_time` untouched (a page written to the log
+                // per feed and poll otherwise).
                 let mut upsert = tx
                     .prepare_cached(
                         "INSERT INTO feeds (feed_id, state, polled, created_at, next_poll_at, version, status) \
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
                          ON CONFLICT (feed_id) DO UPDATE SET state = excluded.state, polled = excluded.polled, \
-                         created_at = excluded.created_at, next_poll_at = excluded.next_poll_at, \
+                         next_poll_at = excluded.next_poll_at, \
                          version = excluded.version, status = excluded.status \
                          WHERE excluded.version > feeds.version",
                     )

@@ -87,12 +87,14 @@ impl ConversionIndex for SqliteConversionIndex {
             .collect::<Result<Vec<_>, IndexError>>()?;
         self.db
             .write(move |tx| {
+                // `feed_id` and `created_at` are the request's and never change: leaving them
+                // out of the update leaves the two indexes on them untouched.
                 let mut upsert = tx
                     .prepare_cached(
                         "INSERT INTO conversions (conversion_id, feed_id, state, created_at, version, status) \
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                         ON CONFLICT (conversion_id) DO UPDATE SET feed_id = excluded.feed_id, \
-                         state = excluded.state, created_at = excluded.created_at, version = excluded.version, \
+                         ON CONFLICT (conversion_id) DO UPDATE SET \
+                         state = excluded.state, version = excluded.version, \
                          status = excluded.status \
                          WHERE excluded.version > conversions.version",
                     )
