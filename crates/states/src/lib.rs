@@ -19,8 +19,10 @@
 //!   `describe`, `history` (AWS event shapes), `list_executions`, `wait`, `stop`, `redrive`
 //!   and `resume`.
 //! - Stores: [`MemoryStore`] and [`SqliteStore`] (WAL, a file the caller chooses). Every
-//!   transition is written before the next state starts, so a killed process resumes its
-//!   running executions without running a completed Task again.
+//!   transition of a Standard execution is written before the next state starts, so a killed
+//!   process resumes its running executions without running a completed Task again. An
+//!   Express execution's transitions are held in memory: it runs again from its start after a
+//!   restart, and its history is written when it ends, only if it did not succeed.
 //! - Clocks: [`RealClock`] and [`VirtualClock`] (Wait states, retry intervals and timeouts
 //!   pass instantly, in deadline order).
 //! - [`conformance`]: runs a folder of AWS-recorded cases and reports each difference; used
