@@ -259,31 +259,37 @@ fn the_status_shows_failing_with_its_reason_and_next_try_then_recovers() {
     });
 }
 
+/// Two feeds subscribed, then each polled once a minute for `minutes` minutes with one new
+/// post: their events interleaved in the log.
+async fn two_feeds_polled(store: &MemoryEventStore, minutes: i64) -> Vec<FeedId> {
+    let ids: Vec<FeedId> = ["https://a.example/feed", "https://b.example/feed"]
+        .iter()
+        .map(|u| FeedId::derive(&Url::parse(u).unwrap()))
+        .collect();
+    for (n, id) in ids.iter().enumerate() {
+        let FeedEvent::FeedSubscribed(mut s) = subscribed(0, false) else { unreachable!() };
+        s.feed_id = id.clone();
+        s.url = Url::parse(&format!("https://{n}.example/feed")).unwrap();
+        let meta = EventMeta { occurred_at: t(0), correlation_id: id.to_string(), causation_id: None };
+        execute_feed(store, id, FeedCommand::Subscribe(s), &meta).await.unwrap();
+    }
+    for minute in 1..=minutes {
+        for id in &ids {
+            let meta =
+                EventMeta { occurred_at: t(minute), correlation_id: id.to_string(), causation_id: None };
+            let items = vec![item(&format!("post-{minute}"), &format!("h{minute}"), minute)];
+            execute_feed(store, id, poll(minute, Some(items)), &meta).await.unwrap();
+        }
+    }
+    ids
+}
+
 #[test]
 fn the_list_folds_a_batch_of_events_as_it_folds_them_one_at_a_time() {
     let store = MemoryEventStore::new();
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     rt.block_on(async {
-        // Two feeds, their events interleaved in the log.
-        let ids: Vec<FeedId> = ["https://a.example/feed", "https://b.example/feed"]
-            .iter()
-            .map(|u| FeedId::derive(&Url::parse(u).unwrap()))
-            .collect();
-        for (n, id) in ids.iter().enumerate() {
-            let FeedEvent::FeedSubscribed(mut s) = subscribed(0, false) else { unreachable!() };
-            s.feed_id = id.clone();
-            s.url = Url::parse(&format!("https://{n}.example/feed")).unwrap();
-            let meta = EventMeta { occurred_at: t(0), correlation_id: id.to_string(), causation_id: None };
-            execute_feed(&store, id, FeedCommand::Subscribe(s), &meta).await.unwrap();
-        }
-        for minute in 1..=4 {
-            for id in &ids {
-                let meta =
-                    EventMeta { occurred_at: t(minute), correlation_id: id.to_string(), causation_id: None };
-                let items = vec![item(&format!("post-{minute}"), &format!("h{minute}"), minute)];
-                execute_feed(&store, id, poll(minute, Some(items)), &meta).await.unwrap();
-            }
-        }
+        let ids = two_feeds_polled(&store, 4).await;
         let log = store.read_all(0, 1000).await.unwrap();
         assert!(log.len() > 10);
 
@@ -362,25 +368,7 @@ fn a_projection_that_keeps_its_statuses_reads_each_once_and_never_stores_an_olde
     let store = MemoryEventStore::new();
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     rt.block_on(async {
-        let ids: Vec<FeedId> = ["https://a.example/feed", "https://b.example/feed"]
-            .iter()
-            .map(|u| FeedId::derive(&Url::parse(u).unwrap()))
-            .collect();
-        for (n, id) in ids.iter().enumerate() {
-            let FeedEvent::FeedSubscribed(mut s) = subscribed(0, false) else { unreachable!() };
-            s.feed_id = id.clone();
-            s.url = Url::parse(&format!("https://{n}.example/feed")).unwrap();
-            let meta = EventMeta { occurred_at: t(0), correlation_id: id.to_string(), causation_id: None };
-            execute_feed(&store, id, FeedCommand::Subscribe(s), &meta).await.unwrap();
-        }
-        for minute in 1..=6 {
-            for id in &ids {
-                let meta =
-                    EventMeta { occurred_at: t(minute), correlation_id: id.to_string(), causation_id: None };
-                let items = vec![item(&format!("post-{minute}"), &format!("h{minute}"), minute)];
-                execute_feed(&store, id, poll(minute, Some(items)), &meta).await.unwrap();
-            }
-        }
+        let ids = two_feeds_polled(&store, 6).await;
         let log = store.read_all(0, 1000).await.unwrap();
         let (first, rest) = log.split_at(log.len() / 2);
         let index = MemoryFeedIndex::default();

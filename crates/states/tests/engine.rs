@@ -395,17 +395,9 @@ fn running_executions_resume_after_a_restart_from_sqlite() -> anyhow::Result<()>
                 }
             });
             let engine = Engine::new(Arc::new(SqliteStore::open(&path)?), virtual_clock(), r);
-            engine.register_state_machine_text(
-                "items",
-                r#"{"StartAt":"Each","States":{"Each":{"Type":"Map","MaxConcurrency":1,
-                    "ItemProcessor":{"StartAt":"Work","States":{"Work":{"Type":"Task","Resource":"work","End":true}}},
-                    "End":true}}}"#,
-                &DefinitionSubstitutions::new(),
-            )?;
+            engine.register_state_machine_text("items", ITEMS_MAP, &DefinitionSubstitutions::new())?;
             let started = engine.start_execution("items", Some("resume-1"), json!([0, 1, 2, 3, 4])).await?;
-            while calls.lock().expect("lock").len() < 3 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            calls_reach(&calls, 3).await;
             tokio::time::sleep(Duration::from_millis(50)).await;
             anyhow::Ok(started.execution_arn)
         })?
@@ -432,6 +424,13 @@ fn running_executions_resume_after_a_restart_from_sqlite() -> anyhow::Result<()>
 const ITEMS_MAP: &str = r#"{"StartAt":"Each","States":{"Each":{"Type":"Map","MaxConcurrency":1,
     "ItemProcessor":{"StartAt":"Work","States":{"Work":{"Type":"Task","Resource":"work","End":true}}},
     "End":true}}}"#;
+
+/// Waits until `calls` holds `n` items.
+async fn calls_reach(calls: &Mutex<Vec<u64>>, n: usize) {
+    while calls.lock().expect("lock").len() < n {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
 
 /// `work` records each item it is called for and returns it; item `hang` never returns,
 /// item `fail` fails.
@@ -488,9 +487,7 @@ fn an_express_execution_starts_over_after_a_restart_and_keeps_no_history_when_it
                 items_registry(calls.clone(), Some(3), None),
             )?;
             let started = engine.start_execution("items", Some("poll-1"), json!([0, 1, 2, 3, 4])).await?;
-            while calls.lock().expect("lock").len() < 4 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            calls_reach(&calls, 4).await;
             tokio::time::sleep(Duration::from_millis(50)).await;
             anyhow::Ok(started.execution_arn)
         })?
@@ -542,9 +539,7 @@ async fn an_express_execution_that_fails_or_is_stopped_keeps_its_whole_history()
 
     let engine = express_engine(store, items_registry(calls.clone(), Some(1), None))?;
     let stopped = engine.start_execution("items", Some("stopped"), json!([0, 1, 2])).await?;
-    while calls.lock().expect("lock").len() < 5 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    calls_reach(&calls, 5).await;
     engine.stop(&stopped.execution_arn, Some("Operator.Stop"), None).await?;
     let history = engine.history(&stopped.execution_arn).await?;
     let kinds = types(&history);
