@@ -298,6 +298,9 @@ fn connect(path: &Path, read_only: bool) -> Result<Connection, DbError> {
         // WAL with NORMAL survives a crash of the process (the case that matters here); only a
         // power loss can drop the last commits.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Each write of a group runs in a savepoint, whose journal of the pages it changed
+        // would go to a temporary file past 64 KiB: a group of polls wrote it at every commit.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
     }
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
