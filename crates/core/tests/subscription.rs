@@ -10,8 +10,7 @@ use lector_core::feed::index::{
 };
 use lector_core::feed::service::{
     FeedExecuteError, FeedSnapshot, FoldedFeeds, SNAPSHOT_EVERY, SNAPSHOT_FORMAT, SnapshotLoaded,
-    execute_feed, execute_feed_on, load_feed, load_feed_folded, load_feed_snapshot, load_feed_to_act,
-    save_feed_snapshot,
+    execute_feed, execute_feed_on, load_feed, load_feed_folded, load_feed_snapshot, save_feed_snapshot,
 };
 use lector_core::feed::subscription::{FeedCommand, FeedError, FeedItem, PollFailure, PollResult, decide};
 use lector_core::feed::{FeedState, FeedStatus, Subscription};
@@ -616,31 +615,21 @@ async fn a_poll_from_the_kept_subscription_reads_only_what_was_appended_since() 
     assert_eq!(loaded.state.posts.len(), 6);
 }
 
-/// A poll of a kept subscription that would be polled reads nothing before its append; when
-/// another writer appended meanwhile, the append conflicts and only what they appended is read
-/// and decided on: a change of settings is kept under the poll, a pause refuses it.
+/// A poll decided on a state that another writer has since moved on conflicts at its append;
+/// only what that writer appended is read, and the poll decided again on it: a change of
+/// settings is kept under the poll, a pause refuses it.
 #[tokio::test]
-async fn a_poll_acts_on_the_kept_subscription_and_its_append_catches_what_others_appended() {
+async fn a_conflicting_append_reads_only_what_others_appended_and_decides_again() {
     let store = ReadsNoted { store: MemoryEventStore::new(), reads_after: Default::default() };
-    let (objects, folded) = (MapObjects::default(), FoldedFeeds::default());
     let meta =
         |n: i64| EventMeta { occurred_at: t(n), correlation_id: feed_id().to_string(), causation_id: None };
     let FeedEvent::FeedSubscribed(s) = subscribed(0, false) else { unreachable!() };
     let done = execute_feed(&store, &feed_id(), FeedCommand::Subscribe(s), &meta(0)).await.unwrap();
-    folded.keep(&feed_id(), SnapshotLoaded { state: done.state, snapshot_version: 0 });
     let reads = || std::mem::take(&mut *store.reads_after.lock().unwrap());
-    reads();
 
-    // Nobody else wrote: the kept state is polled on, and nothing is read.
-    let loaded = load_feed_to_act(&store, &objects, &folded, &feed_id(), |s| s.is_active()).await.unwrap();
-    let kept_version = loaded.state.version;
-    let done = execute_feed_on(&store, &feed_id(), loaded.state, poll(20, None), &meta(20)).await.unwrap();
-    assert_eq!(reads(), Vec::<u64>::new(), "no read before or after the append");
-    assert_eq!(done.state.version, kept_version + 1);
-    folded.keep(&feed_id(), SnapshotLoaded { state: done.state, snapshot_version: 0 });
-
-    // A user changes the interval behind the poller's back: the poll's append conflicts, the
-    // change alone is read, and the poll is recorded after it.
+    // A user changes the interval after the poller loaded the subscription: the poll's append
+    // conflicts, the change alone is read, and the poll is recorded after it.
+    let loaded = done.state;
     let change = FeedSettingsChanged {
         voice: None,
         engine: None,
@@ -650,38 +639,27 @@ async fn a_poll_acts_on_the_kept_subscription_and_its_append_catches_what_others
         owner: None,
         changed_by: "user".into(),
     };
-    execute_feed(&store, &feed_id(), FeedCommand::ChangeSettings(change), &meta(30)).await.unwrap();
+    execute_feed(&store, &feed_id(), FeedCommand::ChangeSettings(change), &meta(10)).await.unwrap();
     reads();
-    let loaded = load_feed_to_act(&store, &objects, &folded, &feed_id(), |s| s.is_active()).await.unwrap();
-    let behind = loaded.state.version;
-    let items = vec![item("p1", "h", 35)];
-    let done =
-        execute_feed_on(&store, &feed_id(), loaded.state, poll(40, Some(items)), &meta(40)).await.unwrap();
-    assert_eq!(reads(), vec![behind], "one read, of what was appended after the kept version");
+    let behind = loaded.version;
+    let items = vec![item("p1", "h", 15)];
+    let done = execute_feed_on(&store, &feed_id(), loaded, poll(20, Some(items)), &meta(20)).await.unwrap();
+    assert_eq!(reads(), vec![behind], "one read, of what was appended after the state's version");
     let (_, whole) = load_feed(&store.store, &feed_id()).await.unwrap();
     assert_eq!(done.state, whole, "the poll is decided on the stream as it is");
     assert_eq!(whole.settings.as_ref().unwrap().interval_minutes, 60, "the user's change is kept");
     assert_eq!(whole.posts.len(), 1, "and the poll's post recorded");
-    folded.keep(&feed_id(), SnapshotLoaded { state: done.state, snapshot_version: 0 });
 
-    // Paused behind its back: the poll is refused once the pause is read.
+    // Paused after the poller loaded it: the poll is refused once the pause is read.
+    let loaded = done.state;
     let pause = FeedCommand::Pause { reason: "a break".into(), by: "user".into() };
-    execute_feed(&store, &feed_id(), pause, &meta(50)).await.unwrap();
-    let loaded = load_feed_to_act(&store, &objects, &folded, &feed_id(), |s| s.is_active()).await.unwrap();
-    assert!(loaded.state.is_active(), "the kept state is behind");
-    let refused = execute_feed_on(&store, &feed_id(), loaded.state, poll(60, None), &meta(60)).await;
+    execute_feed(&store, &feed_id(), pause, &meta(30)).await.unwrap();
+    reads();
+    let refused = execute_feed_on(&store, &feed_id(), loaded.clone(), poll(40, None), &meta(40)).await;
     assert!(matches!(refused, Err(FeedExecuteError::Rejected(_))), "{refused:?}");
+    assert_eq!(reads(), vec![loaded.version], "only the pause was read");
     let events = store.store.read_stream(&feed_id().stream(), 0).await.unwrap();
     assert_eq!(events.last().unwrap().event_type, "FeedPaused", "nothing recorded after the pause");
-
-    // A kept state that would not go ahead is read up to date first: a poll is never turned
-    // down on a state that may be behind.
-    let (_, paused) = load_feed(&store.store, &feed_id()).await.unwrap();
-    folded.keep(&feed_id(), SnapshotLoaded { state: paused, snapshot_version: 0 });
-    let resume = FeedCommand::Resume { by: "user".into(), at: t(70) };
-    execute_feed(&store, &feed_id(), resume, &meta(70)).await.unwrap();
-    let loaded = load_feed_to_act(&store, &objects, &folded, &feed_id(), |s| s.is_active()).await.unwrap();
-    assert!(loaded.state.is_active(), "the stream says it was resumed");
 }
 
 #[tokio::test]

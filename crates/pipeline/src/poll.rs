@@ -18,7 +18,7 @@ use lector_core::event::{PostInfo, RevisionReason};
 use lector_core::feed::FeedEvent;
 use lector_core::feed::event::{FeedDetails, FeedImage, PollSource};
 use lector_core::feed::service::{
-    FeedExecuteError, FeedExecuted, SnapshotLoaded, execute_feed_on, load_feed_to_act, save_feed_snapshot,
+    FeedExecuteError, FeedExecuted, SnapshotLoaded, execute_feed_on, load_feed_folded, save_feed_snapshot,
 };
 use lector_core::feed::subscription::{FeedCommand, FeedItem, PollFailure, PollResult, Subscription};
 use lector_core::schedule::{PollReason, next_poll};
@@ -152,14 +152,16 @@ impl Step for PollFeed {
             next_poll_at: None,
             reason: Some(reason),
         };
-        let now = ports.clock.now();
-        // A kept subscription that would be polled is polled without reading its stream first:
-        // the append finds out whether anyone else appended since (see `load_feed_to_act`).
-        let goes_ahead = |s: &Subscription| why_not_polled(s, input.force, now).is_none();
-        let loaded =
-            load_feed_to_act(&*ports.events, &*ports.objects, &ports.folded_feeds, id, goes_ahead).await?;
+        let loaded = load_feed_folded(&*ports.events, &*ports.objects, &ports.folded_feeds, id).await?;
         let (state, snapshot_version) = (loaded.state, loaded.snapshot_version);
-        let url = match (why_not_polled(&state, input.force, now), state.url.clone()) {
+        let now = ports.clock.now();
+        let not_polled = match &state.url {
+            None => Some("the feed is not subscribed to".to_string()),
+            Some(_) if !state.is_active() => Some(format!("the subscription is {:?}", state.lifecycle)),
+            Some(_) if !input.force && !state.is_due(now) => Some("not due".into()),
+            Some(_) => None,
+        };
+        let url = match (not_polled, state.url.clone()) {
             (None, Some(url)) => url,
             (reason, _) => {
                 let reason = reason.unwrap_or_default();
@@ -197,16 +199,6 @@ impl Step for PollFeed {
             ports.folded_feeds.keep(id, SnapshotLoaded { state: executed.state, snapshot_version });
         }
         Ok(outcome)
-    }
-}
-
-/// Why a subscription is not polled now (`force`: a user asked, due or not), if it is not.
-fn why_not_polled(state: &Subscription, force: bool, now: DateTime<Utc>) -> Option<String> {
-    match &state.url {
-        None => Some("the feed is not subscribed to".to_string()),
-        Some(_) if !state.is_active() => Some(format!("the subscription is {:?}", state.lifecycle)),
-        Some(_) if !force && !state.is_due(now) => Some("not due".into()),
-        Some(_) => None,
     }
 }
 

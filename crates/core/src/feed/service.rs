@@ -192,33 +192,12 @@ pub async fn load_feed_folded(
     folded: &FoldedFeeds,
     id: &FeedId,
 ) -> Result<SnapshotLoaded, FeedExecuteError> {
-    load_feed_to_act(store, objects, folded, id, |_| false).await
-}
-
-/// Load a subscription for a command whose append is checked against the stream's version (a
-/// poll, carried out with [`execute_feed_on`]): what this process kept of it, without reading
-/// the stream, when `goes_ahead` says the command is carried out on it. Should another writer
-/// have appended since, the append conflicts, and what they appended is read and the command
-/// decided again on it: a poll of a feed that nobody else touched reads nothing before its
-/// append. When nothing is kept, or the kept state would not go ahead (paused, not due), it is
-/// loaded as [`load_feed_folded`] does, so that a command is never turned down on a state that
-/// may be behind.
-pub async fn load_feed_to_act(
-    store: &dyn EventStore,
-    objects: &dyn ObjectStore,
-    folded: &FoldedFeeds,
-    id: &FeedId,
-    goes_ahead: impl FnOnce(&Subscription) -> bool,
-) -> Result<SnapshotLoaded, FeedExecuteError> {
-    match folded.take(id) {
-        Some(kept) if goes_ahead(&kept.state) => Ok(kept),
-        Some(kept) => {
-            let events = store.read_stream(&id.stream(), kept.state.version).await?;
-            let state = fold_onto(kept.state, &events)?;
-            Ok(SnapshotLoaded { state, snapshot_version: kept.snapshot_version })
-        }
-        None => load_feed_snapshot(store, objects, id).await,
+    if let Some(kept) = folded.take(id) {
+        let events = store.read_stream(&id.stream(), kept.state.version).await?;
+        let state = fold_onto(kept.state, &events)?;
+        return Ok(SnapshotLoaded { state, snapshot_version: kept.snapshot_version });
     }
+    load_feed_snapshot(store, objects, id).await
 }
 
 /// Store `executed`'s state as the subscription's snapshot when its stream has gained
@@ -258,7 +237,7 @@ pub async fn execute_feed(
 /// [`execute_feed`] on a state the caller has loaded (its `version` is what the append expects):
 /// nothing is read unless another writer appended since that version, in which case what they
 /// appended is read, folded onto the state, and the command decided again. A poll loads its feed
-/// once this way, or not at all (see [`load_feed_to_act`]).
+/// once this way.
 pub async fn execute_feed_on(
     store: &dyn EventStore,
     id: &FeedId,
