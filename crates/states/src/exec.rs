@@ -364,7 +364,8 @@ impl Exec {
 
     /// The context object `$$` as AWS shows it to a state: the execution (an Express execution
     /// has no redrive fields), the state machine, the state (with `RetryCount` only in the
-    /// states that can retry), the task token of a `.waitForTaskToken` task and the Map item.
+    /// states that can retry), the task token of a `.waitForTaskToken` task and the Map item;
+    /// or as much of it as `part` asks for.
     fn context_object_with(
         &self,
         frame: &Frame,
@@ -373,6 +374,12 @@ impl Exec {
         task_token: Option<&str>,
         part: ContextPart,
     ) -> Value {
+        if part == ContextPart::MapItem {
+            return match map_item {
+                Some((i, v)) => json!({"Map": {"Item": {"Index": i, "Value": v}}}),
+                None => Value::Object(Map::new()),
+            };
+        }
         let mut exec = Map::new();
         exec.insert("Id".into(), Value::String(self.arn.to_string()));
         if part == ContextPart::Whole {

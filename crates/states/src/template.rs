@@ -14,26 +14,32 @@ pub struct Scope<'a> {
     input: &'a Value,
     context: OnceCell<Value>,
     light_context: OnceCell<Value>,
+    map_context: OnceCell<Value>,
     build_context: &'a dyn Fn(ContextPart) -> Value,
     vars: &'a Map<String, Value>,
 }
 
-/// How much of the context object `$$` a path needs built: all of it, or all but the
-/// execution's input, which may be large (a Map over the items of a big input would otherwise
-/// copy it once per item) and which most paths never read.
+/// How much of the context object `$$` a path needs built: all of it, all but the execution's
+/// input, which may be large (a Map over the items of a big input would otherwise copy it once
+/// per item) and which most paths never read, or only the Map item, which is all that a Map's
+/// `ItemSelector` reads as a rule (`$$.Map.Item.Value`, once per item).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContextPart {
     /// The whole context object.
     Whole,
     /// Everything but `Execution.Input`.
     WithoutInput,
+    /// `Map` alone (an object without it outside a Map's `ItemSelector`).
+    MapItem,
 }
 
 impl ContextPart {
-    /// What `path` (from `$$`) can reach: a path whose first field is not `Execution`, or
-    /// whose second is not `Input`, never reads the execution's input.
+    /// What `path` (from `$$`) can reach: a path whose first field is `Map` reads only the Map
+    /// item; one whose first field is not `Execution`, or whose second is not `Input`, never
+    /// reads the execution's input.
     fn of(path: &JsonPath) -> ContextPart {
         match (path.field(0), path.field(1)) {
+            (Some("Map"), _) => ContextPart::MapItem,
             (Some(first), _) if first != "Execution" => ContextPart::WithoutInput,
             (Some(_), Some(second)) if second != "Input" => ContextPart::WithoutInput,
             _ => ContextPart::Whole,
@@ -54,7 +60,14 @@ impl<'a> Scope<'a> {
         build_context: &'a dyn Fn(ContextPart) -> Value,
         vars: &'a Map<String, Value>,
     ) -> Self {
-        Scope { input, context: OnceCell::new(), light_context: OnceCell::new(), build_context, vars }
+        Scope {
+            input,
+            context: OnceCell::new(),
+            light_context: OnceCell::new(),
+            map_context: OnceCell::new(),
+            build_context,
+            vars,
+        }
     }
 
     /// The same context and variables over another input.
@@ -73,6 +86,7 @@ impl<'a> Scope<'a> {
             input,
             context: copy(&self.context),
             light_context: copy(&self.light_context),
+            map_context: copy(&self.map_context),
             build_context: self.build_context,
             vars: self.vars,
         }
@@ -90,11 +104,16 @@ impl<'a> Scope<'a> {
 
     /// As much of the context object as `path` can reach.
     fn context_for(&self, path: &JsonPath) -> &Value {
-        match (ContextPart::of(path), self.context.get()) {
-            (ContextPart::WithoutInput, None) => {
+        match (ContextPart::of(path), self.context.get(), self.light_context.get()) {
+            (_, Some(whole), _) => whole,
+            (ContextPart::MapItem, None, Some(light)) => light,
+            (ContextPart::MapItem, None, None) => {
+                self.map_context.get_or_init(|| (self.build_context)(ContextPart::MapItem))
+            }
+            (ContextPart::WithoutInput, None, _) => {
                 self.light_context.get_or_init(|| (self.build_context)(ContextPart::WithoutInput))
             }
-            _ => self.context(),
+            (ContextPart::Whole, None, _) => self.context(),
         }
     }
 
@@ -311,15 +330,19 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_execution_input_is_built_only_for_the_paths_that_can_read_it() {
+    fn the_context_object_is_built_only_as_far_as_a_path_can_read() {
         let built = std::cell::RefCell::new(Vec::new());
         let ctx = |part: ContextPart| {
             built.borrow_mut().push(part);
+            let map = json!({"Item": {"Index": 4}});
+            if part == ContextPart::MapItem {
+                return json!({ "Map": map });
+            }
             let mut execution = json!({"Id": "arn:x"});
             if part == ContextPart::Whole {
                 execution["Input"] = json!({"big": [1, 2, 3]});
             }
-            json!({"Execution": execution, "Map": {"Item": {"Index": 4}}})
+            json!({"Execution": execution, "Map": map})
         };
         let vars = Map::new();
         let input = json!({});
@@ -328,8 +351,18 @@ pub(crate) mod tests {
             scope.resolve(&JsonPath::parse(path).unwrap())
         };
         assert_eq!(eval("$$.Map.Item.Index").unwrap(), json!(4));
+        assert_eq!(eval("$$.Map").unwrap(), json!({"Item": {"Index": 4}}));
+        assert_eq!(built.take(), vec![ContextPart::MapItem; 2]);
         assert_eq!(eval("$$.Execution.Id").unwrap(), json!("arn:x"));
-        assert_eq!(built.take(), vec![ContextPart::WithoutInput; 2]);
+        assert_eq!(built.take(), vec![ContextPart::WithoutInput]);
+        // One scope builds each part once, and reads the Map item from a part it already built.
+        let scope = Scope::new(&input, &ctx, &vars);
+        let resolve = |path: &str| scope.resolve(&JsonPath::parse(path).unwrap()).unwrap();
+        assert_eq!(
+            [resolve("$$.Execution.Id"), resolve("$$.Map.Item.Index"), resolve("$$.Map.Item.Index")],
+            [json!("arn:x"), json!(4), json!(4)]
+        );
+        assert_eq!(built.take(), vec![ContextPart::WithoutInput]);
         assert_eq!(eval("$$.Execution.Input.big[1]").unwrap(), json!(2));
         assert_eq!(eval("$$").unwrap()["Execution"]["Input"], json!({"big": [1, 2, 3]}));
         assert_eq!(eval("$$.Execution").unwrap()["Input"], json!({"big": [1, 2, 3]}));
