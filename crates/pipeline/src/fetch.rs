@@ -548,11 +548,6 @@ impl Fetcher {
         }
     }
 
-    /// Fetches `url` once as [`Fetcher::fetch`] does, with the same guards, sending the
-    /// validators of the last answer (`If-None-Match`, `If-Modified-Since`). A 304 is
-    /// [`Conditional::NotModified`] and its body is never read. Either way the answer's
-    /// caching and polling headers come back in a [`ResponseMeta`]; a 429 or 503 carries its
-    /// `Retry-After` in [`FetchError::Unavailable`].
     /// Sends a form (`application/x-www-form-urlencoded`) to `url` with the same guards as a
     /// fetch, following no redirect, and returns the HTTP status; the body is not read. For a
     /// WebSub hub's subscription request.
@@ -565,6 +560,11 @@ impl Fetcher {
         Ok(response.status().as_u16())
     }
 
+    /// Fetches `url` once as [`Fetcher::fetch`] does, with the same guards, sending the
+    /// validators of the last answer (`If-None-Match`, `If-Modified-Since`). A 304 is
+    /// [`Conditional::NotModified`] and its body is never read. Either way the answer's
+    /// caching and polling headers come back in a [`ResponseMeta`]; a 429 or 503 carries its
+    /// `Retry-After` in [`FetchError::Unavailable`].
     pub async fn fetch_conditional(
         &self,
         url: &str,
