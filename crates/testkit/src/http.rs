@@ -134,7 +134,8 @@ impl Reply {
         self
     }
 
-    /// Wait `delay` before answering.
+    /// Wait `delay` before answering. A zero delay answers at once: a timer of zero would
+    /// still wait for the runtime's next tick, up to a millisecond.
     pub fn delayed(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
         self
@@ -346,7 +347,7 @@ async fn handle(state: &Mutex<State>, req: hyper::Request<hyper::body::Incoming>
         .or_else(|| file_reply(&st.dirs, &path))
         .unwrap_or_else(Reply::not_found)
     };
-    if let Some(delay) = reply.delay {
+    if let Some(delay) = reply.delay.filter(|d| !d.is_zero()) {
         tokio::time::sleep(delay).await;
     }
     respond(reply)
